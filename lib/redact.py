@@ -1,0 +1,101 @@
+"""Redaction: the last line of defence between a secret and a log line, a report or an exception text.
+
+Three nets, applied together by `scrub`:
+- every secret value the run reads or mints is registered here and replaced wherever it appears;
+- values under secret-looking keys are replaced whatever they hold;
+- token shapes that need no registration (Coder API keys, Vault tokens, JWTs) are replaced by pattern,
+  so a value that was never registered (say, one echoed back by a server) still does not leak.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+MASK = "[REDACTED]"
+MIN_REGISTERED_LENGTH = 4  # shorter values would mask ordinary words; no real secret is that short
+
+_SECRET_KEYS = frozenset(
+    {
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "value",
+        "secret_value",
+        "client_secret",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "client_token",
+        "client_assertion",
+        "assertion",
+        "api_key",
+        "apikey",
+        "private_key",
+        "jwt",
+        "authorization",
+        "x-vault-token",
+        "coder-session-token",
+        "session_token",
+        "key",
+    }
+)
+_SECRET_KEY_SUFFIXES = ("_token", "_secret", "_password", "_jwt")
+_PATTERNS = (
+    re.compile(r"\b[0-9A-Za-z]{10}-[0-9A-Za-z]{22}\b"),  # Coder API key: <id>-<secret>
+    re.compile(r"\bhv[sbr]\.[0-9A-Za-z_-]{20,}"),  # Vault service/batch/recovery tokens
+    re.compile(r"\beyJ[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]*"),  # JWT (Entra, service account)
+)
+
+
+def is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return lowered in _SECRET_KEYS or lowered.endswith(_SECRET_KEY_SUFFIXES)
+
+
+class Redactor:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: tuple[str, ...] = ()
+
+    def register(self, value: str | None) -> None:
+        if not value or len(value) < MIN_REGISTERED_LENGTH:
+            return
+        with self._lock:
+            if value not in self._values:
+                # longest first, so a secret that contains another is masked whole
+                self._values = tuple(sorted({*self._values, value}, key=len, reverse=True))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values = ()
+
+    def scrub(self, text: str) -> str:
+        for value in self._values:
+            if value in text:
+                text = text.replace(value, MASK)
+        for pattern in _PATTERNS:
+            text = pattern.sub(MASK, text)
+        return text
+
+    def scrub_obj(self, obj: Any) -> Any:
+        """Scrub every string in a JSON-like structure; mask values under secret-looking keys."""
+        if isinstance(obj, str):
+            return self.scrub(obj)
+        if isinstance(obj, Mapping):
+            return {
+                k: (MASK if isinstance(k, str) and is_secret_key(k) and v not in (None, "") else self.scrub_obj(v))
+                for k, v in obj.items()
+            }
+        if isinstance(obj, list | tuple):
+            return [self.scrub_obj(v) for v in obj]
+        return obj
+
+
+REDACTOR = Redactor()
+register_secret = REDACTOR.register
+scrub = REDACTOR.scrub
+scrub_obj = REDACTOR.scrub_obj

@@ -1,0 +1,266 @@
+"""Settings: one frozen dataclass per job, every field reachable as a flag and as an env var.
+
+Precedence is flag > env var > default. Every problem becomes a ConfigError whose one-line message
+names the flag, the env var and what was expected, so the harness can exit 2 before any request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+S = TypeVar("S")
+
+
+class ConfigError(Exception):
+    """Bad usage or configuration: exit 2, nothing written."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "required"
+
+
+REQUIRED: Any = _Required()
+
+
+@dataclass(frozen=True)
+class Spec:
+    flag: str
+    env: str
+    help: str
+    parse: Callable[[str], Any]
+    default: Any
+    repeatable: bool = False
+    switch: bool = False  # a flag without a value (store_true); its env var takes true/false
+
+    @property
+    def label(self) -> str:
+        return f"{self.flag} ({self.env})"
+
+
+def default_env(flag: str) -> str:
+    return "CWJ_" + flag.lstrip("-").upper().replace("-", "_")
+
+
+def setting(
+    flag: str,
+    help: str,
+    *,
+    env: str | None = None,
+    parse: Callable[[str], Any] = str,
+    default: Any = REQUIRED,
+    repeatable: bool = False,
+) -> Any:
+    spec = Spec(flag, env or default_env(flag), help, parse, default, repeatable)
+    return field(metadata={"cwj": spec})
+
+
+def switch(flag: str, help: str, *, env: str | None = None) -> Any:
+    spec = Spec(flag, env or default_env(flag), help, parse_bool, False, switch=True)
+    return field(metadata={"cwj": spec})
+
+
+def specs(cls: type[Any]) -> list[tuple[str, Spec]]:
+    return [(f.name, f.metadata["cwj"]) for f in dataclasses.fields(cls) if "cwj" in f.metadata]
+
+
+# ---- parsers: raise ValueError("expected ...") and the loader adds the setting's name -----------------
+
+
+def parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def parse_https_url(raw: str) -> str:
+    parsed = urlparse(raw.strip())
+    if parsed.scheme != "https" or not parsed.netloc:
+        raise ValueError(f"expected an https:// URL, got {raw!r}")
+    return raw.strip()
+
+
+def parse_http_url(raw: str) -> str:
+    parsed = urlparse(raw.strip())
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        raise ValueError(f"expected an http:// or https:// URL, got {raw!r}")
+    return raw.strip().rstrip("/")
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"expected a whole number >= {minimum}, got {raw!r}") from None
+        if value < minimum:
+            raise ValueError(f"expected a whole number >= {minimum}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def one_of(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {raw!r}")
+        return raw
+
+    return parse
+
+
+def parse_uuid(raw: str) -> str:
+    if not re.fullmatch(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", raw):
+        raise ValueError(f"expected a UUID, got {raw!r}")
+    return raw.lower()
+
+
+def parse_json_string_list(raw: str) -> tuple[str, ...]:
+    """An ordered, non-empty JSON array of unique non-empty strings (order is part of the contract)."""
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"expected a JSON array of strings, got invalid JSON ({exc.msg})") from None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueError("expected a JSON array of non-empty strings")
+    if not value:
+        raise ValueError("expected a non-empty JSON array")
+    seen: set[str] = set()
+    for item in value:
+        if item.lower() in seen:
+            raise ValueError(f"expected unique entries, {item!r} appears twice")
+        seen.add(item.lower())
+    return tuple(value)
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d|w|y)")
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 7 * 86400,
+    "y": 365 * 86400,
+}
+
+
+def parse_duration(raw: str) -> timedelta:
+    """Go-style durations (`720h`, `1h30m`) plus day, week and year units (`30d`)."""
+    text = raw.strip()
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if not text or pos != len(text):
+        raise ValueError(f"expected a duration such as 30d, 720h or 1h30m, got {raw!r}")
+    return timedelta(seconds=total)
+
+
+def parse_timestamp(raw: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"expected an RFC 3339 timestamp, got {raw!r}") from None
+    if value.tzinfo is None:
+        raise ValueError(f"expected an RFC 3339 timestamp with a time zone, got {raw!r}")
+    return value.astimezone(UTC)
+
+
+def parse_readable_file(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise ValueError(f"expected a readable file, {raw!r} does not exist")
+    return path
+
+
+# ---- options every job shares ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    dry_run: bool = switch("--dry-run", "observe and print the plan; write nothing")
+    output: str = setting("--output", "report format on stdout", parse=one_of("text", "json"), default="text")
+    log_format: str = setting(
+        "--log-format", "log format on stderr", parse=one_of("auto", "json", "console"), default="auto"
+    )
+    log_level: str = setting(
+        "--log-level",
+        "lowest level logged",
+        parse=one_of("debug", "info", "warning", "error"),
+        default="info",
+    )
+    now: datetime | None = setting(
+        "--now",
+        "judge time-based rules as of this RFC 3339 instant (rehearsal); default the system clock",
+        parse=parse_timestamp,
+        default=None,
+    )
+
+
+def build_parser(prog: str, description: str, classes: Sequence[type[Any]]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    for cls in classes:
+        for name, spec in specs(cls):
+            default = "" if spec.default is REQUIRED else f"; default {spec.default!r}"
+            text = f"{spec.help} (env {spec.env}{default})"
+            if spec.switch:
+                parser.add_argument(spec.flag, dest=name, action="store_const", const="true", help=text)
+            elif spec.repeatable:
+                parser.add_argument(spec.flag, dest=name, action="append", help=text + "; repeatable")
+            else:
+                parser.add_argument(spec.flag, dest=name, help=text)
+    return parser
+
+
+def _resolve(spec: Spec, from_flag: Any, environ: Mapping[str, str]) -> Any:
+    if from_flag is not None:
+        raws = from_flag if spec.repeatable else [from_flag]
+    elif spec.env in environ:
+        env_value = environ[spec.env]
+        raws = [p for p in (s.strip() for s in env_value.split(",")) if p] if spec.repeatable else [env_value]
+    elif spec.default is REQUIRED:
+        raise ConfigError(spec.label, "is required")
+    else:
+        return spec.default
+    try:
+        values = [spec.parse(raw) for raw in raws]
+    except ValueError as exc:
+        raise ConfigError(spec.label, str(exc)) from None
+    return tuple(values) if spec.repeatable else values[0]
+
+
+def resolve(cls: type[S], parsed: argparse.Namespace, environ: Mapping[str, str]) -> S:
+    values = {name: _resolve(spec, getattr(parsed, name), environ) for name, spec in specs(cls)}
+    instance = cls(**values)
+    check = getattr(instance, "check", None)
+    if callable(check):
+        check()  # cross-field rules; raises ConfigError
+    return instance
+
+
+def label_of(cls: type[Any], name: str) -> str:
+    """`--flag (ENV)` for a field, for ConfigErrors raised after parsing (cross-field or remote checks)."""
+    return dict(specs(cls))[name].label

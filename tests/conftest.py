@@ -1,0 +1,95 @@
+"""Shared fixtures: one emulated platform per test session, reset to its baseline before each test that
+asks for it, and a runner for the console scripts (the way a CronJob or an SRE runs them)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.emulators.platform import Platform
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def platform_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    platform = Platform(tmp_path_factory.mktemp("platform")).start()
+    saved = {k: os.environ.get(k) for k in platform.env()}
+    os.environ.update(platform.env())  # in-process SDK clients find the CA bundle and endpoints like a job would
+    yield platform
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    platform.stop()
+
+
+@pytest.fixture
+def platform(platform_session: Platform) -> Platform:
+    platform_session.reset()
+    return platform_session
+
+
+@pytest.fixture
+def env(platform: Platform) -> dict[str, str]:
+    """The environment a job process gets: the machine's PATH and the platform's env file, nothing else."""
+    return {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), **platform.env()}
+
+
+class Control:
+    """The control API, over HTTPS like any other client."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.url = platform.control.url + "/_emulator"
+        self.session = requests.Session()
+        self.session.verify = str(platform.ca_path)
+
+    def fault(self, service: str, operation: str = "*", **kwargs: Any) -> None:
+        r = self.session.post(f"{self.url}/faults", json={"service": service, "operation": operation, **kwargs})
+        r.raise_for_status()
+
+    def clear_faults(self) -> None:
+        self.session.delete(f"{self.url}/faults").raise_for_status()
+
+    def advance(self, seconds: float) -> str:
+        r = self.session.post(f"{self.url}/clock/advance", json={"seconds": seconds})
+        r.raise_for_status()
+        return str(r.json()["now"])
+
+    def now(self) -> str:
+        return str(self.session.get(f"{self.url}/clock").json()["now"])
+
+    def requests(self, service: str | None = None, op: str | None = None) -> dict[str, Any]:
+        params = {k: v for k, v in {"service": service, "op": op}.items() if v}
+        r = self.session.get(f"{self.url}/requests", params=params)
+        r.raise_for_status()
+        result: dict[str, Any] = r.json()
+        return result
+
+    def count(self, service: str, op: str | None = None) -> int:
+        per = self.requests()["counts"].get(service, {})
+        return per.get(op, 0) if op else sum(per.values())
+
+    def clear_requests(self) -> None:
+        self.session.delete(f"{self.url}/requests").raise_for_status()
+
+
+@pytest.fixture
+def control(platform: Platform) -> Control:
+    return Control(platform)
+
+
+def run_job(name: str, *args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run a console script as a separate process, exactly as installed."""
+    exe = shutil.which(name, path=str(BIN))
+    assert exe, f"console script {name} is not installed in {BIN}"
+    return subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)

@@ -1,0 +1,222 @@
+"""Entra ID: the client-assertion token grant that WorkloadIdentityCredential uses, checked the way Entra
+checks it for a managed identity, and the bearer tokens the ARM and Key Vault emulators verify.
+
+Sources: shared/api-specs/azure/NOTES.md §3 (the only request azure-identity makes is the token POST;
+error bodies and AADSTS codes; case-sensitive FIC matching since Aug 2024, Azure/login#517).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import parse_qs
+
+import jwt
+
+from tests.emulators.core import Emulator, HttpError, Request, Response, route
+from tests.emulators.platform import SigningKey
+
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+TOKEN_LIFETIME_S = 3599  # like the real service; < 300 would make azure-core refresh on every call
+
+
+class TokenRejected(Exception):
+    """A bearer token another emulator must refuse; `reason` is one of missing/invalid/expired/audience."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class EntraEmulator(Emulator):
+    service = "entra"
+
+    def reset(self) -> None:
+        if not hasattr(self, "signing_key"):
+            self.signing_key = SigningKey("entra-emulator")  # kept across resets: issued tokens stay verifiable
+
+    # ---- what the other emulators call ----------------------------------------------------------------
+
+    def verify_bearer(self, authorization: str | None, audience: str) -> dict[str, Any]:
+        """Check an `Authorization: Bearer` header for `audience` (trailing slash ignored)."""
+        if not authorization or not authorization.startswith("Bearer "):
+            raise TokenRejected("missing", "The 'Authorization' header is missing.")
+        token = authorization[len("Bearer ") :].strip()
+        try:
+            claims = self.signing_key.verify(token, None, self.platform.clock.timestamp())
+        except jwt.ExpiredSignatureError:
+            raise TokenRejected("expired", "The access token has expired.") from None
+        except jwt.InvalidTokenError as exc:
+            raise TokenRejected("invalid", f"The access token is invalid: {exc}") from None
+        if str(claims.get("aud", "")).rstrip("/") != audience.rstrip("/"):
+            raise TokenRejected("audience", f"The access token has an invalid audience {claims.get('aud')!r}.")
+        if claims.get("tid") != self.platform.baseline.tenant_id:
+            raise TokenRejected("invalid", "The access token is from the wrong issuer.")
+        return claims
+
+    # ---- the wire protocol ----------------------------------------------------------------------------
+
+    def error(self, status: int, code: str, message: str) -> Response:
+        return self._aad_error(status, code, message, 0)
+
+    def _aad_error(self, status: int, error: str, description: str, code: int) -> Response:
+        now = self.platform.clock.now()
+        trace, corr = str(uuid.uuid4()), str(uuid.uuid4())
+        text = f"{description} Trace ID: {trace} Correlation ID: {corr} Timestamp: {now:%Y-%m-%d %H:%M:%SZ}"
+        return Response(
+            status,
+            {
+                "error": error,
+                "error_description": text,
+                "error_codes": [code] if code else [],
+                "timestamp": f"{now:%Y-%m-%d %H:%M:%SZ}",
+                "trace_id": trace,
+                "correlation_id": corr,
+                "error_uri": f"{self.url}/error?code={code}",
+            },
+        )
+
+    def _refuse(self, code: int, error: str, text: str) -> HttpError:
+        resp = self._aad_error(400 if error != "invalid_client" else 401, error, f"AADSTS{code}: {text}", code)
+        return HttpError(resp.status, resp.body)
+
+    @route("GET", r"/(?P<tenant>[^/]+)/v2\.0/\.well-known/openid-configuration", "openid_configuration")
+    def openid_configuration(self, req: Request) -> Response:
+        tenant = self._tenant(req.params["tenant"])
+        base = f"{self.url}/{tenant}"
+        return Response(
+            200,
+            {
+                "issuer": f"{self.url}/{tenant}/v2.0",
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "jwks_uri": f"{base}/discovery/v2.0/keys",
+                "token_endpoint_auth_methods_supported": [
+                    "client_secret_post",
+                    "private_key_jwt",
+                    "client_secret_basic",
+                ],
+                "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "tenant_region_scope": "EU",
+            },
+        )
+
+    @route("GET", r"/(?P<tenant>[^/]+)/discovery/v2\.0/keys", "keys")
+    def keys(self, req: Request) -> Response:
+        self._tenant(req.params["tenant"])
+        return Response(200, {"keys": [self.signing_key.jwk()]})
+
+    def _tenant(self, tenant: str) -> str:
+        if tenant.lower() not in {self.platform.baseline.tenant_id, "organizations", "common"}:
+            raise self._refuse(
+                90002,
+                "invalid_request",
+                f"Tenant '{tenant}' not found. Check to make sure you have "
+                "the correct tenant ID and are signing into the correct cloud.",
+            )
+        return tenant
+
+    @route("POST", r"/(?P<tenant>[^/]+)/oauth2/v2\.0/token", "token")
+    def token(self, req: Request) -> Response:
+        if req.params["tenant"].lower() != self.platform.baseline.tenant_id:
+            self._tenant(req.params["tenant"])
+        form = {
+            k: v[0] for k, v in parse_qs(req.body.decode(), keep_blank_values=True).items()
+        }  # unknown fields ignored
+        if form.get("grant_type") != "client_credentials":
+            raise self._refuse(70003, "unsupported_grant_type", "The app requested an unsupported grant type.")
+        if form.get("client_assertion_type") != JWT_BEARER or not form.get("client_assertion"):
+            raise self._refuse(
+                7000218,
+                "invalid_client",
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            )
+        scope = form.get("scope", "")
+        if not scope.endswith("/.default"):
+            raise self._refuse(
+                1002012,
+                "invalid_scope",
+                f"The provided value for scope {scope} is not valid. "
+                "Client credential flows must have a scope value with /.default suffixed to the resource identifier.",
+            )
+        client_id = form.get("client_id", "")
+        identity = self.platform.arm.identity_by_client_id(client_id)
+        if identity is None:
+            raise self._refuse(
+                700016,
+                "unauthorized_client",
+                f"Application with identifier '{client_id}' was not "
+                f"found in the directory '{self.platform.baseline.tenant_id}'.",
+            )
+        claims = self._check_assertion(form["client_assertion"], client_id)
+        return self._issue(client_id, identity["principal_id"], scope[: -len("/.default")], claims)
+
+    def _check_assertion(self, assertion: str, client_id: str) -> dict[str, Any]:
+        try:
+            claims = self.platform.cluster_key.verify(assertion, None, self.platform.clock.timestamp())
+        except (jwt.ExpiredSignatureError, jwt.ImmatureSignatureError):
+            raise self._refuse(
+                700024, "invalid_client", "Client assertion is not within its valid time range."
+            ) from None
+        except jwt.InvalidTokenError:
+            raise self._refuse(50027, "invalid_request", "JWT token is invalid or malformed.") from None
+        iss, sub = claims.get("iss", ""), claims.get("sub", "")
+        auds = claims.get("aud", [])
+        auds = [auds] if isinstance(auds, str) else list(auds)
+        fics = self.platform.arm.federated_credentials_of(client_id)
+        by_issuer = [f for f in fics if f["issuer"] == iss]  # exact and case-sensitive, like Entra since 2024
+        if not by_issuer:
+            raise self._refuse(
+                700211,
+                "invalid_request",
+                f"No matching federated identity record found for presented assertion issuer '{iss}'. "
+                "Please note that the matching is done using a case-sensitive comparison.",
+            )
+        by_subject = [f for f in by_issuer if f["subject"] == sub]
+        if not by_subject:
+            folded = any(f["subject"].lower() == sub.lower() for f in by_issuer)
+            code = 7002138 if folded else 700213
+            raise self._refuse(
+                code,
+                "invalid_request",
+                f"No matching federated identity record found for presented assertion subject '{sub}'. "
+                "Check your federated identity credential Subject, Audience and Issuer against the "
+                "presented assertion.",
+            )
+        if not any(aud in f["audiences"] for f in by_subject for aud in auds):
+            raise self._refuse(
+                700212,
+                "invalid_request",
+                f"No matching federated identity record found for presented assertion audience '{','.join(auds)}'.",
+            )
+        return claims
+
+    def _issue(self, client_id: str, principal_id: str, resource: str, assertion: dict[str, Any]) -> Response:
+        now = int(self.platform.clock.timestamp())
+        tenant = self.platform.baseline.tenant_id
+        token = self.signing_key.sign(
+            {
+                "aud": resource,
+                "iss": f"https://sts.windows.net/{tenant}/",
+                "iat": now,
+                "nbf": now,
+                "exp": now + TOKEN_LIFETIME_S,
+                "tid": tenant,
+                "appid": client_id,
+                "azp": client_id,
+                "oid": principal_id,
+                "sub": principal_id,
+                "idtyp": "app",
+                "xms_mirid": assertion.get("sub", ""),
+            }
+        )
+        return Response(
+            200,
+            {
+                "token_type": "Bearer",
+                "expires_in": TOKEN_LIFETIME_S,
+                "ext_expires_in": TOKEN_LIFETIME_S,
+                "access_token": token,
+            },
+        )

@@ -60,6 +60,12 @@ class Control:
     def clear_faults(self) -> None:
         self.session.delete(f"{self.url}/faults").raise_for_status()
 
+    def configure(self, service: str, **settings: Any) -> dict[str, Any]:
+        r = self.session.post(f"{self.url}/config", json={"service": service, "settings": settings})
+        r.raise_for_status()
+        result: dict[str, Any] = r.json()["settings"]
+        return result
+
     def advance(self, seconds: float) -> str:
         r = self.session.post(f"{self.url}/clock/advance", json={"seconds": seconds})
         r.raise_for_status()

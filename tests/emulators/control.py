@@ -72,6 +72,19 @@ class ControlEmulator(Emulator):
         self.platform.faults.clear()
         return Response(204)
 
+    @route("POST", r"/_emulator/config", "config")
+    def config(self, req: Request) -> Response:
+        body = self._body(req)
+        try:
+            emulator = self.platform.by_service(str(body.get("service")))
+            settings = body.get("settings") or {}
+            if not isinstance(settings, dict):
+                raise ValueError("settings must be a JSON object")
+            with emulator.lock:
+                return Response(200, {"service": emulator.service, "settings": emulator.configure(settings)})
+        except (KeyError, ValueError) as exc:
+            raise HttpError(400, {"error": {"code": "BadRequest", "message": str(exc)}}) from None
+
     @route("GET", r"/_emulator/clock", "clock")
     def clock(self, req: Request) -> Response:
         return Response(200, {"now": self.platform.clock.now().isoformat()})

@@ -245,6 +245,13 @@ class Emulator:
     def extra_headers(self) -> dict[str, str]:
         return {}
 
+    def configure(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """Server-side settings a real deployment sets by flag (e.g. Coder's max token lifetime), changed
+        through the control API. Override; unknown keys must raise ValueError. Reset restores defaults."""
+        if settings:
+            raise ValueError(f"{self.service} has no settings; got {sorted(settings)}")
+        return {}
+
     # ---- lifecycle ------------------------------------------------------------------------------------
 
     @property

@@ -22,7 +22,7 @@ from tests.emulators.core import Emulator, HttpError, Request, Response, route
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _SELECTOR_TERM = re.compile(
     r"\s*(?:(?P<not>!)\s*(?P<nkey>[\w./-]+)"
-    r"|(?P<key>[\w./-]+)\s*(?:(?P<op>==|=|!=)\s*(?P<value>[\w.-]*)"
+    r"|(?P<key>[\w./-]+)(?:\s*(?P<op>==|=|!=)\s*(?P<value>[\w.-]*)"
     r"|\s+(?P<setop>in|notin)\s*\((?P<values>[^)]*)\))?)\s*"
 )
 SYSTEM_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")

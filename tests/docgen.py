@@ -1,0 +1,68 @@
+"""The README's settings tables, generated from the settings dataclasses so the docs cannot drift.
+
+`python -m tests.docgen` rewrites the blocks between `<!-- settings:NAME -->` and `<!-- /settings:NAME -->`
+in README.md; tests/unit/test_readme.py fails when a block is out of date.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from lib.settings import REQUIRED, RunOptions, specs
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+JOBS = {
+    "fic-reconcile": "jobs.fic_reconcile",
+    "keyvault-sync": "jobs.keyvault_sync",
+    "coder-token-mint": "jobs.coder_token_mint",
+    "token-expiry-check": "jobs.token_expiry_check",
+}
+
+
+def _default(value: Any) -> str:
+    if value is REQUIRED:
+        return "required"
+    if value in (None, (), ""):
+        return "—"
+    if isinstance(value, bool):
+        return "off" if value is False else "on"
+    return f"`{value}`"
+
+
+def table(cls: type[Any]) -> str:
+    rows = ["| flag | env var | default | meaning |", "|---|---|---|---|"]
+    for _, spec in specs(cls):
+        flag = spec.flag + ("" if spec.switch else " VALUE") + (" (repeatable)" if spec.repeatable else "")
+        rows.append(f"| `{flag}` | `{spec.env}` | {_default(spec.default)} | {spec.help} |")
+    return "\n".join(rows)
+
+
+def blocks() -> dict[str, str]:
+    out = {"common": table(RunOptions)}
+    for name, module in JOBS.items():
+        spec = getattr(importlib.import_module(module), "SPEC", None)
+        if spec is not None:
+            out[name] = table(spec.settings)
+    return out
+
+
+def render(text: str) -> str:
+    for name, body in blocks().items():
+        pattern = re.compile(
+            rf"(<!-- settings:{re.escape(name)} -->\n).*?(\n<!-- /settings:{re.escape(name)} -->)", re.S
+        )
+        text = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), text)
+    return text
+
+
+def main() -> int:
+    README.write_text(render(README.read_text()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

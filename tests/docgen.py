@@ -53,9 +53,9 @@ def blocks() -> dict[str, str]:
 def render(text: str) -> str:
     for name, body in blocks().items():
         pattern = re.compile(
-            rf"(<!-- settings:{re.escape(name)} -->\n).*?(\n<!-- /settings:{re.escape(name)} -->)", re.S
+            rf"(<!-- settings:{re.escape(name)} -->\n)(?:.*?\n)?(<!-- /settings:{re.escape(name)} -->)", re.S
         )
-        text = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), text)
+        text = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text)
     return text
 
 

@@ -13,10 +13,15 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import settings
 
 from tests.emulators.platform import Platform
 
 BIN = Path(sys.executable).parent
+_PLATFORM: list[Platform] = []  # the session's platform, for run_job's leak check
+
+settings.register_profile("default", deadline=None, print_blob=True)  # 2-core CI: timing is not the property
+settings.load_profile("default")
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +29,9 @@ def platform_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platf
     platform = Platform(tmp_path_factory.mktemp("platform")).start()
     saved = {k: os.environ.get(k) for k in platform.env()}
     os.environ.update(platform.env())  # in-process SDK clients find the CA bundle and endpoints like a job would
+    _PLATFORM.append(platform)
     yield platform
+    _PLATFORM.remove(platform)
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
@@ -95,7 +102,14 @@ def control(platform: Platform) -> Control:
 
 
 def run_job(name: str, *args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """Run a console script as a separate process, exactly as installed."""
+    """Run a console script as a separate process, exactly as installed.
+
+    Every run in the suite is checked here for leaks: no credential or secret value any emulator issued
+    or stored (tokens, keys, JWTs, secret values) may appear in the job's stdout or stderr."""
     exe = shutil.which(name, path=str(BIN))
     assert exe, f"console script {name} is not installed in {BIN}"
-    return subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    for platform in _PLATFORM:
+        leaked = platform.leaked_secrets(proc.stdout + proc.stderr)
+        assert leaked == 0, f"{name} printed {leaked} secret value(s) the emulators issued (not shown here)"
+    return proc

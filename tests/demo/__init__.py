@@ -49,6 +49,9 @@ class Demo:
                 print(summary)
         elif proc.stderr.strip():
             print(proc.stderr.strip().splitlines()[-1])
+        leaked = self.platform.leaked_secrets(proc.stdout + proc.stderr)
+        if leaked:
+            self.failures.append(f"{shown}: printed {leaked} secret value(s) the emulators issued")
         mark = "ok" if proc.returncode == expect else "UNEXPECTED"
         print(f"exit {proc.returncode} (expected {expect}) {mark}", flush=True)
         if proc.returncode != expect:

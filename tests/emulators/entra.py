@@ -211,6 +211,7 @@ class EntraEmulator(Emulator):
                 "xms_mirid": assertion.get("sub", ""),
             }
         )
+        self.platform.remember_secret(token)
         return Response(
             200,
             {

@@ -73,7 +73,9 @@ class KubeEmulator(Emulator):
 
     def reset(self) -> None:
         if not hasattr(self, "token"):
-            self.token = secrets.token_urlsafe(32)  # stays valid across resets: the kubeconfig names it
+            self.token = self.platform.remember_secret(
+                secrets.token_urlsafe(32)
+            )  # stays valid across resets: the kubeconfig names it
         self.namespaces: dict[str, dict[str, Any]] = {}
         self.resource_version = 100
         for name in (*SYSTEM_NAMESPACES, self.platform.baseline.jobs_namespace):

@@ -116,6 +116,7 @@ class Platform:
         self.clock = Clock()
         self.faults = Faults()
         self.log = RequestLog(self.clock)
+        self.secrets: set[str] = set()  # every credential or secret value any emulator issued or stored
         self.cluster_key = SigningKey("cluster-sa-key")  # signs service-account JWTs (the AKS OIDC issuer)
         self.ca = trustme.CA()
         self.entra = EntraEmulator(self)
@@ -172,6 +173,16 @@ class Platform:
                 emulator.reset()
         self.log.clear()
 
+    def remember_secret(self, value: str) -> str:
+        """Record a value that must never appear in any job's output; tests/conftest.py checks every run."""
+        if value:
+            self.secrets.add(value)
+        return value
+
+    def leaked_secrets(self, text: str) -> int:
+        """How many remembered secrets occur in `text` (a count, so a failing test never prints one)."""
+        return sum(1 for secret in list(self.secrets) if secret in text)
+
     # ---- service-account tokens (what the kubelet would project into a pod) ---------------------------
 
     def service_account_jwt(
@@ -193,7 +204,7 @@ class Platform:
             "sub": f"system:serviceaccount:{namespace}:{name}",
             "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": name, "uid": uid}},
         }
-        return self.cluster_key.sign(claims)
+        return self.remember_secret(self.cluster_key.sign(claims))
 
     # ---- files and env --------------------------------------------------------------------------------
 

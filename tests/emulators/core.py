@@ -334,6 +334,7 @@ class _Server(ThreadingHTTPServer):
 def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are separate writes: Nagle would stall ~40 ms each
         server_version = f"emulator-{emulator.service}"
         sys_version = ""
 

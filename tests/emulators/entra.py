@@ -149,8 +149,12 @@ class EntraEmulator(Emulator):
                 f"Application with identifier '{client_id}' was not "
                 f"found in the directory '{self.platform.baseline.tenant_id}'.",
             )
-        claims = self._check_assertion(form["client_assertion"], client_id)
-        return self._issue(client_id, identity["principal_id"], scope[: -len("/.default")], claims)
+        self._check_assertion(form["client_assertion"], client_id)
+        mirid = (
+            f"/subscriptions/{self.platform.baseline.subscription_id}/resourcegroups/{identity['resource_group']}"
+            f"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{identity['name']}"
+        )
+        return self._issue(client_id, identity["principal_id"], scope[: -len("/.default")], mirid)
 
     def _check_assertion(self, assertion: str, client_id: str) -> dict[str, Any]:
         try:
@@ -164,12 +168,13 @@ class EntraEmulator(Emulator):
         iss, sub = claims.get("iss", ""), claims.get("sub", "")
         auds = claims.get("aud", [])
         auds = [auds] if isinstance(auds, str) else list(auds)
+        # Real Entra answers the FIC mismatches as invalid_client (HTTP 401); NOTES §3.2 quotes AADSTS700213 so.
         fics = self.platform.arm.federated_credentials_of(client_id)
         by_issuer = [f for f in fics if f["issuer"] == iss]  # exact and case-sensitive, like Entra since 2024
         if not by_issuer:
             raise self._refuse(
                 700211,
-                "invalid_request",
+                "invalid_client",
                 f"No matching federated identity record found for presented assertion issuer '{iss}'. "
                 "Please note that the matching is done using a case-sensitive comparison.",
             )
@@ -179,7 +184,7 @@ class EntraEmulator(Emulator):
             code = 7002138 if folded else 700213
             raise self._refuse(
                 code,
-                "invalid_request",
+                "invalid_client",
                 f"No matching federated identity record found for presented assertion subject '{sub}'. "
                 "Check your federated identity credential Subject, Audience and Issuer against the "
                 "presented assertion.",
@@ -187,12 +192,12 @@ class EntraEmulator(Emulator):
         if not any(aud in f["audiences"] for f in by_subject for aud in auds):
             raise self._refuse(
                 700212,
-                "invalid_request",
+                "invalid_client",
                 f"No matching federated identity record found for presented assertion audience '{','.join(auds)}'.",
             )
         return claims
 
-    def _issue(self, client_id: str, principal_id: str, resource: str, assertion: dict[str, Any]) -> Response:
+    def _issue(self, client_id: str, principal_id: str, resource: str, mirid: str) -> Response:
         now = int(self.platform.clock.timestamp())
         tenant = self.platform.baseline.tenant_id
         token = self.signing_key.sign(
@@ -208,7 +213,7 @@ class EntraEmulator(Emulator):
                 "oid": principal_id,
                 "sub": principal_id,
                 "idtyp": "app",
-                "xms_mirid": assertion.get("sub", ""),
+                "xms_mirid": mirid,  # a managed identity's token names its ARM resource id
             }
         )
         self.platform.remember_secret(token)

@@ -346,7 +346,7 @@ def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
 
         def _read_body(self) -> bytes:
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                chunks = []
+                chunks: list[bytes] = []
                 while True:
                     size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                     if size == 0:
@@ -360,7 +360,9 @@ def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
         def _handle(self) -> None:
             body = self._read_body()
             parts = urlsplit(self.path)
-            host = self.headers.get("Host") or f"127.0.0.1:{self.server.server_address[1]}"
+            host = (
+                self.headers.get("Host") or f"127.0.0.1:{emulator.server.server_address[1] if emulator.server else 0}"
+            )
             req = Request(
                 self.command,
                 parts.path,

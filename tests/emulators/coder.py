@@ -327,8 +327,8 @@ class CoderEmulator(Emulator):
 
     def __init__(self, platform: Any) -> None:
         # Stable for the platform's life: the env file's token files hold them (reset re-seeds the same values).
-        self.bootstrap_token = f"{_alnum(10)}-{_alnum(22)}"
-        self.auditor_token = f"{_alnum(10)}-{_alnum(22)}"
+        self.bootstrap_token = self.platform.remember_secret(f"{_alnum(10)}-{_alnum(22)}")
+        self.auditor_token = self.platform.remember_secret(f"{_alnum(10)}-{_alnum(22)}")
         self.org_id = _id("org/default")
         super().__init__(platform)
 
@@ -717,7 +717,7 @@ class CoderEmulator(Emulator):
             key_id, secret, now = _alnum(10), _alnum(22), self.now()
             expires = now + timedelta(microseconds=lifetime // 1000)
             self.keys[key_id] = Key(key_id, _sha(secret), target.id, name, now, expires, lifetime // NS, scopes, allow)
-            return write(201, {"key": f"{key_id}-{secret}"})
+            return write(201, {"key": self.platform.remember_secret(f"{key_id}-{secret}")})
 
     def _validate_lifetime(self, target: User, lifetime_ns: int) -> None:
         if lifetime_ns <= 0:

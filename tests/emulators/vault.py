@@ -409,7 +409,9 @@ class VaultEmulator(Emulator):
     def reset(self) -> None:
         now = self.platform.clock.timestamp()
         if "root_token" not in self.__dict__:
-            self.root_token = random_token()  # the env file names it: stable across resets
+            self.root_token = self.platform.remember_secret(
+                random_token()
+            )  # the env file names it: stable across resets
         root = Token(self.root_token, ["root"], "root", "auth/token/root", now, 0, None, renewable=False)
         self.tokens: dict[str, Token] = {self.root_token: root}
         self.policies: dict[str, str] = {"default": DEFAULT_POLICY, "coder-token-writer": WRITER_POLICY}
@@ -719,7 +721,7 @@ class VaultEmulator(Emulator):
         ttl = role.get("token_period") or role["token_ttl"] or SYSTEM_DEFAULT_TTL
         max_ttl = role["token_max_ttl"] or SYSTEM_DEFAULT_TTL
         token = Token(
-            random_token(),
+            self.platform.remember_secret(random_token()),
             sanitize_policies(role["token_policies"], not role.get("token_no_default_policy")),
             f"kubernetes-{ns}-{name}",
             "auth/kubernetes/login",
@@ -824,7 +826,7 @@ class VaultEmulator(Emulator):
             raise self._bad(str(exc)) from None
         name = str(body.get("display_name") or "")
         token = Token(
-            random_token(),
+            self.platform.remember_secret(random_token()),
             policies,
             f"token-{name}" if name else "token",
             "auth/token/create",

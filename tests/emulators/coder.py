@@ -327,8 +327,8 @@ class CoderEmulator(Emulator):
 
     def __init__(self, platform: Any) -> None:
         # Stable for the platform's life: the env file's token files hold them (reset re-seeds the same values).
-        self.bootstrap_token = self.platform.remember_secret(f"{_alnum(10)}-{_alnum(22)}")
-        self.auditor_token = self.platform.remember_secret(f"{_alnum(10)}-{_alnum(22)}")
+        self.bootstrap_token = platform.remember_secret(f"{_alnum(10)}-{_alnum(22)}")
+        self.auditor_token = platform.remember_secret(f"{_alnum(10)}-{_alnum(22)}")
         self.org_id = _id("org/default")
         super().__init__(platform)
 

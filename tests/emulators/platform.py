@@ -91,7 +91,7 @@ class SigningKey:
             self.public_pem,
             algorithms=["RS256"],
             audience=audience,
-            options={"verify_exp": False, "verify_nbf": False, "verify_aud": audience is not None},
+            options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": audience is not None},
         )
         if "exp" in claims and now >= float(claims["exp"]):
             raise jwt.ExpiredSignatureError("token expired")
@@ -174,8 +174,9 @@ class Platform:
         self.log.clear()
 
     def remember_secret(self, value: str) -> str:
-        """Record a value that must never appear in any job's output; tests/conftest.py checks every run."""
-        if value:
+        """Record a value that must never appear in any job's output; tests/conftest.py checks every run.
+        Values under 8 characters are not tracked: they would match ordinary words in a report."""
+        if len(value) >= 8:
             self.secrets.add(value)
         return value
 

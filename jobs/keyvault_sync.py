@@ -1,10 +1,225 @@
-"""keyvault-sync: not implemented yet (see its issue); exits 2 so a CronJob never mistakes it for success."""
+"""keyvault-sync: keep each allowlisted secret of the seed Key Vault present, current and enabled in the cluster
+Key Vault. Observe with list calls only; read a value only to copy it or to compare it before adopting.
+
+See docs/keyvault-sync.md for the settings, the exit codes and the safety rules.
+"""
 
 from __future__ import annotations
 
-import sys
+import hmac
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from lib import harness, metrics
+from lib.allowlist import Allowlist, load_allowlist
+from lib.azure_auth import azure_credential
+from lib.harness import JobSpec
+from lib.keyvault import KeyVault, KeyVaultError, SecretMeta, current_version
+from lib.kv_plan import (
+    MAX_TAGS,
+    SOURCE_VERSION_TAG,
+    Adopt,
+    Copy,
+    Options,
+    Prune,
+    RecoverCopy,
+    SyncState,
+    UpdateProperties,
+    decide_adoption,
+    desired_props,
+    patch_can_reach,
+    plan,
+)
+from lib.model import Finding, Outcome, Plan, Report
+from lib.settings import parse_bool, parse_duration, parse_http_url, parse_https_url, setting, switch
+
+NAME = "keyvault-sync"
+SEED_ROLE, TARGET_ROLE = "Key Vault Secrets User", "Key Vault Secrets Officer"  # built-in Azure RBAC roles
+
+
+@dataclass(frozen=True)
+class Settings:
+    source_vault_url: str = setting("--source-vault-url", "seed Key Vault URL", parse=parse_https_url)
+    target_vault_url: str = setting("--target-vault-url", "cluster Key Vault URL", parse=parse_https_url)
+    allowlist: Allowlist = setting(
+        "--allowlist-file",
+        "YAML list of secret names or {source, target} entries to copy",
+        env="CWJ_ALLOWLIST_FILE",
+        parse=load_allowlist,
+    )
+    adopt: bool = switch("--adopt", "overwrite target secrets not written by this job even if their value differs")
+    prune: bool = switch("--prune", "soft-delete target secrets written by this job that left the allowlist")
+    recover_timeout: timedelta = setting(
+        "--recover-timeout",
+        "how long to wait for a recovered secret to answer",
+        parse=parse_duration,
+        default=timedelta(seconds=60),
+    )
+    pushgateway_url: str | None = setting(
+        "--pushgateway-url", "Prometheus Pushgateway to push run metrics to", parse=parse_http_url, default=None
+    )
+    verify_challenge_resource: bool = setting(
+        "--keyvault-verify-challenge-resource",
+        "check that the vault's auth challenge names a Key Vault domain; false only for local emulators",
+        parse=parse_bool,
+        default=True,
+    )
+
+    @property
+    def options(self) -> Options:
+        return Options(adopt=self.adopt, prune=self.prune)
+
+
+@dataclass(frozen=True)
+class Clients:
+    source: KeyVault
+    target: KeyVault
+
+
+def connect(settings: Settings) -> Clients:
+    credential = azure_credential(os.environ)
+    verify = settings.verify_challenge_resource
+    return Clients(
+        source=KeyVault(
+            settings.source_vault_url, credential, label="seed", role=SEED_ROLE, verify_challenge_resource=verify
+        ),
+        target=KeyVault(
+            settings.target_vault_url, credential, label="target", role=TARGET_ROLE, verify_challenge_resource=verify
+        ),
+    )
+
+
+def observe(clients: Clients, settings: Settings) -> SyncState:
+    """Lists only: both vaults' secrets, the target's deleted secrets, and each allowlisted seed secret's
+    versions (the secrets list has no version ids, and the current version id is what we compare)."""
+    listed = {m.name.lower(): m for m in clients.source.list_secrets()}
+    wanted = {e.source.lower() for e in settings.allowlist.entries}
+    source = {key: _with_current_version(clients.source, meta) for key, meta in listed.items() if key in wanted}
+    target = {m.name.lower(): m for m in clients.target.list_secrets()}
+    deleted = {m.name.lower(): m for m in clients.target.list_deleted()}
+    return SyncState(source=source, target=target, target_deleted=deleted)
+
+
+def _with_current_version(vault: KeyVault, meta: SecretMeta) -> SecretMeta:
+    return SecretMeta(meta.name, meta.props, current_version(vault.list_versions(meta.name)), meta.created)
+
+
+def make_plan(state: SyncState, settings: Settings, now: datetime) -> Plan:
+    return plan(state, settings.allowlist, settings.options, now)
+
+
+# ---- apply ------------------------------------------------------------------------------------------------
+
+
+def apply(the_plan: Plan, clients: Clients, settings: Settings) -> Report:
+    outcomes: list[Outcome] = []
+    findings: list[Finding] = []
+    handlers: dict[type, Callable[..., Outcome]] = {
+        Copy: _copy,
+        RecoverCopy: _recover_copy,
+        Adopt: _adopt,
+        UpdateProperties: _update,
+        Prune: _prune,
+    }
+    for action in the_plan.actions:
+        try:
+            outcome = handlers[type(action)](action, clients, settings, findings)
+        except KeyVaultError as exc:
+            outcome = Outcome(action, "failed", str(exc))
+        outcomes.append(outcome)
+    return Report(the_plan, tuple(outcomes), tuple(findings))
+
+
+def _write_copy(clients: Clients, source: str, target: str) -> str:
+    """Read the seed's current version and write it to the target. Returns the seed version copied."""
+    seed = clients.source.read(source)
+    props = desired_props(seed.meta.props, seed.meta.version)
+    if len(props.tags) > MAX_TAGS:
+        raise KeyVaultError(f"{source} has {len(seed.meta.props.tags)} tags; the target would exceed {MAX_TAGS}")
+    clients.target.set(target, seed.value, props)
+    return str(seed.meta.version)
+
+
+def _copy(action: Copy, clients: Clients, settings: Settings, findings: list[Finding]) -> Outcome:
+    if action.current_source_version is not None:
+        seed = clients.source.read(action.source)  # the list could not tell; the read names the version
+        if seed.meta.version == action.current_source_version:
+            return Outcome(action, "skipped", f"already carries seed version {seed.meta.version}")
+    version = _write_copy(clients, action.source, action.target)
+    return Outcome(action, "ok", f"new version from seed version {version}")
+
+
+def _recover_copy(action: RecoverCopy, clients: Clients, settings: Settings, findings: list[Finding]) -> Outcome:
+    recovered = clients.target.recover(action.target)
+    clients.target.wait_until_recovered(action.target, settings.recover_timeout.total_seconds())
+    carried = recovered.props.tags.get(SOURCE_VERSION_TAG)
+    if action.source_version and carried == action.source_version:
+        return Outcome(action, "ok", f"recovered; already carries seed version {carried}")
+    version = _write_copy(clients, action.source, action.target)
+    return Outcome(action, "ok", f"recovered, then new version from seed version {version}")
+
+
+def _adopt(action: Adopt, clients: Clients, settings: Settings, findings: list[Finding]) -> Outcome:
+    seed = clients.source.read(action.source)
+    current = clients.target.read(action.target)
+    equal = hmac.compare_digest(seed.value.encode(), current.value.encode())  # in memory only, never logged
+    decision = decide_adoption(equal, action.overwrite)
+    if decision == "refuse":
+        message = "exists, was not written by this job and holds a different value; rerun with --adopt to overwrite"
+        findings.append(Finding("error", "unmanaged-conflict", action.target, message))
+        return Outcome(action, "skipped", "refused: value differs from the seed")
+    desired = desired_props(seed.meta.props, seed.meta.version)
+    if decision == "tag" and patch_can_reach(current.meta.props, desired):
+        clients.target.update(action.target, current.meta.version, desired)
+        return Outcome(action, "ok", "equal value: tagged as ours, no new version")
+    version = _write_copy(clients, action.source, action.target)
+    why = "value differs, overwritten (--adopt)" if decision == "overwrite" else "equal value, properties need one"
+    return Outcome(action, "ok", f"{why}: new version from seed version {version}")
+
+
+def _update(action: UpdateProperties, clients: Clients, settings: Settings, findings: list[Finding]) -> Outcome:
+    clients.target.update(action.target, None, action.props)
+    return Outcome(action, "ok", "properties updated, no new version")
+
+
+def _prune(action: Prune, clients: Clients, settings: Settings, findings: list[Finding]) -> Outcome:
+    clients.target.soft_delete(action.target)
+    return Outcome(action, "ok", "soft-deleted (recoverable)")
+
+
+# ---- metrics ----------------------------------------------------------------------------------------------
+
+
+def publish(report: Report, settings: Settings, code: int) -> None:
+    if not settings.pushgateway_url:
+        return
+
+    def extra(registry: CollectorRegistry) -> None:
+        entries = Gauge(
+            "cwj_keyvault_sync_entries", "Allowlist entries by state before the run", ["state"], registry=registry
+        )
+        for state, count in dict(report.plan.sections.get("entries", {})).items():
+            entries.labels(state).set(count)
+
+    registry = metrics.report_registry(NAME, report, code == harness.EXIT_OK, extra)
+    metrics.push(settings.pushgateway_url, NAME, registry)
+
+
+SPEC = JobSpec(
+    name=NAME,
+    description="Copy the allowlisted secrets from the seed Key Vault to the cluster Key Vault.",
+    settings=Settings,
+    connect=connect,
+    observe=observe,
+    plan=make_plan,
+    apply=apply,
+    publish=publish,
+)
 
 
 def main() -> None:
-    print("keyvault-sync: not implemented yet", file=sys.stderr)
-    sys.exit(2)
+    harness.main(SPEC)

@@ -98,9 +98,8 @@ def _run_phases(spec: JobSpec[S, C, T], settings: S, options: RunOptions, summar
                 spec.close(clients)
     for outcome in report.outcomes:
         event = "action.failed" if outcome.result == "failed" else "action.done"
-        (log.error if outcome.result == "failed" else log.info)(
-            event, result=outcome.result, detail=outcome.detail, **outcome.action.describe()
-        )
+        fields = {**outcome.action.describe(), "result": outcome.result, "detail": outcome.detail}
+        (log.error if outcome.result == "failed" else log.info)(event, **fields)
     for finding in report.all_findings:
         log.warning("finding", **finding.describe())
     summary.update(results=outcome_counts(report), findings=finding_counts(report.all_findings))

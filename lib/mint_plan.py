@@ -1,0 +1,308 @@
+"""The pure plan of coder-token-mint: what Vault and Coder hold now -> keep, renew or force-rotate, and which
+of the user's prefixed tokens may be revoked. No I/O, no clock: `now` is an input.
+
+When is a superseded token safe to revoke? When its successor has been readable in Vault for longer than
+the grace, so External Secrets has had time to copy the successor into every workspace. "In Vault since" is
+the LATER of the entry's `issued_at` (the job's clock when it minted) and the KV version's `created_time`
+(Vault's clock when it stored it): `created_time` is the moment ESO could first see the value, `issued_at`
+guards against a Vault clock running behind ours, and taking the later one only ever delays a revocation.
+A prefixed token that is not in Vault is also kept while it is younger than the grace: it may be a
+concurrent run's mint that is about to be written (it would otherwise be revoked under that run's feet).
+`--force-rotate` is the compromise response and revokes every other prefixed token at once, but only after
+the successor was written (apply stops at the first failed step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from lib.model import Action, Finding, Plan
+
+TokenCheck = Literal["valid", "invalid", "wrong-user"]
+Verdict = Literal["keep", "renew", "force-rotate"]
+ENTRY_FIELDS = ("token", "token_id", "token_name", "user", "coder_url", "issued_at", "expires_at")
+
+
+def rfc3339(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
+
+
+def human(duration: timedelta) -> str:
+    seconds = int(duration.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")) if v]
+    return "".join(parts) or "0s"
+
+
+# ---- observed state --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Policy:
+    prefix: str
+    lifetime: timedelta
+    renew_before: timedelta
+    revoke_grace: timedelta
+    scopes: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()
+    force_rotate: bool = False
+    kv_mount: str = "secret"
+    kv_path: str = "coder-cli-session-token"
+
+
+@dataclass(frozen=True)
+class CurrentEntry:
+    """The KV entry as read, and what Coder said about the token in it. Never the token value."""
+
+    token_id: str  # the id part of the token value itself
+    token_name: str
+    expires_at: datetime | None  # the entry's expires_at
+    issued_at: datetime | None
+    written_at: datetime | None  # Vault's created_time of the version read
+    check: TokenCheck  # Coder's answer to /users/me with the token
+    authenticated_as: str = ""
+    problem: str = ""  # why the entry must be rewritten even if the token works (missing or bad fields)
+
+
+@dataclass(frozen=True)
+class CoderToken:
+    id: str
+    name: str
+    created_at: datetime | None
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class MintState:
+    user: str  # the username whose tokens are minted and cleaned
+    kv_version: int  # the version check-and-set must match (0: no entry yet)
+    entry: CurrentEntry | None  # None: no entry, or its latest version is deleted
+    tokens: tuple[CoderToken, ...]  # every API token of the user, expired ones included
+
+
+# ---- actions --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MintToken:
+    user: str
+    name: str
+    lifetime: timedelta
+    scopes: tuple[str, ...]
+    allow: tuple[str, ...]
+    reason: str
+    kind: str = "mint"
+
+    def describe(self) -> dict[str, str]:
+        scopes = ",".join(self.scopes) or "(server default)"
+        allow = ",".join(self.allow) or "(all)"
+        return {
+            "kind": self.kind,
+            "target": f"{self.user}/{self.name}",
+            "reason": self.reason,
+            "params": f"lifetime {human(self.lifetime)}; scopes {scopes}; allow {allow}",
+        }
+
+
+@dataclass(frozen=True)
+class WriteEntry:
+    mount: str
+    path: str
+    cas: int
+    user: str  # the entry's `user` field
+    kind: str = "write-kv"
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "kind": self.kind,
+            "target": f"{self.mount}/data/{self.path}",
+            "reason": "store the token just minted",
+            "params": f"check-and-set on version {self.cas}",
+        }
+
+
+@dataclass(frozen=True)
+class RevokeToken:
+    user: str
+    token_id: str
+    token_name: str
+    reason: str
+    kind: str = "revoke"
+
+    def describe(self) -> dict[str, str]:
+        return {"kind": self.kind, "target": f"{self.user}/{self.token_name} ({self.token_id})", "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    reason: str
+
+
+# ---- decisions --------------------------------------------------------------------------------------------
+
+
+def owned(tokens: tuple[CoderToken, ...], prefix: str) -> tuple[CoderToken, ...]:
+    """Ours = the name starts with `<prefix>-`; sorted oldest first, then by id, for a stable plan."""
+    mine = [t for t in tokens if t.name.startswith(prefix + "-")]
+    return tuple(sorted(mine, key=lambda t: (t.created_at.isoformat() if t.created_at else "", t.id)))
+
+
+def effective_expiry(state: MintState) -> datetime | None:
+    """The earlier of the entry's expires_at and Coder's record: neither may be trusted to be later."""
+    entry = state.entry
+    if entry is None:
+        return None
+    record = next((t for t in state.tokens if t.id == entry.token_id), None)
+    times = [t for t in (entry.expires_at, record.expires_at if record else None) if t]
+    return min(times) if times else None
+
+
+def decide(state: MintState, policy: Policy, now: datetime) -> Decision:
+    entry = state.entry
+    if policy.force_rotate:
+        return Decision("force-rotate", "--force-rotate: replace the token and revoke every other one now")
+    if entry is None:
+        return Decision("renew", "missing: Vault holds no token")
+    if entry.check == "invalid":
+        return Decision("renew", "invalid: Coder refuses the token in Vault")
+    if entry.check == "wrong-user":
+        return Decision("renew", f"wrong user: the token in Vault authenticates as {entry.authenticated_as!r}")
+    if entry.problem:
+        return Decision("renew", f"malformed entry: {entry.problem}")
+    expiry = effective_expiry(state)
+    if expiry is None:
+        return Decision("renew", "unknown expiry: the entry has no expires_at")
+    left = expiry - now
+    if left <= policy.renew_before:
+        return Decision(
+            "renew",
+            f"inside the renew window: {human(max(left, timedelta()))} left (renew at {human(policy.renew_before)})",
+        )
+    return Decision("keep", f"valid for {human(left)} more")
+
+
+def in_vault_since(entry: CurrentEntry | None) -> datetime | None:
+    """When the token in Vault became readable there, or None if Vault holds no working token."""
+    if entry is None or entry.check != "valid":
+        return None
+    times = [t for t in (entry.written_at, entry.issued_at) if t]
+    return max(times) if times else None
+
+
+def judge_token(token: CoderToken, state: MintState, policy: Policy, now: datetime) -> tuple[bool, str]:
+    """(revoke?, why) for one of our tokens that is not the one in Vault."""
+    if policy.force_rotate:
+        return True, "force-rotate"
+    since = in_vault_since(state.entry)
+    if since is None:
+        return False, "kept: Vault holds no working token yet"
+    if now - since < policy.revoke_grace:
+        ends = rfc3339(since + policy.revoke_grace)
+        return False, f"kept: the successor is in Vault since {rfc3339(since)}; grace ends {ends}"
+    if token.created_at is None:
+        return False, "kept: Coder reports no creation time"
+    if now - token.created_at < policy.revoke_grace:
+        after = rfc3339(token.created_at + policy.revoke_grace)
+        return False, f"kept: minted {rfc3339(token.created_at)}, maybe by a concurrent run; revocable after {after}"
+    if token.created_at > since:
+        return True, "orphan: minted by a run that never wrote it to Vault"
+    return True, "superseded or orphaned: not the token in Vault"
+
+
+def token_rows(state: MintState, policy: Policy, now: datetime) -> tuple[list[dict[str, str]], list[RevokeToken]]:
+    """The user's prefixed tokens with their fate (shown in the plan), and the revocations."""
+    entry_id = state.entry.token_id if state.entry else ""
+    rows: list[dict[str, str]] = []
+    revokes: list[RevokeToken] = []
+    for token in owned(state.tokens, policy.prefix):
+        if token.id == entry_id and not policy.force_rotate:
+            fate = "in Vault"
+        else:
+            revoke, fate = judge_token(token, state, policy, now)
+            if revoke:
+                revokes.append(RevokeToken(state.user, token.id, token.name, fate))
+        rows.append(
+            {
+                "id": token.id,
+                "name": token.name,
+                "created_at": rfc3339(token.created_at),
+                "expires_at": rfc3339(token.expires_at),
+                "fate": fate,
+            }
+        )
+    return rows, revokes
+
+
+def force_rotate_extra(state: MintState, policy: Policy) -> list[RevokeToken]:
+    """Under --force-rotate the token in Vault is revoked too, even when it lacks our prefix (prefix changed),
+    as long as it is one of this user's tokens."""
+    entry = state.entry
+    if not policy.force_rotate or entry is None:
+        return []
+    ours = {t.id for t in owned(state.tokens, policy.prefix)}
+    record = next((t for t in state.tokens if t.id == entry.token_id), None)
+    if record is None or record.id in ours:
+        return []
+    return [RevokeToken(state.user, record.id, record.name, "force-rotate: the token in Vault")]
+
+
+def token_name(prefix: str, now: datetime, taken: set[str]) -> str:
+    base = f"{prefix}-{now.strftime('%Y%m%dT%H%M%SZ')}"
+    name, n = base, 1
+    while name in taken:  # same second twice (a rehearsal --now, a fast re-run): Coder answers 409 on a reused name
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def plan(state: MintState, policy: Policy, now: datetime) -> Plan:
+    decision = decide(state, policy, now)
+    rows, revokes = token_rows(state, policy, now)
+    revokes += force_rotate_extra(state, policy)
+    actions: list[Action] = []
+    if decision.verdict != "keep":
+        name = token_name(policy.prefix, now, {t.name for t in state.tokens})
+        actions.append(MintToken(state.user, name, policy.lifetime, policy.scopes, policy.allow, decision.reason))
+        actions.append(WriteEntry(policy.kv_mount, policy.kv_path, state.kv_version, state.user))
+    actions.extend(revokes)
+    return Plan(
+        actions=tuple(actions), findings=findings(state, policy), sections=sections(state, policy, decision, rows)
+    )
+
+
+def findings(state: MintState, policy: Policy) -> tuple[Finding, ...]:
+    entry = state.entry
+    if entry is not None and entry.check == "wrong-user":
+        return (
+            Finding(
+                "warning",
+                "wrong-user",
+                f"{policy.kv_mount}/data/{policy.kv_path}",
+                f"the token in Vault belongs to {entry.authenticated_as!r}, not {state.user!r}; "
+                "this job does not revoke another user's tokens",
+            ),
+        )
+    return ()
+
+
+def sections(state: MintState, policy: Policy, decision: Decision, rows: list[dict[str, str]]) -> dict[str, Any]:
+    entry = state.entry
+    current: dict[str, str] = {"kv": f"{policy.kv_mount}/data/{policy.kv_path}", "version": str(state.kv_version)}
+    if entry is not None:
+        current |= {
+            "token_id": entry.token_id,
+            "token_name": entry.token_name,
+            "check": entry.check,
+            "expires_at": rfc3339(effective_expiry(state)),
+            "in_vault_since": rfc3339(in_vault_since(entry)),
+        }
+    return {
+        "decision": {"verdict": decision.verdict, "reason": decision.reason, "user": state.user},
+        "vault_entry": current,
+        "tokens": rows,
+    }

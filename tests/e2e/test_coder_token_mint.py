@@ -1,0 +1,400 @@
+"""coder-token-mint, the console script, against the Coder and Vault emulators (issue 5, "Done means").
+
+The job logs in to Vault by Kubernetes auth (VAULT_TOKEN is removed from its environment) except where a
+test says otherwise. Tests that move the emulated clock pass `--now <emulator now>` so the job judges time as
+the servers do. Every stdout/stderr captured here is checked for token values when the test ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hvac
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import BIN, Control, run_job
+from tests.emulators.platform import Platform
+from tests.receivers import receiver
+
+pytestmark = pytest.mark.e2e
+
+JOB = "coder-token-mint"
+USER = "ci-bot"
+PREFIX = "coder-cli-session-"
+KV_PATH = "coder-cli-session-token"
+DAY = 86400
+CODER_KEY = re.compile(r"\b[0-9A-Za-z]{10}-[0-9A-Za-z]{22}\b")
+ENTRY_FIELDS = {"token", "token_id", "token_name", "user", "coder_url", "issued_at", "expires_at"}
+
+
+@dataclass
+class World:
+    platform: Platform
+    control: Control
+    env: dict[str, str]
+    outputs: list[str] = field(default_factory=list)
+    secrets: set[str] = field(default_factory=set)
+
+    # ---- running the job ------------------------------------------------------------------------------
+
+    def run(self, *args: str, env: dict[str, str] | None = None, user: str | None = USER) -> tuple[int, Any]:
+        proc = run_job(JOB, *self.argv(args, user), env=env or self.env)
+        return proc.returncode, self._record(proc.stdout, proc.stderr)
+
+    def argv(self, args: tuple[str, ...], user: str | None) -> list[str]:
+        return [*(("--user", user) if user else ()), "--now", self.control.now(), "--output", "json", *args]
+
+    def _record(self, stdout: str, stderr: str) -> Any:
+        self.outputs += [stdout, stderr]
+        try:
+            return json.loads(stdout)
+        except ValueError:
+            return {"stdout": stdout, "stderr": stderr}
+
+    def stderr_of_last(self) -> str:
+        return self.outputs[-1]
+
+    # ---- looking at the servers like an operator --------------------------------------------------------
+
+    def vault(self) -> hvac.Client:
+        return hvac.Client(
+            url=self.env["VAULT_ADDR"], token=self.platform.vault.root_token, verify=self.env["REQUESTS_CA_BUNDLE"]
+        )
+
+    def entry(self) -> tuple[int, dict[str, str] | None]:
+        try:
+            body = self.vault().secrets.kv.v2.read_secret_version(
+                path=KV_PATH, mount_point="secret", raise_on_deleted_version=True
+            )
+        except hvac.exceptions.InvalidPath:
+            return 0, None
+        data = body["data"]["data"]
+        self.secrets.add(data["token"])
+        return body["data"]["metadata"]["version"], data
+
+    def coder(self, token: str | None = None) -> requests.Session:
+        session = requests.Session()
+        session.verify = self.env["REQUESTS_CA_BUNDLE"]
+        session.headers["Coder-Session-Token"] = token or self.bootstrap
+        return session
+
+    @property
+    def bootstrap(self) -> str:
+        return Path(self.env["CWJ_BOOTSTRAP_TOKEN_FILE"]).read_text().strip()
+
+    def status_of(self, token: str) -> int:
+        return self.coder(token).get(f"{self.env['CODER_URL']}/api/v2/users/me").status_code
+
+    def tokens(self, user: str = USER) -> list[dict[str, Any]]:
+        url = f"{self.env['CODER_URL']}/api/v2/users/{user}/keys/tokens"
+        return self.coder().get(url, params={"include_expired": "true"}).json() or []
+
+    def prefixed(self, user: str = USER) -> dict[str, dict[str, Any]]:
+        return {t["id"]: t for t in self.tokens(user) if t["token_name"].startswith(PREFIX)}
+
+
+@pytest.fixture
+def world(platform: Platform, env: dict[str, str], control: Control, tmp_path: Path) -> Iterator[World]:
+    job_env = {k: v for k, v in env.items() if k != "VAULT_TOKEN"}  # Kubernetes auth, like the pod
+    job_env["HOME"] = str(tmp_path)  # no ~/.vault-token can leak in
+    w = World(platform, control, job_env)
+    w.secrets |= {w.bootstrap, platform.vault.root_token, Path(env["CWJ_VAULT_JWT_FILE"]).read_text().strip()}
+    body = {
+        "username": USER,
+        "email": "ci-bot@coder.emulator.test",
+        "login_type": "none",
+        "organization_ids": [str(uuid.UUID(int=0))],
+    }
+    w.coder().post(f"{env['CODER_URL']}/api/v2/users", json=body).raise_for_status()
+    yield w
+    w.entry()  # the token Vault holds at the end counts too
+    for text in w.outputs:
+        for secret in w.secrets:
+            assert secret not in text, "a secret value reached the job's output"
+        assert not CODER_KEY.search(text), "something shaped like a Coder API key reached the job's output"
+
+
+def kinds(doc: dict[str, Any]) -> list[str]:
+    return [o["kind"] for o in doc.get("outcomes", doc.get("actions", []))]
+
+
+def results(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(o["kind"], o["result"]) for o in doc["outcomes"]]
+
+
+# ---- 1. first run, second run -----------------------------------------------------------------------------------
+
+
+def test_first_run_writes_the_full_entry_and_a_second_run_changes_nothing(world: World, control: Control) -> None:
+    workspace = str(uuid.uuid4())
+    code, doc = world.run(
+        "--scope", "coder:workspaces.access", "--scope", "user:read", "--allow", f"workspace:{workspace}"
+    )
+    assert code == 0, world.outputs
+    assert results(doc) == [("mint", "ok"), ("write-kv", "ok")]
+
+    version, data = world.entry()
+    assert version == 1 and data is not None
+    assert set(data) == ENTRY_FIELDS and all(isinstance(v, str) and v for v in data.values())
+    assert data["user"] == USER and data["coder_url"] == world.env["CODER_URL"]
+    assert data["token_id"] == data["token"].split("-")[0] and data["token_name"].startswith(PREFIX)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", data["expires_at"])
+    me = world.coder(data["token"]).get(f"{world.env['CODER_URL']}/api/v2/users/me")
+    assert me.status_code == 200 and me.json()["username"] == USER
+    record = world.prefixed()[data["token_id"]]
+    assert record["lifetime_seconds"] == 30 * DAY
+    assert record["scopes"] == ["coder:workspaces.access", "user:read"]
+    assert record["allow_list"] == [{"type": "workspace", "id": workspace}]
+    assert control.count("vault", "token.revoke-self") == 1  # the job's own Vault token is gone
+
+    control.clear_requests()
+    code, doc = world.run()
+    assert code == 0 and doc["outcomes"] == []
+    assert doc["decision"]["verdict"] == "keep"
+    assert control.count("coder", "tokens.create") == 0 and control.count("vault", "kv.write") == 0
+    assert world.entry()[0] == 1
+
+
+# ---- 2. renew window and grace ----------------------------------------------------------------------------------
+
+
+def test_renewal_keeps_the_old_token_through_the_grace_then_revokes_it(world: World, control: Control) -> None:
+    assert world.run()[0] == 0
+    _, first = world.entry()
+    assert first is not None
+
+    control.advance(21 * DAY)  # 9 days left, inside the default 10-day renew window
+    code, doc = world.run()
+    assert code == 0 and results(doc) == [("mint", "ok"), ("write-kv", "ok")]
+    version, second = world.entry()
+    assert version == 2 and second is not None and second["token_id"] != first["token_id"]
+    assert world.status_of(first["token"]) == 200  # still works for workspaces that have not refreshed
+
+    control.advance(DAY - 60)  # just inside the grace
+    code, doc = world.run()
+    assert code == 0 and doc["outcomes"] == []
+    assert world.status_of(first["token"]) == 200
+
+    control.advance(120)
+    code, doc = world.run()
+    assert code == 0 and results(doc) == [("revoke", "ok")]
+    assert first["token_id"] in doc["outcomes"][0]["target"]
+    assert world.status_of(first["token"]) == 401
+    assert world.status_of(second["token"]) == 200
+    assert set(world.prefixed()) == {second["token_id"]}
+
+
+def test_a_token_coder_refuses_is_replaced_whatever_its_dates_say(world: World) -> None:
+    assert world.run()[0] == 0
+    _, first = world.entry()
+    assert first is not None
+    world.coder().delete(f"{world.env['CODER_URL']}/api/v2/users/{USER}/keys/{first['token_id']}").raise_for_status()
+    code, doc = world.run()
+    assert code == 0 and results(doc) == [("mint", "ok"), ("write-kv", "ok")]
+    assert doc["decision"]["reason"].startswith("invalid")
+    assert world.status_of(world.entry()[1]["token"]) == 200  # type: ignore[index]
+
+
+def test_a_soft_deleted_entry_is_replaced_with_check_and_set_on_its_version(world: World) -> None:
+    assert world.run()[0] == 0
+    world.vault().secrets.kv.v2.delete_latest_version_of_secret(path=KV_PATH, mount_point="secret")
+    code, doc = world.run()
+    assert code == 0 and results(doc) == [("mint", "ok"), ("write-kv", "ok")]
+    assert "check-and-set on version 1" in doc["outcomes"][1]["params"]
+    assert world.entry()[0] == 2
+
+
+# ---- 3. the write fails after the mint --------------------------------------------------------------------------
+
+
+def test_failed_write_leaves_an_orphan_that_a_later_run_revokes_after_the_grace(world: World, control: Control) -> None:
+    control.fault("vault", "kv.write", status=403, message="permission denied")
+    code, doc = world.run()
+    assert code == 1
+    assert results(doc) == [("mint", "ok"), ("write-kv", "failed")]
+    assert "permission denied" in doc["outcomes"][1]["detail"]
+    assert world.entry() == (0, None)
+    (orphan,) = world.prefixed()
+
+    code, doc = world.run()  # Vault is healthy again: a new token is written; the orphan is too young to touch
+    assert code == 0 and results(doc) == [("mint", "ok"), ("write-kv", "ok")]
+    _, data = world.entry()
+    assert data is not None and orphan in world.prefixed()
+
+    control.advance(DAY + 60)
+    code, doc = world.run()
+    assert code == 0 and results(doc) == [("revoke", "ok")]
+    assert "not the token in Vault" in doc["outcomes"][0]["reason"]
+    assert set(world.prefixed()) == {data["token_id"]}
+    code, doc = world.run()
+    assert code == 0 and doc["outcomes"] == []
+
+
+def test_transient_vault_errors_are_retried(world: World, control: Control) -> None:
+    control.fault("vault", "kv.write", status=503, message="Vault is sealed")
+    control.fault("vault", "k8s.login", status=502)
+    code, doc = world.run()
+    assert code == 0, world.outputs
+    assert results(doc) == [("mint", "ok"), ("write-kv", "ok")]
+    assert control.count("vault", "kv.write") == 2 and control.count("vault", "k8s.login") == 2
+
+
+# ---- 4. two runs at once ----------------------------------------------------------------------------------------
+
+
+def test_two_concurrent_runs_end_with_one_token_and_the_loser_revokes_its_own(world: World, control: Control) -> None:
+    # each mint waits 2.5s before Coder handles it, so both runs observe (Vault version 0, no tokens) first
+    control.fault("coder", "tokens.create", delay=2.5, count=2)
+    argv = [str(BIN / JOB), *world.argv((), USER)]
+    procs = [
+        subprocess.Popen(argv, env=world.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    docs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert world.platform.leaked_secrets(out + err) == 0  # Popen bypasses run_job's own leak check
+        docs.append(world._record(out, err))
+    version, data = world.entry()
+    assert version == 1 and data is not None
+    assert set(world.prefixed()) == {data["token_id"]}  # the loser's token is gone
+    assert control.count("vault", "kv.write") == 2 and control.count("coder", "keys.delete") == 1
+    # same --now, same name: one create met Coder's 409 and was retried once under a new name
+    assert control.count("coder", "tokens.create") == 3
+    assert any("was taken" in o["detail"] for d in docs for o in d["outcomes"])
+    outcomes = sorted(tuple(results(d)) for d in docs)
+    assert outcomes == [
+        (("mint", "ok"), ("write-kv", "ok")),
+        (("mint", "ok"), ("write-kv", "skipped"), ("revoke", "ok")),
+    ]
+
+
+# ---- 5. refusals ---------------------------------------------------------------------------------------------
+
+
+def test_expired_bootstrap_token_fails_clearly_without_touching_vault(world: World, control: Control) -> None:
+    control.advance(366 * DAY)  # the seeded bootstrap token lives a year
+    control.clear_requests()
+    code, _ = world.run()
+    assert code == 1
+    err = world.stderr_of_last()
+    assert "bootstrap token" in err and "API key expired at" in err and "--bootstrap-token-file" in err
+    assert control.count("vault") == 0
+    assert control.count("coder", "tokens.create") == 0
+
+
+def test_wrong_vault_role_fails_with_vaults_reason_and_mints_nothing(world: World, control: Control) -> None:
+    code, _ = world.run("--vault-role", "nope")
+    assert code == 1
+    assert (
+        'invalid role name \\"nope\\"' in world.stderr_of_last() or 'invalid role name "nope"' in world.stderr_of_last()
+    )
+    assert control.count("coder", "tokens.create") == 0
+
+
+def test_policy_that_denies_the_path_fails_with_vaults_reason(world: World, control: Control) -> None:
+    code, _ = world.run("--kv-path", "somewhere-else")
+    assert code == 1
+    assert "permission denied" in world.stderr_of_last()
+    assert control.count("coder", "tokens.create") == 0 and control.count("vault", "kv.write") == 0
+    assert control.count("vault", "token.revoke-self") == 1  # logged in, so it still revokes its own token
+
+
+# ---- 6. lifetime over the server's maximum ----------------------------------------------------------------------
+
+
+def test_lifetime_over_the_servers_maximum_quotes_the_limit(world: World, control: Control) -> None:
+    code, doc = world.run(user=None)  # the bootstrap owner: Coder caps owner tokens at 168h by default
+    assert code == 1
+    assert results(doc) == [("mint", "failed"), ("write-kv", "skipped")]
+    assert "lifetime must be less than 168h0m0s" in doc["outcomes"][0]["detail"]
+    assert control.count("vault", "kv.write") == 0 and world.entry() == (0, None)
+
+
+# ---- 7. force-rotate ---------------------------------------------------------------------------------------------
+
+
+def test_force_rotate_leaves_exactly_one_valid_prefixed_token(world: World, control: Control) -> None:
+    assert world.run()[0] == 0
+    control.advance(21 * DAY)
+    assert world.run()[0] == 0  # now two prefixed tokens: the old one is in its grace
+    assert len(world.prefixed()) == 2
+    code, doc = world.run("--force-rotate")
+    assert code == 0
+    assert results(doc) == [("mint", "ok"), ("write-kv", "ok"), ("revoke", "ok"), ("revoke", "ok")]
+    _, data = world.entry()
+    assert data is not None
+    tokens = world.prefixed()
+    assert set(tokens) == {data["token_id"]} and world.status_of(data["token"]) == 200
+
+
+# ---- 8. dry-run ---------------------------------------------------------------------------------------------------
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(world: World, control: Control) -> None:
+    code, doc = world.run("--dry-run")
+    assert code == 0
+    assert doc["kind"] == "plan" and kinds(doc) == ["mint", "write-kv"]
+    assert doc["decision"]["verdict"] == "renew"
+    assert control.count("coder", "tokens.create") == 0 and control.count("vault", "kv.write") == 0
+    assert control.count("vault", "kv.read") == 1 and control.count("vault", "token.revoke-self") == 1
+    assert world.prefixed() == {} and world.entry() == (0, None)
+
+
+# ---- settings and local use ------------------------------------------------------------------------------------
+
+
+def test_bad_setting_exits_2_before_any_request(world: World, control: Control) -> None:
+    control.clear_requests()
+    code, _ = world.run("--revoke-grace", "soon")
+    assert code == 2
+    assert "--revoke-grace (CWJ_REVOKE_GRACE)" in world.stderr_of_last()
+    assert control.count("vault") == 0 and control.count("coder") == 0
+    code, _ = world.run("--vault-auth", "token")  # VAULT_TOKEN is not set in the job's environment
+    assert code == 2 and "VAULT_TOKEN" in world.stderr_of_last()
+    assert control.count("vault") == 0 and control.count("coder") == 0
+
+
+def test_an_sres_vault_token_is_used_and_not_revoked(world: World, control: Control, env: dict[str, str]) -> None:
+    code, doc = world.run(env={**world.env, "VAULT_TOKEN": env["VAULT_TOKEN"]})
+    assert code == 0 and results(doc) == [("mint", "ok"), ("write-kv", "ok")]
+    assert control.count("vault", "k8s.login") == 0 and control.count("vault", "token.revoke-self") == 0
+    assert world.entry()[0] == 1  # the root token still works
+
+
+def test_text_output_and_logs_name_actions_but_no_token(world: World) -> None:
+    proc = run_job(JOB, "--user", USER, "--log-format", "json", env=world.env)
+    world._record(proc.stdout, proc.stderr)
+    assert proc.returncode == 0
+    assert "coder-token-mint report" in proc.stdout and "write-kv" in proc.stdout
+    summary = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert summary["event"] == "run.summary" and summary["results"] == {"mint.ok": 1, "write-kv.ok": 1}
+    assert os.path.exists(world.env["CWJ_VAULT_JWT_FILE"])
+
+
+def test_metrics_are_pushed_after_a_run_but_not_after_a_dry_run(world: World) -> None:
+    with receiver() as gateway:
+        assert world.run("--pushgateway-url", gateway.url, "--dry-run")[0] == 0
+        assert gateway.requests == []
+        assert world.run("--pushgateway-url", gateway.url)[0] == 0
+        (push,) = gateway.requests
+    assert push.path == "/metrics/job/coder-token-mint"
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(push.body.decode())
+        for s in family.samples
+    }
+    assert samples[("cwj_actions", (("kind", "mint"), ("result", "ok")))] == 1
+    assert samples[("cwj_actions", (("kind", "write-kv"), ("result", "ok")))] == 1
+    assert ("cwj_last_success_timestamp_seconds", ()) in samples

@@ -1,10 +1,314 @@
-"""token-expiry-check: not implemented yet (see its issue); exits 2 so a CronJob never mistakes it for success."""
+"""token-expiry-check: warn before Coder service-account tokens expire; flag over-long and over-privileged ones.
+
+observe: the accounts (named with --user, or every user) with their site roles and tokens, always listed
+with include_expired=true. plan: the pure rules in lib/expiry_rules.py -> findings, the token table and
+the alerts new since the last scheduled run. apply: post those alerts to the webhook. Nothing is ever
+written to Coder. publish: per-token expiry timestamps and findings to a Pushgateway.
+"""
 
 from __future__ import annotations
 
-import sys
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from lib import harness, metrics
+from lib.coder import CoderClient, CoderError, Token, User, parse_time, token_id
+from lib.expiry_rules import Account, Alert, Observation, ReadError, VaultHeld, evaluate, iso
+from lib.model import SEVERITY_ORDER, Outcome, Plan, Report
+from lib.redact import register_secret
+from lib.settings import (
+    ConfigError,
+    label_of,
+    one_of,
+    parse_duration,
+    parse_http_url,
+    parse_https_url,
+    parse_readable_file,
+    setting,
+    switch,
+)
+from lib.token_policy import Policy, load_policy_file
+from lib.vault import VaultClient, VaultError
+from lib.webhook import Webhook, WebhookError, slack_payload
+
+NAME = "token-expiry-check"
+POD_SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+def parse_kv_path(raw: str) -> str:
+    if not raw or raw.startswith("/") or raw.endswith("/") or "//" in raw:
+        raise ValueError(f"expected a KV path without leading, trailing or doubled '/', got {raw!r}")
+    return raw
+
+
+@dataclass(frozen=True)
+class Settings:
+    coder_url: str = setting("--coder-url", "Coder base URL", env="CODER_URL", parse=parse_https_url)
+    token_file: Path = setting(
+        "--token-file",
+        "file holding a Coder token that can read the accounts' tokens (Owner: Coder hides them from Auditors)",
+        env="CWJ_CODER_TOKEN_FILE",
+        parse=parse_readable_file,
+    )
+    users: tuple[str, ...] = setting("--user", "check this user (username or id)", default=(), repeatable=True)
+    all_users: bool = switch("--all-users", "check every user the token can list")
+    policy_file: Policy | None = setting(
+        "--policy-file",
+        "YAML token policy (defaults plus per-user overrides); built-in defaults when unset",
+        env="CWJ_POLICY_FILE",
+        parse=load_policy_file,
+        default=None,
+    )
+    vault_check: bool = switch("--vault-check", "also check the Vault-held workspace token from coder-token-mint")
+    vault_addr: str = setting("--vault-addr", "Vault address (for --vault-check)", env="VAULT_ADDR", default="")
+    vault_role: str = setting(
+        "--vault-role", "Vault Kubernetes-auth role when VAULT_TOKEN is unset", default="token-expiry-check"
+    )
+    vault_jwt_file: Path = setting(
+        "--vault-jwt-file", "service-account JWT for Vault Kubernetes auth", parse=Path, default=POD_SA_TOKEN
+    )
+    kv_mount: str = setting(
+        "--kv-mount", "KV v2 mount coder-token-mint writes to", parse=parse_kv_path, default="secret"
+    )
+    kv_path: str = setting(
+        "--kv-path", "KV v2 path of coder-token-mint's entry", parse=parse_kv_path, default="coder-cli-session-token"
+    )
+    fail_on: str = setting(
+        "--fail-on",
+        "lowest finding severity that makes the run exit 1",
+        parse=one_of("warning", "critical", "never"),
+        default="critical",
+    )
+    webhook_url: str | None = setting(
+        "--webhook-url", "POST new alerts here (Slack-compatible JSON)", parse=parse_http_url, default=None
+    )
+    pushgateway_url: str | None = setting(
+        "--pushgateway-url", "push metrics to this Prometheus Pushgateway", parse=parse_http_url, default=None
+    )
+    schedule_interval: timedelta = setting(
+        "--schedule-interval",
+        "time between scheduled runs; alerts fire for thresholds crossed within it",
+        parse=parse_duration,
+        default=timedelta(hours=24),
+    )
+
+    @property
+    def policy(self) -> Policy:
+        return self.policy_file or Policy()
+
+    def check(self) -> None:
+        if bool(self.users) == self.all_users:
+            raise ConfigError(
+                f"{label_of(Settings, 'users')} / {label_of(Settings, 'all_users')}",
+                "expected either one or more --user or --all-users",
+            )
+        if self.schedule_interval <= timedelta(0):
+            raise ConfigError(label_of(Settings, "schedule_interval"), "expected a positive duration such as 24h")
+        if self.vault_check and not self.vault_addr.startswith(("http://", "https://")):
+            raise ConfigError(
+                label_of(Settings, "vault_addr"), "expected an http(s):// Vault address with --vault-check"
+            )
+
+
+# ---- connect / observe ---------------------------------------------------------------------------------------
+
+
+def read_token_file(path: Path) -> str:
+    token = path.read_text(encoding="utf-8").strip()
+    if not token:
+        raise ConfigError(label_of(Settings, "token_file"), f"expected a Coder token in {path}, the file is empty")
+    return token
+
+
+@dataclass
+class Clients:
+    coder: CoderClient
+    vault: VaultClient | None = None  # logged in by observe, revoked by close
+
+
+def connect(settings: Settings) -> Clients:
+    return Clients(CoderClient(settings.coder_url, read_token_file(settings.token_file)))
+
+
+def close(clients: Clients) -> None:
+    if clients.vault is not None and clients.vault.owns_token:
+        clients.vault.revoke_self()
+
+
+def observe(clients: Clients, settings: Settings) -> Observation:
+    coder = clients.coder
+    reader = coder.me()  # a rejected --token-file token fails the run here, in Coder's words
+    version = str(coder.buildinfo().get("version", ""))
+    if settings.all_users:
+        accounts = tuple(observe_account(coder, user.username, False, user) for user in coder.users())
+    else:
+        accounts = tuple(observe_account(coder, name, True) for name in dict.fromkeys(settings.users))
+    vault = observe_vault(clients, settings) if settings.vault_check else None
+    return Observation(version, accounts, vault, reader)
+
+
+def observe_account(coder: CoderClient, name: str, listed: bool, user: User | None = None) -> Account:
+    """Every read failure is kept, in Coder's words, as data for the rules: one user never hides another."""
+    if user is None:
+        try:
+            user = coder.user(name)
+        except CoderError as exc:
+            return Account(name, listed, errors=(read_error("user", exc),))
+    # Site roles come with the user (User.roles): /users/{u}/roles needs user:read_personal, which an
+    # auditor lacks, and it adds only organization roles.
+    try:
+        tokens: tuple[Token, ...] = tuple(coder.tokens(user.id))
+    except CoderError as exc:
+        return Account(name, listed, user, user.roles, None, (read_error("tokens", exc),))
+    return Account(name, listed, user, user.roles, tokens)
+
+
+def read_error(call: str, exc: CoderError) -> ReadError:
+    return ReadError(call, exc.status, coder_words(exc))
+
+
+def coder_words(exc: CoderError) -> str:
+    return exc.message + (f" ({exc.detail})" if exc.detail else "")
+
+
+def vault_login(settings: Settings) -> VaultClient:
+    token = os.environ.get("VAULT_TOKEN", "").strip()  # an SRE's own token; never a flag (argv is visible)
+    if token:
+        return VaultClient(settings.vault_addr, token)
+    return VaultClient.kubernetes_login(settings.vault_addr, settings.vault_role, settings.vault_jwt_file)
+
+
+def observe_vault(clients: Clients, settings: Settings) -> VaultHeld:
+    """Read coder-token-mint's entry and ask Coder about the token in it. Checking it authenticates with
+    it, which on servers with sliding expiry also pushes its expiry forward, exactly as a workspace would."""
+    location = f"{settings.kv_mount}/{settings.kv_path}"
+    try:
+        clients.vault = vault_login(settings)
+        entry = clients.vault.read_kv(settings.kv_mount, settings.kv_path)
+    except (VaultError, OSError) as exc:
+        return VaultHeld(location, unreadable=str(exc))
+    data = entry.data or {}
+    token = data.get("token", "")
+    if not token:
+        return VaultHeld(location, problem=f"no token in the entry (version {entry.version})")
+    register_secret(token)
+    try:
+        owner = clients.coder.with_token(token).me()
+    except CoderError as exc:
+        return VaultHeld(location, problem=f"Coder rejects token {token_id(token)}: {coder_words(exc)}")
+    if data.get("user") and data["user"] not in (owner.username, owner.id):
+        return VaultHeld(location, problem=f"token authenticates as {owner.username}, the entry says {data['user']}")
+    issued, expires = parse_time(data.get("issued_at")), parse_time(data.get("expires_at"))
+    try:  # Coder's record is the truth where expiry slides; the entry's copy is the fallback
+        record = clients.coder.token(owner.id, token_id(token))
+        issued, expires = record.created_at or issued, record.expires_at or expires
+    except CoderError:
+        pass
+    name = data.get("token_name", "")
+    return VaultHeld(location, "", "", owner.username, name, token_id(token), issued, expires)
+
+
+# ---- plan ------------------------------------------------------------------------------------------------------
+
+
+def plan(observed: Observation, settings: Settings, now: datetime) -> Plan:
+    result = evaluate(observed, settings.policy, now, settings.schedule_interval)
+    return Plan(
+        actions=result.alerts,
+        findings=result.findings,
+        sections={
+            "checked_at": iso(now),
+            "server": {"version": observed.server_version, "expiry": expiry_note(result.sliding_observed)},
+            "tokens": list(result.rows),
+        },
+    )
+
+
+def expiry_note(sliding_observed: int) -> str:
+    # Coder slid API-token expiry on every use until PR #26376 (2026-06), which was also backported to
+    # older release branches (#26442, 2.29), so a version number cannot tell; the tokens themselves can.
+    if sliding_observed:
+        return (
+            f"sliding expiry observed on {sliding_observed} token(s): expires_at is a lower bound that moves "
+            "forward with use; lifetime is judged by lifetime_seconds"
+        )
+    return (
+        "no token shows sliding expiry, but servers without PR #26376 slide expires_at on use unless run with "
+        "--disable-session-expiry-refresh: treat expires_at as a lower bound; lifetime is judged by lifetime_seconds"
+    )
+
+
+# ---- apply: post the new alerts ----------------------------------------------------------------------------------
+
+
+def apply(plan: Plan, clients: Clients, settings: Settings) -> Report:
+    alerts = [a for a in plan.actions if isinstance(a, Alert)]
+    if not alerts:
+        return Report(plan)
+    if settings.webhook_url is None:
+        return Report(plan, tuple(Outcome(a, "skipped", "no --webhook-url") for a in alerts))
+    payload = slack_payload(
+        f"{NAME}: {len(alerts)} Coder token alert(s)",
+        [a.text() for a in alerts],
+        {"alerts": [a.describe() for a in alerts]},
+    )
+    try:
+        Webhook(settings.webhook_url).post(payload)
+    except WebhookError as exc:
+        return Report(plan, tuple(Outcome(a, "failed", str(exc)) for a in alerts))
+    return Report(plan, tuple(Outcome(a, "ok", "posted") for a in alerts))
+
+
+def fail_at(settings: Settings) -> str:
+    # `error` findings mean the check could not see something (unreadable tokens, a 403): they fail the
+    # run whenever criticals do, since a blind check must not pass as healthy.
+    return {"warning": "warning", "critical": "error", "never": "never"}[settings.fail_on]
+
+
+# ---- publish ----------------------------------------------------------------------------------------------------
+
+
+def publish(report: Report, settings: Settings, code: int) -> None:
+    if settings.pushgateway_url is None:
+        return
+    blind = any(SEVERITY_ORDER[f.severity] == SEVERITY_ORDER["error"] for f in report.all_findings)
+    succeeded = not report.failed and not blind  # the check saw everything and delivered its alerts
+    registry = metrics.report_registry(NAME, report, succeeded, extra=lambda r: token_gauges(r, report))
+    metrics.push(settings.pushgateway_url, NAME, registry)
+
+
+def token_gauges(registry: CollectorRegistry, report: Report) -> None:
+    expiry = Gauge(
+        "cwj_token_expiry_timestamp_seconds",
+        "Unix time each Coder token expires (a lower bound where expiry slides)",
+        ["user", "token_name"],
+        registry=registry,
+    )
+    rows: list[dict[str, Any]] = list(report.plan.sections.get("tokens", []))
+    for row in rows:
+        if row["expires_at"]:
+            stamp = datetime.fromisoformat(row["expires_at"].replace("Z", "+00:00")).timestamp()
+            expiry.labels(row["user"], row["token_name"]).set(stamp)
+
+
+SPEC = harness.JobSpec(
+    name=NAME,
+    description=__doc__.splitlines()[0] if __doc__ else NAME,
+    settings=Settings,
+    connect=connect,
+    observe=observe,
+    plan=plan,
+    apply=apply,
+    fail_at=fail_at,
+    publish=publish,
+    close=close,
+)
 
 
 def main() -> None:
-    print("token-expiry-check: not implemented yet", file=sys.stderr)
-    sys.exit(2)
+    harness.main(SPEC)

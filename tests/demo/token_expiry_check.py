@@ -1,0 +1,91 @@
+"""token-expiry-check in `make demo`: a CI service account with a compliant token, a bot with a year-long
+token and one about to cross its 14-day warning; dry-run, apply (alert + metrics), apply the next day (no
+repeat alert), and the safety behaviour: an auditor token that cannot see tokens fails instead of passing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import requests
+
+from tests.demo import Demo
+from tests.receivers import receiver
+
+JOB = "token-expiry-check"
+NS = 1_000_000_000
+POLICY = """\
+defaults:
+  name_pattern: "<purpose>-<environment>-<yyyymmdd>"
+users:
+  cicd-template-deployer:
+    allowed_site_roles: [template-admin]
+    allow_all_scope: false
+    expect_tokens: true
+"""
+
+
+def _seed(demo: Demo) -> None:
+    coder = demo.platform.coder
+    s = requests.Session()
+    s.trust_env = False  # else a REQUESTS_CA_BUNDLE in the shell overrides the platform CA below
+    s.verify = str(demo.platform.ca_path)
+    s.headers["Coder-Session-Token"] = coder.bootstrap_token
+    api = coder.url + "/api/v2"
+    org = s.get(f"{api}/users/me").json()["organization_ids"]
+
+    def post(path: str, body: dict[str, Any]) -> None:
+        s.post(f"{api}{path}", json=body).raise_for_status()
+
+    post("/users", {"username": "cicd-template-deployer", "organization_ids": org, "service_account": True})
+    s.put(f"{api}/users/cicd-template-deployer/roles", json={"roles": ["template-admin"]}).raise_for_status()
+    post("/users", {"username": "ci-bot", "email": "ci-bot@example.test", "password": "a-long-password-1",
+                    "organization_ids": org})  # fmt: skip
+    for user, name, hours, scopes in (
+        ("cicd-template-deployer", "cicd-template-prod-20241216", 2160, ["coder:templates.author"]),
+        ("ci-bot", "ci-api-prod-20241216", 8760, []),
+        ("ci-bot", "ci-web-prod-20241216", 15 * 24, []),
+    ):
+        body: dict[str, Any] = {"token_name": name, "lifetime": hours * 3600 * NS}
+        if scopes:
+            body["scopes"] = scopes
+        post(f"/users/{user}/keys/tokens", body)
+    demo.platform.clock.advance(timedelta(days=1, minutes=5).total_seconds())
+    demo.say("seeded: cicd-template-deployer (template-admin, 2160h token); ci-bot (an 8760h token, one at 14 days)")
+
+
+def run(demo: Demo) -> None:
+    _seed(demo)
+    policy = demo.platform.state_dir / "token-policy.yaml"
+    policy.write_text(POLICY)
+    owner = {"CWJ_CODER_TOKEN_FILE": demo.env["CWJ_BOOTSTRAP_TOKEN_FILE"]}  # only owners can read others' tokens
+    users = ("--user", "cicd-template-deployer", "--user", "ci-bot", "--policy-file", str(policy))
+
+    def now() -> tuple[str, str]:
+        return ("--now", demo.platform.clock.now().isoformat())
+
+    with receiver() as hook, receiver() as gateway:
+        sinks = ("--webhook-url", hook.url, "--pushgateway-url", gateway.url)
+        demo.job(
+            JOB, *users, *sinks, *now(), "--dry-run", env=owner, title="dry-run: findings and the alert it would send"
+        )
+        demo.say(
+            f"dry-run: webhook received {len(hook.requests)} POST(s), pushgateway {len(gateway.requests)} push(es)"
+        )
+        demo.job(JOB, *users, *sinks, *now(), expect=1, env=owner, title="apply: the 8760h token is critical -> exit 1")
+        text = hook.requests[-1].json()["text"] if hook.requests else ""
+        demo.say(f"webhook received {len(hook.requests)} POST(s): {text}")
+        demo.platform.clock.advance(86400)
+        demo.job(JOB, *users, *sinks, *now(), expect=1, env=owner, title="the next day: same findings, no repeat alert")
+        demo.say(
+            f"webhook total {len(hook.requests)} POST(s) (no new crossing); pushgateway {len(gateway.requests)} pushes"
+        )
+    demo.job(JOB, *users, *now(), "--fail-on", "never", env=owner, title="--fail-on never: report only")
+    demo.job(
+        JOB,
+        "--user",
+        "cicd-template-deployer",
+        *now(),
+        expect=1,
+        title="safety: the auditor token cannot see the service account's tokens -> error, not a silent pass",
+    )

@@ -1,10 +1,283 @@
-"""fic-reconcile: not implemented yet (see its issue); exits 2 so a CronJob never mistakes it for success."""
+"""fic-reconcile: one federated identity credential per workspace namespace, on the pool identity its
+CRC-32 shard selects, and no FIC of ours outliving its namespace. The plan is lib/fic_plan.py (pure);
+this module only reads, writes and reports. Docs: docs/fic-reconcile.md."""
 
 from __future__ import annotations
 
-import sys
+import os
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from azure.core.exceptions import HttpResponseError
+from prometheus_client import CollectorRegistry, Gauge
+
+from lib import fic_plan, harness, metrics
+from lib.arm_msi import ArmMsi, PoolIdentity, UnknownClientIds, describe_error, error_code, status_of
+from lib.azure_auth import azure_credential
+from lib.fic_plan import DeleteFic, FicAction, IdentityState, Observed, ObservedFic, Policy, PutFic, is_ours
+from lib.kube import core_api, namespace_names
+from lib.logs import get_logger
+from lib.model import Finding, Outcome, Plan, Report
+from lib.settings import (
+    ConfigError,
+    int_at_least,
+    label_of,
+    parse_http_url,
+    parse_https_url,
+    parse_json_string_list,
+    parse_uuid,
+    setting,
+    switch,
+)
+
+JOB = "fic-reconcile"
+FIC_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{2,119}")  # ARM's rule for the FIC resource name
+MAX_NAMESPACE = 63  # a namespace is a DNS-1123 label
+
+
+def _matching(what: str, pattern: str) -> Any:
+    def parse(raw: str) -> str:
+        if not re.fullmatch(pattern, raw):
+            raise ValueError(f"expected {what}, got {raw!r}")
+        return raw
+
+    return parse
+
+
+@dataclass(frozen=True)
+class FicSettings:
+    issuer: str = setting(
+        "--issuer", "the cluster's OIDC issuer URL, exactly", env="CWJ_OIDC_ISSUER", parse=parse_https_url
+    )
+    client_ids: tuple[str, ...] = setting(
+        "--client-ids-json",
+        "the pool: ordered JSON array of client ids",
+        env="AZURE_CLIENT_IDS_JSON",
+        parse=parse_json_string_list,
+    )
+    subscription_id: str = setting(
+        "--subscription-id", "subscription of the pool", env="AZURE_SUBSCRIPTION_ID", parse=parse_uuid
+    )
+    resource_group: str = setting(
+        "--resource-group",
+        "resource group of the pool identities",
+        env="CWJ_IDENTITY_RESOURCE_GROUP",
+        parse=_matching("a resource group name (1-90 of letters, digits, -_.())", r"[-\w.()]{0,89}[-\w()]"),
+    )
+    arm_endpoint: str = setting(
+        "--arm-endpoint",
+        "Azure Resource Manager URL",
+        env="CWJ_ARM_ENDPOINT",
+        parse=parse_https_url,
+        default="https://management.azure.com",
+    )
+    namespace_prefix: str = setting(
+        "--namespace-prefix",
+        "workspace namespaces start with this",
+        parse=_matching("lower-case letters, digits and '-'", r"[a-z0-9-]*"),
+        default="ameide-ws-",
+    )
+    namespace_selector: str | None = setting(
+        "--namespace-selector", "label selector for workspace namespaces", default=None
+    )
+    service_account: str = setting(
+        "--service-account",
+        "service account the workspace pods run as",
+        parse=_matching("a DNS-1123 name", r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"),
+        default="workspace",
+    )
+    fic_prefix: str = setting("--fic-prefix", "FIC name prefix; it marks the FICs this job owns", default="coder-ws-")
+    max_fics_per_identity: int = setting(
+        "--max-fics-per-identity", "FIC limit per identity (Entra: 20)", parse=int_at_least(1), default=20
+    )
+    max_deletes: int | None = setting(
+        "--max-deletes",
+        "refuse plans deleting more (default: max(10, 25% of ours))",
+        parse=int_at_least(0),
+        default=None,
+    )
+    allow_mass_delete: bool = switch("--allow-mass-delete", "override the delete guard")
+    concurrency: int = setting("--concurrency", "identities written in parallel", parse=int_at_least(1), default=4)
+    pushgateway_url: str | None = setting(
+        "--pushgateway-url", "Prometheus Pushgateway", parse=parse_http_url, default=None
+    )
+
+    def check(self) -> None:
+        longest, shortest = self.fic_prefix + "a" * MAX_NAMESPACE, self.fic_prefix + "a"
+        if not (FIC_NAME.fullmatch(longest) and FIC_NAME.fullmatch(shortest)):
+            raise ConfigError(
+                label_of(FicSettings, "fic_prefix"),
+                f"expected 2-{120 - MAX_NAMESPACE} characters of [a-zA-Z0-9-_] starting with a letter or digit, "
+                f"so that prefix + any namespace is a valid FIC name, got {self.fic_prefix!r}",
+            )
+
+    def policy(self) -> Policy:
+        return Policy(
+            self.issuer,
+            self.service_account,
+            self.fic_prefix,
+            self.namespace_prefix,
+            self.max_fics_per_identity,
+            self.max_deletes,
+            self.allow_mass_delete,
+        )
+
+
+@dataclass(frozen=True)
+class Clients:
+    arm: ArmMsi
+    kube: Any
+    pool: tuple[PoolIdentity, ...]
+
+
+def connect(s: FicSettings) -> Clients:
+    log = get_logger()
+
+    def on_retry(exc: Exception, attempt: int, wait: float) -> None:
+        log.warning("arm.retry", status=status_of(exc), code=error_code(exc), attempt=attempt, wait_s=round(wait, 2))
+
+    arm = ArmMsi(azure_credential(os.environ), s.subscription_id, s.resource_group, s.arm_endpoint, on_retry)
+    try:
+        pool = arm.resolve_pool(s.client_ids)
+    except UnknownClientIds as exc:
+        raise ConfigError(label_of(FicSettings, "client_ids"), f"{exc}; expected the pool's client ids") from None
+    except HttpResponseError as exc:
+        field = {"ResourceGroupNotFound": "resource_group", "SubscriptionNotFound": "subscription_id"}.get(
+            error_code(exc)
+        )
+        if field is None:
+            raise
+        raise ConfigError(label_of(FicSettings, field), f"not found ({describe_error(exc)})") from None
+    return Clients(arm, core_api(os.environ), tuple(pool))
+
+
+def observe(c: Clients, s: FicSettings) -> Observed:
+    with ThreadPoolExecutor(max_workers=s.concurrency) as workers:
+        identities = tuple(workers.map(lambda p: _read_identity(c.arm, p), c.pool))
+    try:
+        names = namespace_names(c.kube, s.namespace_selector)
+    except Exception as exc:  # any failure: the plan may create but must not delete
+        return Observed((), False, identities, f"{type(exc).__name__}: {exc}".splitlines()[0])
+    return Observed(tuple(names), True, identities)
+
+
+def _read_identity(arm: ArmMsi, p: PoolIdentity) -> IdentityState:
+    try:
+        return IdentityState(p.name, p.client_id, tuple(arm.list_fics(p.name)))
+    except Exception as exc:
+        return IdentityState(p.name, p.client_id, (), complete=False, error=describe_error(exc))
+
+
+def plan(state: Observed, s: FicSettings, _now: datetime) -> Plan:
+    return fic_plan.plan(state, s.policy())
+
+
+def apply(p: Plan, c: Clients, s: FicSettings) -> Report:
+    """Phase by phase (the plan's cross-identity order); within a phase one lane per identity, lanes in
+    parallel, each lane strictly sequential. A relocation delete whose replacement failed is skipped."""
+    outcomes: dict[int, Outcome] = {}
+    unwritten: set[str] = set()  # namespaces whose put failed: their old FICs must stay
+    phases: dict[int, dict[str, list[tuple[int, FicAction]]]] = defaultdict(lambda: defaultdict(list))
+    for index, action in enumerate(p.actions):
+        assert isinstance(action, PutFic | DeleteFic)
+        phases[action.phase][action.identity].append((index, action))
+    with ThreadPoolExecutor(max_workers=s.concurrency) as workers:
+        for phase in sorted(phases):
+            lanes = [(c.arm, lane, frozenset(unwritten)) for lane in phases[phase].values()]
+            for lane in workers.map(lambda args: _run_lane(*args), lanes):
+                for index, outcome in lane:
+                    outcomes[index] = outcome
+                    if outcome.result == "failed" and isinstance(outcome.action, PutFic):
+                        unwritten.add(outcome.action.namespace)
+    done = tuple(outcomes[i] for i in sorted(outcomes))
+    findings, occupancy = verify(c, s, p, done)
+    return Report(p, done, tuple(findings), {"occupancy_after": occupancy})
+
+
+def _run_lane(arm: ArmMsi, lane: Sequence[tuple[int, FicAction]], skip: frozenset[str]) -> list[tuple[int, Outcome]]:
+    results = []
+    for index, action in lane:
+        if isinstance(action, DeleteFic) and action.after_put and action.namespace in skip:
+            results.append((index, Outcome(action, "skipped", "its replacement was not written; kept")))
+            continue
+        try:
+            if isinstance(action, PutFic):
+                arm.put_fic(action.identity, action.fic, action.spec)
+            else:
+                arm.delete_fic(action.identity, action.fic)
+            results.append((index, Outcome(action, "ok")))
+        except Exception as exc:  # recorded, and the rest continues
+            results.append((index, Outcome(action, "failed", describe_error(exc))))
+    return results
+
+
+def verify(c: Clients, s: FicSettings, p: Plan, done: Sequence[Outcome]) -> tuple[list[Finding], list[dict[str, str]]]:
+    """Re-read every identity written to; what differs from what was just written is drift."""
+    written = sorted(
+        {o.action.identity for o in done if o.result != "skipped" and isinstance(o.action, PutFic | DeleteFic)}
+    )
+    now: dict[str, list[ObservedFic]] = {}
+    findings = []
+    for identity in written:
+        try:
+            now[identity] = c.arm.list_fics(identity)
+        except Exception as exc:
+            findings.append(Finding("error", "verify-failed", identity, describe_error(exc)))
+    for o in done:
+        a = o.action
+        if o.result != "ok" or not isinstance(a, PutFic | DeleteFic) or a.identity not in now:
+            continue
+        seen = {f.name.lower(): f for f in now[a.identity]}.get(a.fic.lower())
+        if isinstance(a, PutFic) and (seen is None or seen.spec != a.spec):
+            findings.append(Finding("error", "drift", f"{a.identity}/{a.fic}", "written, but reads back different"))
+        if isinstance(a, DeleteFic) and seen is not None:
+            findings.append(Finding("error", "drift", f"{a.identity}/{a.fic}", "deleted, but still present"))
+    rows = [dict(r) for r in p.sections.get("capacity", [])]
+    for row in rows:
+        if row["identity"] in now:
+            ours = sum(1 for f in now[row["identity"]] if is_ours(f.name, s.fic_prefix))
+            row.update(ours=str(ours), unmanaged=str(len(now[row["identity"]]) - ours))
+        row.pop("planned", None)
+    return findings, rows
+
+
+def publish(report: Report, s: FicSettings, code: int) -> None:
+    if not s.pushgateway_url:
+        return
+
+    def occupancy(registry: CollectorRegistry) -> None:
+        fics = Gauge("cwj_fic_identity_fics", "FICs per pool identity", ["identity", "owner"], registry=registry)
+        limit = Gauge("cwj_fic_identity_limit", "FIC limit per pool identity", ["identity"], registry=registry)
+        for row in report.sections.get("occupancy_after", []):
+            fics.labels(row["identity"], "ours").set(float(row["ours"]))
+            fics.labels(row["identity"], "unmanaged").set(float(row["unmanaged"]))
+            limit.labels(row["identity"]).set(float(row["limit"]))
+        pool = report.plan.sections.get("pool_capacity", {})
+        Gauge("cwj_fic_pool_namespaces", "Workspace namespaces", registry=registry).set(pool.get("namespaces", 0))
+        Gauge("cwj_fic_pool_safe_namespaces", "Namespaces the pool holds at <=1% overflow risk", registry=registry).set(
+            pool.get("safe_namespaces", 0)
+        )
+
+    metrics.push(s.pushgateway_url, JOB, metrics.report_registry(JOB, report, code == 0, occupancy))
+
+
+SPEC = harness.JobSpec(
+    name=JOB,
+    description="Keep one federated identity credential per workspace namespace on its shard's pool identity.",
+    settings=FicSettings,
+    connect=connect,
+    observe=observe,
+    plan=plan,
+    apply=apply,
+    publish=publish,
+    close=lambda c: c.arm.close(),
+)
 
 
 def main() -> None:
-    print("fic-reconcile: not implemented yet", file=sys.stderr)
-    sys.exit(2)
+    harness.main(SPEC)

@@ -1,0 +1,413 @@
+"""The pure plan of fic-reconcile: observed namespaces + every pool identity's FICs -> ordered writes.
+
+No I/O and no clock. The same inputs in any order give the same plan. Ownership is the name prefix only
+(FICs carry no tags); an unmanaged FIC is never touched but still counts toward the identity's limit.
+
+Ordering (why phases): a write to one identity must be sequential, different identities run in parallel,
+so an order *across* identities only exists between phases. The plan is a simulation of the FIC count
+per identity: each phase first deletes what may go now (stale FICs, and relocated or duplicated ones
+whose replacement was written in an *earlier* phase), then creates what fits now. So a namespace's new
+FIC is always created one phase before its old one is deleted (never without a credential), deletes
+free capacity before creates on the same identity, and no identity exceeds its limit at any moment.
+A create that never fits (two full identities swapping namespaces) is reported, never forced.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from lib.model import Finding, Plan
+from lib.shard import shard_index
+
+AUDIENCE = "api://AzureADTokenExchange"
+OVERFLOW_BUDGET = 0.01  # "safe" = at most 1% chance that CRC-32 sharding overflows any identity
+
+
+@dataclass(frozen=True, order=True)
+class FicSpec:
+    issuer: str
+    subject: str
+    audiences: tuple[str, ...]
+
+
+@dataclass(frozen=True, order=True)
+class ObservedFic:
+    name: str
+    spec: FicSpec
+
+
+@dataclass(frozen=True)
+class IdentityState:
+    name: str  # the resource name in the resource group
+    client_id: str
+    fics: tuple[ObservedFic, ...]
+    complete: bool = True  # every page was read
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Observed:
+    namespaces: tuple[str, ...]
+    namespaces_complete: bool
+    identities: tuple[IdentityState, ...]  # in pool order: the order is the shard contract
+    namespaces_error: str = ""
+
+
+@dataclass(frozen=True)
+class Policy:
+    issuer: str
+    service_account: str
+    fic_prefix: str
+    namespace_prefix: str
+    limit: int
+    max_deletes: int | None = None  # None: the larger of 10 and 25% of ours
+    allow_mass_delete: bool = False
+
+    def spec_for(self, namespace: str) -> FicSpec:
+        return FicSpec(self.issuer, f"system:serviceaccount:{namespace}:{self.service_account}", (AUDIENCE,))
+
+
+@dataclass(frozen=True)
+class PutFic:
+    identity: str
+    client_id: str
+    fic: str
+    namespace: str
+    spec: FicSpec
+    reason: str
+    phase: int = 0
+    update: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "update" if self.update else "create"
+
+    def describe(self) -> dict[str, str]:
+        return _columns(self.phase, self.identity, self.kind, self.fic, self.namespace, self.reason)
+
+
+@dataclass(frozen=True)
+class DeleteFic:
+    identity: str
+    client_id: str
+    fic: str
+    namespace: str
+    reason: str
+    after_put: bool = False  # only once this namespace's FIC on its shard was written (earlier phase)
+    phase: int = 0
+
+    @property
+    def kind(self) -> str:
+        return "delete"
+
+    def describe(self) -> dict[str, str]:
+        return _columns(self.phase, self.identity, self.kind, self.fic, self.namespace, self.reason)
+
+
+FicAction = PutFic | DeleteFic
+
+
+def _columns(phase: int, identity: str, kind: str, fic: str, namespace: str, reason: str) -> dict[str, str]:
+    return {
+        "phase": str(phase),
+        "identity": identity,
+        "action": kind,
+        "fic": fic,
+        "namespace": namespace,
+        "reason": reason,
+    }
+
+
+# ---- the plan -------------------------------------------------------------------------------------------
+
+
+def plan(observed: Observed, policy: Policy) -> Plan:
+    pool = [i.name for i in observed.identities]
+    workspaces = sorted({ns for ns in observed.namespaces if ns.startswith(policy.namespace_prefix)})
+    targets = {ns: pool[shard_index(ns, len(pool))] for ns in workspaces}
+    ours = ours_by_identity(observed, policy.fic_prefix)
+    unmanaged = {i.name: len(i.fics) - len(ours[i.name]) for i in observed.identities}
+    placed, unplaceable = place(workspaces, targets, ours, unmanaged, policy.limit)
+    blind = {i.name for i in observed.identities if not i.complete}
+    puts = [p for p in wanted_puts(placed, targets, ours, observed, policy) if p.identity not in blind]
+    deletes = wanted_deletes(workspaces, placed, targets, ours, observed, policy)
+    findings = [*unplaceable_findings(unplaceable, targets, policy.limit), *observation_findings(observed, blind)]
+    if deletes and not deletion_allowed(observed):
+        findings.append(_suppressed(len(deletes)))
+        deletes = []
+    counts = {i.name: len(i.fics) for i in observed.identities}
+    actions, stuck, after = schedule(puts, deletes, counts, policy.limit, pool)
+    findings += [_stuck(p, policy.limit) for p in stuck]
+    n_ours = sum(len(v) for v in ours.values())
+    return Plan(
+        actions=tuple(actions),
+        findings=tuple(sorted(findings, key=lambda f: (f.rule, f.subject))),
+        refusal=guard(actions, n_ours, observed, workspaces, policy),
+        sections=capacity_sections(observed, ours, unmanaged, after, len(workspaces), policy.limit),
+    )
+
+
+def ours_by_identity(observed: Observed, prefix: str) -> dict[str, dict[str, ObservedFic]]:
+    """identity -> namespace -> our FIC there (name = prefix + namespace). ARM resource names are
+    case-insensitive, so is ownership: `Coder-WS-x` is the same resource as our `coder-ws-x`."""
+    return {
+        i.name: {f.name[len(prefix) :].lower(): f for f in i.fics if is_ours(f.name, prefix)}
+        for i in observed.identities
+    }
+
+
+def is_ours(name: str, prefix: str) -> bool:
+    return name.lower().startswith(prefix.lower())
+
+
+def place(
+    workspaces: Sequence[str],
+    targets: dict[str, str],
+    ours: dict[str, dict[str, ObservedFic]],
+    unmanaged: dict[str, int],
+    limit: int,
+) -> tuple[set[str], list[str]]:
+    """Existing placements keep priority, then namespace name order; the rest does not fit."""
+    kept = {ns for ns in workspaces if ns in ours[targets[ns]]}
+    room = Counter({name: limit - unmanaged[name] for name in unmanaged})
+    room.subtract(targets[ns] for ns in kept)
+    placed, unplaceable = set(kept), []
+    for ns in workspaces:  # already sorted by name
+        if ns in kept:
+            continue
+        if room[targets[ns]] > 0:
+            room[targets[ns]] -= 1
+            placed.add(ns)
+        else:
+            unplaceable.append(ns)
+    return placed, unplaceable
+
+
+def wanted_puts(
+    placed: set[str],
+    targets: dict[str, str],
+    ours: dict[str, dict[str, ObservedFic]],
+    observed: Observed,
+    policy: Policy,
+) -> list[PutFic]:
+    client = {i.name: i.client_id for i in observed.identities}
+    held = Counter(ns for fics in ours.values() for ns in fics)  # on how many identities each namespace is
+    puts = []
+    for ns in sorted(placed):
+        target, want = targets[ns], policy.spec_for(ns)
+        have = ours[target].get(ns)
+        if have is None:
+            reason = "relocated: shard changed" if held[ns] else "missing"
+            puts.append(PutFic(target, client[target], policy.fic_prefix + ns, ns, want, reason))
+        elif have.spec != want:
+            puts.append(
+                PutFic(target, client[target], have.name, ns, want, "wrong " + _differs(have.spec, want), update=True)
+            )
+    return puts
+
+
+def _differs(have: FicSpec, want: FicSpec) -> str:
+    fields = [f for f in ("issuer", "subject", "audiences") if getattr(have, f) != getattr(want, f)]
+    return "/".join(fields)
+
+
+def wanted_deletes(
+    workspaces: Sequence[str],
+    placed: set[str],
+    targets: dict[str, str],
+    ours: dict[str, dict[str, ObservedFic]],
+    observed: Observed,
+    policy: Policy,
+) -> list[DeleteFic]:
+    live = set(workspaces)
+    deletes = []
+    for identity in observed.identities:
+        for ns, fic in sorted(ours[identity.name].items()):
+            if ns not in live:
+                deletes.append(DeleteFic(identity.name, identity.client_id, fic.name, ns, "stale: namespace gone"))
+            elif ns in placed and targets[ns] != identity.name:
+                there = ns in ours[targets[ns]]
+                reason = f"duplicate: belongs on {targets[ns]}" if there else f"relocated: now on {targets[ns]}"
+                deletes.append(DeleteFic(identity.name, identity.client_id, fic.name, ns, reason, after_put=True))
+            # an unplaceable namespace keeps its old FIC: a stale credential beats none
+    return deletes
+
+
+def deletion_allowed(observed: Observed) -> bool:
+    return observed.namespaces_complete and all(i.complete for i in observed.identities)
+
+
+def schedule(
+    puts: Sequence[PutFic], deletes: Sequence[DeleteFic], counts: dict[str, int], limit: int, pool: Sequence[str]
+) -> tuple[list[FicAction], list[PutFic], dict[str, int]]:
+    """Simulate the per-identity FIC count phase by phase (see the module docstring).
+    Returns (actions in apply order, creates that never fit, counts after the plan)."""
+    counts = dict(counts)
+    order = {name: i for i, name in enumerate(pool)}
+    pending_puts = sorted(puts, key=lambda p: (order[p.identity], p.namespace))
+    pending_deletes = sorted(deletes, key=lambda d: (order[d.identity], d.namespace))
+    actions: list[FicAction] = []
+    phase = 0
+    while pending_puts or pending_deletes:
+        waiting = {p.namespace for p in pending_puts}
+        later_deletes = [d for d in pending_deletes if d.after_put and d.namespace in waiting]
+        ready_deletes = [d for d in pending_deletes if not (d.after_put and d.namespace in waiting)]
+        for d in ready_deletes:
+            counts[d.identity] -= 1
+        ready_puts: list[PutFic] = []
+        later_puts: list[PutFic] = []
+        for p in pending_puts:
+            fits = p.update or counts[p.identity] < limit
+            counts[p.identity] += 1 if fits and not p.update else 0
+            (ready_puts if fits else later_puts).append(p)
+        if not ready_deletes and not ready_puts:
+            break  # the rest waits on capacity that only its own deletes would free
+        phase_actions: list[FicAction] = [replace(d, phase=phase) for d in ready_deletes]
+        phase_actions += [replace(p, phase=phase) for p in ready_puts]
+        actions += sorted(phase_actions, key=lambda a: (order[a.identity], a.kind != "delete", a.namespace))
+        pending_deletes, pending_puts = later_deletes, later_puts
+        phase += 1
+    return actions, pending_puts, counts
+
+
+def guard(
+    actions: Sequence[FicAction], n_ours: int, observed: Observed, workspaces: Sequence[str], policy: Policy
+) -> str | None:
+    if policy.allow_mass_delete:
+        return None
+    if observed.namespaces_complete and not workspaces and n_ours:
+        return f"observed zero workspace namespaces while {n_ours} FIC(s) of ours exist (--allow-mass-delete)"
+    n_deletes = sum(1 for a in actions if a.kind == "delete")
+    limit = delete_threshold(n_ours, policy.max_deletes)
+    if n_deletes > limit:
+        return f"the plan deletes {n_deletes} FIC(s), more than --max-deletes {limit} (--allow-mass-delete)"
+    return None
+
+
+def delete_threshold(n_ours: int, max_deletes: int | None) -> int:
+    return max_deletes if max_deletes is not None else max(10, n_ours // 4)
+
+
+# ---- findings -------------------------------------------------------------------------------------------
+
+
+def unplaceable_findings(unplaceable: Iterable[str], targets: dict[str, str], limit: int) -> list[Finding]:
+    return [
+        Finding("error", "unplaceable", ns, f"{targets[ns]} would exceed {limit} FICs; grow the pool")
+        for ns in unplaceable
+    ]
+
+
+def _stuck(put: PutFic, limit: int) -> Finding:
+    message = f"{put.identity} stays at {limit} FICs until FICs relocating away are gone; grow the pool"
+    return Finding("error", "unplaceable", put.namespace, message)
+
+
+def _suppressed(n: int) -> Finding:
+    return Finding("error", "deletes-suppressed", "plan", f"{n} delete(s) withheld: an observation was incomplete")
+
+
+def observation_findings(observed: Observed, blind: set[str]) -> list[Finding]:
+    findings = []
+    if not observed.namespaces_complete:
+        detail = observed.namespaces_error or "incomplete"
+        findings.append(Finding("error", "observe-failed", "namespaces", f"namespace list: {detail}"))
+    for identity in observed.identities:
+        if identity.name in blind:
+            detail = identity.error or "incomplete"
+            findings.append(Finding("error", "observe-failed", identity.name, f"FIC list: {detail}; no writes here"))
+    return findings
+
+
+# ---- capacity -------------------------------------------------------------------------------------------
+
+
+def capacity_sections(
+    observed: Observed,
+    ours: dict[str, dict[str, ObservedFic]],
+    unmanaged: dict[str, int],
+    after: dict[str, int],
+    n_namespaces: int,
+    limit: int,
+) -> dict[str, object]:
+    rows = [
+        {"identity": i.name, "client_id": i.client_id, "ours": str(len(ours[i.name])),
+         "unmanaged": str(unmanaged[i.name]), "limit": str(limit), "planned": str(after[i.name])}
+        for i in observed.identities
+    ]  # fmt: skip
+    caps = [max(0, limit - unmanaged[i.name]) for i in observed.identities]
+    return {
+        "capacity": rows,
+        "pool_capacity": {
+            "namespaces": n_namespaces,
+            "pool_size": len(caps),
+            "overflow_probability_now": round(overflow_upper_bound(n_namespaces, caps), 6),
+            "safe_namespaces": safe_namespace_count(caps),
+            "pool_size_for_2x": pool_size_needed(2 * n_namespaces, caps, limit),
+            "method": "union bound of exact binomial tails, P(overflow) <= 1%",
+        },
+    }
+
+
+def binomial_pmf(n: int, p: float, j: int) -> float:
+    """P(Binomial(n, p) = j), in logs so that large n does not underflow the intermediate terms."""
+    if p >= 1.0:
+        return float(j == n)
+    log_comb = math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1)
+    return math.exp(log_comb + j * math.log(p) + (n - j) * math.log1p(-p))
+
+
+def binomial_tail_above(n: int, p: float, c: int) -> float:
+    """P(Binomial(n, p) > c), exactly: 1 minus the first c+1 terms (c is at most the FIC limit)."""
+    if c >= n:
+        return 0.0
+    if c < 0:
+        return 1.0
+    return max(0.0, 1.0 - sum(binomial_pmf(n, p, j) for j in range(c + 1)))
+
+
+def overflow_upper_bound(n: int, caps: Sequence[int]) -> float:
+    """P(some identity gets more namespaces than its cap) for n uniformly hashed namespaces, bounded above
+    by the sum of the per-identity exact binomial tails (union bound: tight when the result is small,
+    and conservative always, so a "safe" count is never overstated)."""
+    k = len(caps)
+    return min(1.0, sum(m * binomial_tail_above(n, 1.0 / k, c) for c, m in Counter(caps).items()))
+
+
+def overflow_exact(n: int, caps: Sequence[int]) -> float:
+    """The exact multinomial probability, by conditioning on one identity at a time: with fits_m(r) the
+    chance that r namespaces spread over the first m identities all fit,
+    fits_m(r) = sum_j Bin(r, 1/m)(j) * fits_{m-1}(r - j), j <= cap_m.  O(k * n * cap): the tests use it
+    to check the bound the report uses."""
+    fits = [1.0] + [0.0] * n  # zero identities hold zero namespaces
+    for m, cap in enumerate(caps, start=1):
+        fits = [sum(binomial_pmf(r, 1.0 / m, j) * fits[r - j] for j in range(min(cap, r) + 1)) for r in range(n + 1)]
+    return max(0.0, 1.0 - fits[n])
+
+
+def safe_namespace_count(caps: Sequence[int], budget: float = OVERFLOW_BUDGET) -> int:
+    """The largest n with P(overflow) <= budget (the bound grows with n, so binary search)."""
+    lo, hi = 0, sum(caps)
+    if not caps or overflow_upper_bound(0, caps) > budget:
+        return 0
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if overflow_upper_bound(mid, caps) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def pool_size_needed(n: int, caps: Sequence[int], limit: int, budget: float = OVERFLOW_BUDGET) -> int | None:
+    """The smallest pool (today's identities first, then fresh ones with no unmanaged FICs) whose safe count
+    holds n namespaces."""
+    smallest = max(1, -(-n // max(limit, 1)))  # fewer identities cannot even hold n
+    for size in range(smallest, max(len(caps), 4 * n // max(limit, 1) + 64) + 1):
+        pool_caps = [*caps[:size], *[limit] * max(0, size - len(caps))]
+        if overflow_upper_bound(n, pool_caps) <= budget:
+            return size
+    return None

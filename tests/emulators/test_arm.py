@@ -8,7 +8,6 @@ import os
 import threading
 import uuid
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,9 +23,10 @@ from azure.mgmt.msi import ManagedServiceIdentityClient
 
 from lib.azure_auth import azure_credential
 from tests.emulators.platform import Platform
+from tests.specs import API_SPECS
 
 API = "api-version=2024-11-30"
-EXAMPLES = Path("/work/shared/api-specs/azure/msi/2024-11-30/examples")
+EXAMPLES = API_SPECS / "azure/msi/2024-11-30/examples"
 CONCURRENT = "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity"
 
 

@@ -8,7 +8,6 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,12 +17,13 @@ from lib.coder import CoderClient, CoderError, parse_time
 from tests.conftest import Control
 from tests.emulators.coder import EXTERNAL_SCOPES, go_duration, go_time_string, rfc3339
 from tests.emulators.platform import Platform
+from tests.specs import API_SPECS
 
 NS = 1_000_000_000
 HOUR_NS = 3600 * NS
 SIGNED_OUT = "You are signed out or your session has expired. Please sign in again to continue."
 NOT_FOUND = {"message": "Resource not found or you do not have access to this resource"}
-SWAGGER = Path("/work/shared/api-specs/coder/swagger-subset.json")
+SWAGGER = API_SPECS / "coder/swagger-subset.json"
 
 
 class Api:

@@ -27,8 +27,9 @@ from azure.keyvault.secrets import KeyVaultSecretIdentifier, SecretClient
 from lib.azure_auth import azure_credential
 from tests.conftest import Control
 from tests.emulators.platform import Platform
+from tests.specs import API_SPECS
 
-SPEC_DIR = Path("/work/shared/api-specs/azure/keyvault-secrets/2026-04-01")
+SPEC_DIR = API_SPECS / "azure/keyvault-secrets/2026-04-01"
 EXAMPLES = sorted((SPEC_DIR / "examples").glob("*.json"))
 CHALLENGE = 'Bearer authorization="https://login.microsoftonline.com/{tenant}", resource="https://vault.azure.net"'
 HEX32 = re.compile(r"[0-9a-f]{32}")

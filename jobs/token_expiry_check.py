@@ -28,6 +28,7 @@ from lib.settings import (
     parse_duration,
     parse_http_url,
     parse_https_url,
+    parse_kv_path,
     parse_readable_file,
     setting,
     switch,
@@ -38,12 +39,6 @@ from lib.webhook import Webhook, WebhookError, slack_payload
 
 NAME = "token-expiry-check"
 POD_SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
-
-
-def parse_kv_path(raw: str) -> str:
-    if not raw or raw.startswith("/") or raw.endswith("/") or "//" in raw:
-        raise ValueError(f"expected a KV path without leading, trailing or doubled '/', got {raw!r}")
-    return raw
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from lib.settings import (
     parse_duration,
     parse_http_url,
     parse_https_url,
+    parse_kv_path,
     parse_readable_file,
     setting,
     switch,
@@ -65,12 +66,6 @@ def parse_allow(raw: str) -> str:
     ):
         raise ValueError(f"expected an allow-list entry type:id with a UUID or * as id, got {raw!r}")
     return raw.strip().lower()
-
-
-def parse_kv_path(raw: str) -> str:
-    if not raw or raw.startswith("/") or raw.endswith("/") or "//" in raw:
-        raise ValueError(f"expected a KV path without leading, trailing or doubled '/', got {raw!r}")
-    return raw
 
 
 @dataclass(frozen=True)

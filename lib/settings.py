@@ -189,6 +189,13 @@ def parse_timestamp(raw: str) -> datetime:
     return value.astimezone(UTC)
 
 
+def parse_kv_path(raw: str) -> str:
+    """A Vault mount or KV path as hvac joins it: no leading, trailing or doubled '/'."""
+    if not raw or raw.startswith("/") or raw.endswith("/") or "//" in raw:
+        raise ValueError(f"expected a KV path without leading, trailing or doubled '/', got {raw!r}")
+    return raw
+
+
 def parse_readable_file(raw: str) -> Path:
     path = Path(raw).expanduser()
     if not path.is_file():

@@ -15,7 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from azure.identity import WorkloadIdentityCredential
 from azure.keyvault.secrets import SecretClient
 
 from tests.demo import base_env
@@ -27,13 +26,7 @@ SIZES = (50, 200)
 
 def _source_client(platform: Platform, env: dict[str, str]) -> SecretClient:
     ca = str(platform.ca_path)
-    credential = WorkloadIdentityCredential(
-        tenant_id=env["AZURE_TENANT_ID"],
-        client_id=env["AZURE_CLIENT_ID"],
-        token_file_path=env["AZURE_FEDERATED_TOKEN_FILE"],
-        authority=env["AZURE_AUTHORITY_HOST"],
-        connection_verify=ca,
-    )
+    credential = platform.azure_credential()
     return SecretClient(env["CWJ_SOURCE_VAULT_URL"], credential, verify_challenge_resource=False, connection_verify=ca)
 
 

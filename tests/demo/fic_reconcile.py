@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-from azure.identity import WorkloadIdentityCredential
 from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.msi.models import FederatedIdentityCredential, Identity
 from kubernetes import client as k8s
@@ -17,13 +16,7 @@ from tests.demo import Demo
 
 def _msi(demo: Demo) -> ManagedServiceIdentityClient:
     env, ca = demo.env, str(demo.platform.ca_path)
-    credential = WorkloadIdentityCredential(
-        tenant_id=env["AZURE_TENANT_ID"],
-        client_id=env["AZURE_CLIENT_ID"],
-        token_file_path=env["AZURE_FEDERATED_TOKEN_FILE"],
-        authority=env["AZURE_AUTHORITY_HOST"],
-        connection_verify=ca,
-    )
+    credential = demo.platform.azure_credential()
     return ManagedServiceIdentityClient(
         credential, env["AZURE_SUBSCRIPTION_ID"], base_url=env["CWJ_ARM_ENDPOINT"], connection_verify=ca
     )

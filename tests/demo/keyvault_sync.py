@@ -6,7 +6,6 @@ from __future__ import annotations
 import secrets
 import time
 
-from azure.identity import WorkloadIdentityCredential
 from azure.keyvault.secrets import SecretClient
 
 from tests.demo import Demo
@@ -24,13 +23,7 @@ ALLOWLIST = """\
 
 def _clients(demo: Demo) -> tuple[SecretClient, SecretClient]:
     env, ca = demo.env, str(demo.platform.ca_path)
-    credential = WorkloadIdentityCredential(
-        tenant_id=env["AZURE_TENANT_ID"],
-        client_id=env["AZURE_CLIENT_ID"],
-        token_file_path=env["AZURE_FEDERATED_TOKEN_FILE"],
-        authority=env["AZURE_AUTHORITY_HOST"],
-        connection_verify=ca,
-    )
+    credential = demo.platform.azure_credential()
     return tuple(  # type: ignore[return-value]
         SecretClient(url, credential, verify_challenge_resource=False, connection_verify=ca)
         for url in (env["CWJ_SOURCE_VAULT_URL"], env["CWJ_TARGET_VAULT_URL"])

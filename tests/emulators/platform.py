@@ -254,6 +254,20 @@ class Platform:
             "CWJ_EMULATOR_CONTROL_URL": self.control.url,
         }
 
+    def azure_credential(self) -> Any:
+        """The jobs' own Workload Identity credential, for seeding through the Azure SDKs in demos and benches
+        (the way a person with the jobs' identity would), trusting the platform's CA explicitly."""
+        from azure.identity import WorkloadIdentityCredential
+
+        env = self.env()
+        return WorkloadIdentityCredential(
+            tenant_id=env["AZURE_TENANT_ID"],
+            client_id=env["AZURE_CLIENT_ID"],
+            token_file_path=env["AZURE_FEDERATED_TOKEN_FILE"],
+            authority=env["AZURE_AUTHORITY_HOST"],
+            connection_verify=str(self.ca_path),
+        )
+
     def write_env_file(self, path: Path) -> None:
         """`KEY=VALUE` lines, values shell-quoted where needed, so `set -a; . FILE` works too."""
         lines = [f"{key}={shlex.quote(value)}" for key, value in self.env().items()]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+from lib.fic_capacity import overflow_exact, overflow_upper_bound, pool_size_needed, safe_namespace_count
 from lib.fic_plan import (
     AUDIENCE,
     FicSpec,
@@ -15,11 +16,7 @@ from lib.fic_plan import (
     Observed,
     ObservedFic,
     Policy,
-    overflow_exact,
-    overflow_upper_bound,
     plan,
-    pool_size_needed,
-    safe_namespace_count,
 )
 from lib.shard import shard_index
 

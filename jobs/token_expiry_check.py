@@ -1,9 +1,9 @@
 """token-expiry-check: warn before Coder service-account tokens expire; flag over-long and over-privileged ones.
 
 observe: the accounts (named with --user, or every user) with their site roles and tokens, always listed
-with include_expired=true. plan: the pure rules in lib/expiry_rules.py -> findings, the token table and
-the alerts new since the last scheduled run. apply: post those alerts to the webhook. Nothing is ever
-written to Coder. publish: per-token expiry timestamps and findings to a Pushgateway.
+with include_expired=true. plan: the pure rules in lib/expiry_rules.py -> findings and the token table,
+and lib/expiry_alerts.py -> the alerts new since the last scheduled run. apply: post those alerts to the
+webhook. Nothing is ever written to Coder. publish: per-token expiry timestamps and findings to a Pushgateway.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from lib import harness, metrics
 from lib.coder import CoderClient, CoderError, Token, User, parse_time, token_id
-from lib.expiry_rules import Account, Alert, Observation, ReadError, VaultHeld, evaluate, iso
+from lib.expiry_alerts import Alert, iso
+from lib.expiry_rules import Account, Observation, ReadError, VaultHeld, evaluate
 from lib.model import SEVERITY_ORDER, Outcome, Plan, Report
 from lib.redact import register_secret
 from lib.settings import (

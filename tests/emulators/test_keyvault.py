@@ -635,3 +635,13 @@ def test_spec_example_replayed(example: Path, platform: Platform, source: Secret
         assert r.headers["Content-Type"].startswith("application/json")
     else:
         assert r.content == b""
+
+
+def test_a_rejected_update_changes_nothing(source: SecretClient) -> None:
+    source.set_secret("atomic-update", "value-atomic-1", content_type="text/plain", tags={"a": "1"})
+    too_many = {f"t{i}": "v" for i in range(16)}  # Key Vault allows at most 15 tags
+    with pytest.raises(HttpResponseError) as info:
+        source.update_secret_properties("atomic-update", content_type="application/json", tags=too_many)
+    assert info.value.status_code == 400
+    props = source.get_secret("atomic-update").properties
+    assert props.content_type == "text/plain" and props.tags == {"a": "1"}

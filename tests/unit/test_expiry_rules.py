@@ -8,14 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lib.coder import Token, User
+from lib.expiry_alerts import new_alert, thresholds
 from lib.expiry_rules import (
     Account,
     Observation,
     ReadError,
     VaultHeld,
     evaluate,
-    new_alert,
-    thresholds,
 )
 from lib.token_policy import Policy, Rules, parse_policy
 

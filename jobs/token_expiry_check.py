@@ -68,6 +68,9 @@ class Settings:
     vault_jwt_file: Path = setting(
         "--vault-jwt-file", "service-account JWT for Vault Kubernetes auth", parse=Path, default=POD_SA_TOKEN
     )
+    vault_auth_mount: str = setting(
+        "--vault-auth-mount", "mount of the Kubernetes auth method", parse=parse_kv_path, default="kubernetes"
+    )
     kv_mount: str = setting(
         "--kv-mount", "KV v2 mount coder-token-mint writes to", parse=parse_kv_path, default="secret"
     )
@@ -176,7 +179,9 @@ def vault_login(settings: Settings) -> VaultClient:
     token = os.environ.get("VAULT_TOKEN", "").strip()  # an SRE's own token; never a flag (argv is visible)
     if token:
         return VaultClient(settings.vault_addr, token)
-    return VaultClient.kubernetes_login(settings.vault_addr, settings.vault_role, settings.vault_jwt_file)
+    return VaultClient.kubernetes_login(
+        settings.vault_addr, settings.vault_role, settings.vault_jwt_file, settings.vault_auth_mount
+    )
 
 
 def observe_vault(clients: Clients, settings: Settings) -> VaultHeld:

@@ -70,6 +70,12 @@ def helm_path() -> Path:
     return HELM
 
 
+def run_helm(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """Run helm with its config, cache and data under `home` and no kubeconfig: nothing leaks in or out."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "KUBECONFIG": str(home / "none")}
+    return subprocess.run([str(helm_path()), *args], capture_output=True, text=True, env=env, timeout=60, check=False)
+
+
 if __name__ == "__main__":
     path = helm_path()
     print(subprocess.run([str(path), "version", "--short"], capture_output=True, text=True, check=True).stdout.strip())

@@ -1,0 +1,387 @@
+"""The Helm chart (helm/coder-wi-jobs), rendered by the real helm binary and checked three ways: against the
+Kubernetes OpenAPI schemas (kubernetes-validate, strict), against the security and scheduling rules an SRE
+relies on, and against the code itself: every env var a CronJob sets must be one its job reads (collected
+from the job's settings dataclass), and the rendered env plus mounted files must configure the job without
+a configuration error. So the chart cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from lib.settings import REQUIRED, RunOptions, resolve, specs
+from tests.helm.helm_binary import ROOT, HelmUnavailable, helm_path, run_helm
+
+CHART = ROOT / "helm" / "coder-wi-jobs"
+FULL = CHART / "ci" / "full-values.yaml"
+VALUE_KEYS = {
+    "fic-reconcile": "ficReconcile",
+    "keyvault-sync": "keyvaultSync",
+    "coder-token-mint": "coderTokenMint",
+    "token-expiry-check": "tokenExpiryCheck",
+}
+# Read by the SDKs or the libraries rather than by a settings dataclass (DESIGN.md, "Flags and env vars").
+ECOSYSTEM_ENV = {
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_AUTHORITY_HOST",
+    "VAULT_TOKEN",
+    "KUBECONFIG",
+    "REQUESTS_CA_BUNDLE",
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "NO_PROXY",
+}
+SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+
+
+@pytest.fixture(scope="session")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    try:
+        helm_path()
+    except HelmUnavailable as exc:  # never a skip: a chart nobody rendered is a chart nobody tested
+        pytest.fail(f"helm is needed for the chart tests and could not be obtained: {exc}")
+    return tmp_path_factory.mktemp("helm-home")
+
+
+def template(home: Path, *args: str) -> list[dict[str, Any]]:
+    done = run_helm("template", "rel", str(CHART), "--namespace", "jobs", *args, home=home)
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def template_error(home: Path, *args: str) -> str:
+    done = run_helm("template", "rel", str(CHART), "--namespace", "jobs", *args, home=home)
+    assert done.returncode != 0, f"helm accepted {args}"
+    return done.stderr
+
+
+@pytest.fixture(scope="session")
+def full(home: Path) -> list[dict[str, Any]]:
+    return template(home, "-f", str(FULL))
+
+
+def kinds(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def cronjob(docs: list[dict[str, Any]], job: str) -> dict[str, Any]:
+    (found,) = [d for d in kinds(docs, "CronJob") if d["metadata"]["name"] == f"rel-{job}"]
+    return found
+
+
+def pod_spec(cj: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return spec
+
+
+def container(cj: dict[str, Any]) -> dict[str, Any]:
+    (only,) = pod_spec(cj)["containers"]
+    return dict(only)
+
+
+def env_of(cj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in container(cj)["env"]}
+
+
+def settings_class(job: str) -> type[Any]:
+    """command -> console script -> module -> SPEC.settings: the same path the container takes."""
+    module_name, _, func = SCRIPTS[job].partition(":")
+    module = importlib.import_module(module_name)
+    assert func == "main" and module.SPEC.name == job
+    settings: type[Any] = module.SPEC.settings
+    return settings
+
+
+# ---- helm itself ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", [[], ["-f", str(FULL)]], ids=["defaults", "full-example"])
+def test_lint_strict_is_clean(home: Path, values: list[str]) -> None:
+    done = run_helm("lint", "--strict", str(CHART), *values, home=home)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[WARNING]" not in done.stdout and "[ERROR]" not in done.stdout, done.stdout
+
+
+def test_default_values_enable_nothing(home: Path) -> None:
+    """Every job needs site-specific settings, so none is on until its values are given."""
+    assert template(home) == []
+
+
+def test_full_example_renders_every_object(full: list[dict[str, Any]]) -> None:
+    names = sorted((d["kind"], d["metadata"]["name"]) for d in full)
+    expected = [("CronJob", f"rel-{j}") for j in VALUE_KEYS] + [("ServiceAccount", f"rel-{j}") for j in VALUE_KEYS]
+    expected += [("ConfigMap", "rel-keyvault-sync"), ("ConfigMap", "rel-token-expiry-check")]
+    expected += [("ClusterRole", "rel-fic-reconcile-jobs"), ("ClusterRoleBinding", "rel-fic-reconcile-jobs")]
+    assert names == sorted(expected)
+
+
+VARIANTS = {
+    "full": [],
+    "all-users-no-vault-check": [
+        "--set",
+        "jobs.tokenExpiryCheck.settings.allUsers=true,jobs.tokenExpiryCheck.settings.vaultCheck=false",
+        "--set-json",
+        "jobs.tokenExpiryCheck.settings.users=[]",
+    ],
+    "tag-no-digest-no-pushgateway": ["--set", "image.digest=,image.tag=1.2.3,pushgatewayUrl="],
+}
+
+
+@pytest.mark.parametrize("version", ["1.33.0", "1.37.0"])
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_document_is_valid_kubernetes(home: Path, variant: str, version: str) -> None:
+    docs = template(home, "-f", str(FULL), *VARIANTS[variant])
+    assert docs
+    for doc in docs:
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+# ---- values.schema.json --------------------------------------------------------------------------------------
+
+BAD_VALUES = {
+    "cron-with-seconds-field": (["--set", "jobs.ficReconcile.schedule=0 7 * * * *"], "/jobs/ficReconcile/schedule"),
+    "cron-four-fields": (["--set", "jobs.keyvaultSync.schedule=*/5 * * *"], "/jobs/keyvaultSync/schedule"),
+    "coder-url-http": (["--set", "coder.url=http://coder.example.com"], "/coder/url"),
+    "vault-url-http": (
+        ["--set", "jobs.keyvaultSync.settings.sourceVaultUrl=http://kv.vault.azure.net"],
+        "/jobs/keyvaultSync/settings/sourceVaultUrl",
+    ),
+    "empty-pool": (["--set-json", "jobs.ficReconcile.settings.clientIds=[]"], "/jobs/ficReconcile/settings/clientIds"),
+    "pool-not-uuid": (
+        ["--set-json", 'jobs.ficReconcile.settings.clientIds=["identity-1"]'],
+        "/jobs/ficReconcile/settings/clientIds/0",
+    ),
+    "unknown-fail-on": (
+        ["--set", "jobs.tokenExpiryCheck.settings.failOn=sometimes"],
+        "/jobs/tokenExpiryCheck/settings/failOn",
+    ),
+    "unknown-pull-policy": (["--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy"),
+    "token-in-values": (["--set", "jobs.coderTokenMint.bootstrapToken=abc"], "/jobs/coderTokenMint"),
+    "misspelled-setting": (["--set", "jobs.ficReconcile.settings.maxDelete=5"], "/jobs/ficReconcile/settings"),
+    "enabled-without-pool": (
+        ["--set", "jobs.ficReconcile.enabled=true,jobs.ficReconcile.settings.issuer=https://issuer.example/"],
+        "/jobs/ficReconcile/settings/clientIds",
+    ),
+    "retries-over-limit": (["--set", "jobDefaults.backoffLimit=10"], "/jobDefaults/backoffLimit"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_VALUES))
+def test_schema_rejects_bad_values(home: Path, case: str) -> None:
+    args, path = BAD_VALUES[case]
+    base = [] if case == "enabled-without-pool" else ["-f", str(FULL)]
+    error = template_error(home, *base, *args)
+    assert "values don't meet the specifications of the schema" in error
+    assert f"at '{path}'" in error, error
+
+
+@pytest.mark.parametrize("schedule", ["@daily", "0 7 * * MON-FRI", "*/5 * * * *", "0 0 1,15 * ?"])
+def test_schema_accepts_valid_schedules(home: Path, schedule: str) -> None:
+    docs = template(home, "-f", str(FULL), "--set-json", f"jobs.keyvaultSync.schedule={json.dumps(schedule)}")
+    assert cronjob(docs, "keyvault-sync")["spec"]["schedule"] == schedule
+
+
+def test_users_and_all_users_are_exclusive(home: Path) -> None:
+    error = template_error(home, "-f", str(FULL), "--set", "jobs.tokenExpiryCheck.settings.allUsers=true")
+    assert "users (CWJ_USER) or allUsers: true (CWJ_ALL_USERS)" in error
+
+
+def test_overlong_names_are_refused(home: Path) -> None:
+    error = template_error(home, "-f", str(FULL), "--set", "fullnameOverride=" + "a" * 36)
+    assert "CronJob names must be at most 52" in error
+
+
+# ---- what every CronJob must be ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("job", sorted(VALUE_KEYS))
+def test_cronjob_runs_safely(full: list[dict[str, Any]], job: str) -> None:
+    cj = cronjob(full, job)
+    spec, job_spec, pod = cj["spec"], cj["spec"]["jobTemplate"]["spec"], pod_spec(cj)
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["startingDeadlineSeconds"] > 0 and job_spec["activeDeadlineSeconds"] > 0
+    assert job_spec["backoffLimit"] == 0
+    assert {"action": "FailJob", "onExitCodes": {"containerName": "job", "operator": "In", "values": [2, 3]}} in (
+        job_spec["podFailurePolicy"]["rules"]
+    )
+    assert pod["restartPolicy"] == "Never"
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "fsGroup": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    for c in pod["containers"]:
+        sc = c["securityContext"]
+        assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 10001
+        assert sc["allowPrivilegeEscalation"] is False and sc["privileged"] is False
+        assert sc["readOnlyRootFilesystem"] is True
+        assert sc["capabilities"] == {"drop": ["ALL"]}
+        assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+    assert not any(k in pod for k in ("hostNetwork", "hostPID", "hostIPC"))
+    assert not any("hostPath" in v for v in pod["volumes"])
+
+
+@pytest.mark.parametrize("job", sorted(VALUE_KEYS))
+def test_command_is_the_jobs_console_script(full: list[dict[str, Any]], job: str) -> None:
+    assert container(cronjob(full, job))["command"] == [job]
+    assert job in SCRIPTS
+
+
+def test_kubernetes_api_token_and_rbac_only_for_fic_reconcile(full: list[dict[str, Any]]) -> None:
+    automount = {j: pod_spec(cronjob(full, j))["automountServiceAccountToken"] for j in VALUE_KEYS}
+    assert automount == {j: j == "fic-reconcile" for j in VALUE_KEYS}
+    assert all(sa["automountServiceAccountToken"] is False for sa in kinds(full, "ServiceAccount"))
+    assert not kinds(full, "Role") and not kinds(full, "RoleBinding")
+    (role,) = kinds(full, "ClusterRole")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list"]}]
+    (binding,) = kinds(full, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-fic-reconcile", "namespace": "jobs"}]
+
+
+def test_workload_identity_only_for_the_azure_jobs(full: list[dict[str, Any]]) -> None:
+    values = yaml.safe_load(FULL.read_text())["jobs"]
+    for job, key in VALUE_KEYS.items():
+        labels = cronjob(full, job)["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+        (sa,) = [s for s in kinds(full, "ServiceAccount") if s["metadata"]["name"] == f"rel-{job}"]
+        client_id = sa["metadata"].get("annotations", {}).get("azure.workload.identity/client-id")
+        if job in ("fic-reconcile", "keyvault-sync"):
+            assert labels["azure.workload.identity/use"] == "true"
+            assert client_id == values[key]["workloadIdentity"]["clientId"]
+        else:
+            assert "azure.workload.identity/use" not in labels and client_id is None
+
+
+@pytest.mark.parametrize("job", ["coder-token-mint", "token-expiry-check"])
+def test_vault_login_uses_a_projected_token_for_vault(full: list[dict[str, Any]], job: str) -> None:
+    cj = cronjob(full, job)
+    jwt_file = Path(env_of(cj)["CWJ_VAULT_JWT_FILE"]["value"])
+    (mount,) = [m for m in container(cj)["volumeMounts"] if m["mountPath"] == str(jwt_file.parent)]
+    (volume,) = [v for v in pod_spec(cj)["volumes"] if v["name"] == mount["name"]]
+    (source,) = volume["projected"]["sources"]
+    assert source["serviceAccountToken"]["audience"] == "vault"
+    assert source["serviceAccountToken"]["path"] == jwt_file.name
+    assert pod_spec(cj)["automountServiceAccountToken"] is False
+
+
+def test_no_vault_check_means_no_vault_token(home: Path) -> None:
+    docs = template(home, "-f", str(FULL), "--set", "jobs.tokenExpiryCheck.settings.vaultCheck=false")
+    cj = cronjob(docs, "token-expiry-check")
+    assert not any("projected" in v for v in pod_spec(cj)["volumes"])
+    assert not {"VAULT_ADDR", "CWJ_VAULT_JWT_FILE", "CWJ_VAULT_CHECK"} & set(env_of(cj))
+
+
+def test_secrets_are_referenced_by_name_only(full: list[dict[str, Any]]) -> None:
+    assert not kinds(full, "Secret")
+    secret_volumes = {
+        v["secret"]["secretName"] for cj in kinds(full, "CronJob") for v in pod_spec(cj)["volumes"] if "secret" in v
+    }
+    assert secret_volumes == {"coder-bootstrap-token", "coder-expiry-check-token"}
+    webhook = env_of(cronjob(full, "token-expiry-check"))["CWJ_WEBHOOK_URL"]
+    assert webhook == {
+        "name": "CWJ_WEBHOOK_URL",
+        "valueFrom": {"secretKeyRef": {"name": "token-alerts-webhook", "key": "url"}},
+    }
+    for cj in kinds(full, "CronJob"):
+        assert "VAULT_TOKEN" not in env_of(cj)
+
+
+@pytest.mark.parametrize("job", sorted(VALUE_KEYS))
+def test_a_disabled_job_renders_nothing(home: Path, job: str) -> None:
+    docs = template(home, "-f", str(FULL), "--set", f"jobs.{VALUE_KEYS[job]}.enabled=false")
+    assert [d for d in docs if job in d["metadata"]["name"]] == []
+    assert len(kinds(docs, "CronJob")) == 3
+
+
+def test_configmap_change_changes_only_its_jobs_checksum(home: Path, full: list[dict[str, Any]]) -> None:
+    changed = template(home, "-f", str(FULL), "--set-json", 'jobs.keyvaultSync.settings.allowlist=["other-secret"]')
+
+    def checksum(docs: list[dict[str, Any]], job: str) -> str:
+        return str(
+            cronjob(docs, job)["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+        )
+
+    assert checksum(changed, "keyvault-sync") != checksum(full, "keyvault-sync")
+    assert checksum(changed, "token-expiry-check") == checksum(full, "token-expiry-check")
+
+
+def test_dry_run_default_and_a_jobs_own_false_override(home: Path) -> None:
+    docs = template(home, "-f", str(FULL), "--set", "jobDefaults.dryRun=true,jobs.ficReconcile.dryRun=false")
+    dry = {j: env_of(cronjob(docs, j))["CWJ_DRY_RUN"]["value"] for j in VALUE_KEYS}
+    assert dry == {j: "false" if j == "fic-reconcile" else "true" for j in VALUE_KEYS}
+
+
+# ---- the chart against the code ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("job", sorted(VALUE_KEYS))
+def test_env_names_are_ones_the_job_reads(full: list[dict[str, Any]], job: str) -> None:
+    cls = settings_class(job)
+    read = {spec.env for cls_ in (RunOptions, cls) for _, spec in specs(cls_)}
+    names = [e["name"] for e in container(cronjob(full, job))["env"]]
+    assert len(names) == len(set(names)), f"duplicate env vars in {job}: {names}"
+    assert set(names) - read - ECOSYSTEM_ENV == set()
+    required = {spec.env for _, spec in specs(cls) if spec.default is REQUIRED}
+    assert required - set(names) == set(), f"{job} misses required settings"
+
+
+def materialize(cj: dict[str, Any], docs: list[dict[str, Any]], root: Path) -> dict[str, str]:
+    """The container's environment with every mounted file written under `root`, the way the kubelet would:
+    ConfigMap data as rendered, a placeholder for Secret and projected tokens (their content is not the chart's)."""
+    config_maps = {d["metadata"]["name"]: d["data"] for d in kinds(docs, "ConfigMap")}
+    volumes = {v["name"]: v for v in pod_spec(cj)["volumes"]}
+    moved: dict[str, Path] = {}
+    for index, mount in enumerate(container(cj)["volumeMounts"]):
+        target = moved[mount["mountPath"]] = root / str(index)
+        target.mkdir(parents=True)
+        volume = volumes[mount["name"]]
+        if "configMap" in volume:
+            for key, text in config_maps.get(volume["configMap"]["name"], {}).items():
+                (target / key).write_text(text)
+        for item in volume.get("secret", {}).get("items", []):
+            (target / item["path"]).write_text("placeholder-not-a-token\n")
+        for source in volume.get("projected", {}).get("sources", []):
+            (target / source["serviceAccountToken"]["path"]).write_text("placeholder.jwt.value\n")
+    environ = {}
+    for name, entry in env_of(cj).items():
+        value = entry.get("value", "https://hooks.example.invalid/from-a-secret")
+        for mount_path, local in moved.items():
+            if value.startswith(mount_path + "/"):
+                value = str(local / value[len(mount_path) + 1 :])
+        environ[name] = value
+    return environ
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("job", sorted(VALUE_KEYS))
+def test_rendered_env_configures_the_job(home: Path, tmp_path: Path, variant: str, job: str) -> None:
+    """The job's own loader accepts what the chart renders: names, value formats, the mounted allowlist and
+    policy files, and the cross-field checks (e.g. coder-token-mint's renew window and grace)."""
+    docs = template(home, "-f", str(FULL), *VARIANTS[variant])
+    environ = materialize(cronjob(docs, job), docs, tmp_path)
+    cls = settings_class(job)
+    for settings_cls in (RunOptions, cls):
+        unset = argparse.Namespace(**{name: None for name, _ in specs(settings_cls)})
+        resolve(settings_cls, unset, environ)  # raises ConfigError naming the setting
+
+
+def test_pool_order_reaches_the_job_unchanged(full: list[dict[str, Any]]) -> None:
+    """The order of AZURE_CLIENT_IDS_JSON is the shard contract with the Coder templates."""
+    pool = yaml.safe_load(FULL.read_text())["jobs"]["ficReconcile"]["settings"]["clientIds"]
+    cls = settings_class("fic-reconcile")
+    (spec,) = [s for _, s in specs(cls) if s.env == "AZURE_CLIENT_IDS_JSON"]
+    assert spec.parse(env_of(cronjob(full, "fic-reconcile"))["AZURE_CLIENT_IDS_JSON"]["value"]) == tuple(pool)

@@ -11,7 +11,6 @@ import json
 import os
 import secrets
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -85,11 +84,11 @@ def writes(control: Control, service: str = TARGET) -> int:
     return sum(control.count(service, op) for op in WRITES)
 
 
-def rotate_later() -> None:
+def rotate_later(control: Control) -> None:
     """Let the next seed version be created in a later second than the previous one, as a real rotation is.
     (Versions created within one second tie on `created`, and the job then reads the value to learn which is
-    current.) Real time, because control.advance() makes Entra tokens fail PyJWT's iat check (reported)."""
-    time.sleep(1.1)
+    current.) The emulated clock moves; no test waits in real time."""
+    control.advance(2)
 
 
 def seed_many(source: SecretClient, count: int) -> dict[str, str]:
@@ -159,7 +158,7 @@ def test_three_new_seed_versions_mean_three_reads_and_three_writes(
     values = seed_many(source, 10)
     path = allowlist(tmp_path, *values)
     assert sync(env, "--allowlist-file", path).returncode == 0
-    rotate_later()
+    rotate_later(control)
     rotated = ["app-secret-01", "app-secret-04", "app-secret-07"]
     for name in rotated:
         values[name] = new_value(name)
@@ -192,7 +191,7 @@ def test_a_soft_deleted_target_is_recovered_and_updated_in_one_run(
     assert sync(env, "--allowlist-file", path).returncode == 0
     target.begin_delete_secret("db-password").result()
     target.begin_delete_secret("api-key").result()
-    rotate_later()
+    rotate_later(control)
     rotated = new_value("db2")
     source.set_secret("db-password", rotated)
     # real Key Vault is eventually consistent after a recover: reads 404, writes 409 ObjectIsBeingRecovered

@@ -227,18 +227,24 @@ class RunOptions:
     )
 
 
+def _metavar(spec: Spec) -> str:
+    return spec.flag.lstrip("-").upper().replace("-", "_")
+
+
 def build_parser(prog: str, description: str, classes: Sequence[type[Any]]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
     for cls in classes:
         for name, spec in specs(cls):
             default = "" if spec.default is REQUIRED else f"; default {spec.default!r}"
-            text = f"{spec.help} (env {spec.env}{default})"
+            text = f"{spec.help} (env {spec.env}{default})".replace("%", "%%")  # argparse %-formats help
             if spec.switch:
                 parser.add_argument(spec.flag, dest=name, action="store_const", const="true", help=text)
             elif spec.repeatable:
-                parser.add_argument(spec.flag, dest=name, action="append", help=text + "; repeatable")
+                parser.add_argument(
+                    spec.flag, dest=name, action="append", metavar=_metavar(spec), help=text + "; repeatable"
+                )
             else:
-                parser.add_argument(spec.flag, dest=name, help=text)
+                parser.add_argument(spec.flag, dest=name, metavar=_metavar(spec), help=text)
     return parser
 
 

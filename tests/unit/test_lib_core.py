@@ -321,3 +321,21 @@ def test_error_findings_fail_the_run_under_every_threshold() -> None:
     assert harness.exit_code_for(Report(warned), "critical") == 0
     assert harness.exit_code_for(Report(warned), "warning") == 1
     assert harness.exit_code_for(Report(warned), "never") == 0
+
+
+@pytest.mark.parametrize("job", ["fic-reconcile", "keyvault-sync", "coder-token-mint", "token-expiry-check"])
+def test_every_job_prints_help_naming_each_flag_and_env_var(job: str) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.docgen import JOBS
+
+    exe = Path(sys.executable).parent / job
+    proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    settings = __import__(JOBS[job], fromlist=["SPEC"]).SPEC.settings
+    from lib.settings import specs
+
+    for _, spec in specs(settings):
+        assert spec.flag in proc.stdout and spec.env in proc.stdout

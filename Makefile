@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: venv test lint demo bench clean
+.PHONY: venv test test-image lint demo bench wheels image clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,13 +15,25 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The image tests need buildah, podman, runc and mmdebstrap (Debian packages, root to install): they run
+# in `make test-image`, which .ci/run adds after installing them; `make test` needs only Python and make.
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --ignore=tests/container
+
+test-image: venv
+	$(BIN)/python -m pytest -q tests/container
+
+wheels: venv
+	$(BIN)/python -m tests.container.build wheels
+
+image: venv
+	$(BIN)/python -m tests.container.build image
 
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
 demo: venv
 	$(BIN)/python -m tests.demo
@@ -30,4 +42,4 @@ bench: venv
 	$(BIN)/python -m tests.bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .ctr build/wheels

@@ -1,0 +1,71 @@
+# coder-wi-jobs: one image, four CronJob entrypoints (fic-reconcile, keyvault-sync, coder-token-mint,
+# token-expiry-check). The Helm chart picks the job with the container's `command`; this image fixes none.
+#
+# The build installs nothing from the network: the project and its pinned dependencies arrive as wheels
+# in build/wheels/ (made on the host, for linux/amd64 CPython 3.11, by `python -m tests.container.build
+# wheels`), and pip runs with --no-index. So a build is reproducible from the wheel set alone, and no
+# proxy, CA bundle or credential ever has to reach the build. docs/container.md has the whole procedure.
+#
+#   python -m tests.container.build wheels
+#   docker build --build-arg VERSION=0.1.0 -t coder-wi-jobs:0.1.0 .
+#
+# BASE: any Debian bookworm image with CPython 3.11, `python3 -m venv` and useradd. The default is the
+# official slim image (pin it by digest in your pipeline: BASE=docker.io/library/python:3.11-slim-bookworm@sha256:...).
+# The offline CI build passes BASE=localhost/base:bookworm, a minbase Debian made with mmdebstrap from the
+# Debian mirror (python3, python3-venv, ca-certificates), because no container registry is reachable there.
+ARG BASE=docker.io/library/python:3.11-slim-bookworm
+
+# ---- build stage: a venv with the project, from local wheels only; thrown away after the copy below ----
+FROM ${BASE} AS venv
+ARG VERSION=0.1.0
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_NO_INPUT=1
+COPY build/wheels/ /wheels/
+# --no-index: every wheel must be in build/wheels (a missing one fails the build rather than reaching out).
+# The exact version pin makes a project wheel of another version in build/wheels fail the build.
+# pip and setuptools are then removed from the venv: nothing at run time installs packages (the root
+# filesystem is read-only anyway), and an installer is one more thing to patch.
+RUN python3 -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels "coder-wi-jobs==${VERSION}" \
+ && /opt/venv/bin/pip uninstall --yes --quiet pip setuptools \
+ && /opt/venv/bin/python -c "import jobs.fic_reconcile, jobs.keyvault_sync, jobs.coder_token_mint, jobs.token_expiry_check"
+
+# ---- runtime image ----
+FROM ${BASE}
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=unknown
+ARG BASE
+LABEL org.opencontainers.image.title="coder-wi-jobs" \
+      org.opencontainers.image.description="CronJobs that keep Coder workspaces on AKS authenticated: fic-reconcile, keyvault-sync, coder-token-mint, token-expiry-check" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.base.name="${BASE}" \
+      org.opencontainers.image.documentation="docs/container.md"
+
+# A fixed numeric uid/gid: the chart sets runAsUser/runAsGroup/fsGroup 10001 and runAsNonRoot, and the
+# kubelet can only verify runAsNonRoot against a numeric USER. No home directory exists or is needed.
+RUN groupadd --gid 10001 cwj \
+ && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin cwj
+
+# The venv's python is a symlink to the base's python3, which is why both stages use the same BASE.
+# Owned by root and not writable by uid 10001, like everything but /tmp.
+COPY --from=venv /opt/venv /opt/venv
+
+# PYTHONDONTWRITEBYTECODE: the root filesystem is read-only in the pod (bytecode was compiled at install).
+# HOME=/tmp: the only writable path in the pod (the chart mounts an emptyDir there), so a library that
+# wants a cache or config directory under ~ gets a writable one instead of an error.
+# PATH is spelled out because an imported base (the CI one) carries no PATH to extend.
+ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    VIRTUAL_ENV=/opt/venv \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp
+
+USER 10001:10001
+WORKDIR /tmp
+
+# No ENTRYPOINT: each CronJob sets `command` to its console script. Without one, say so and exit 2 (usage)
+# instead of inheriting the base image's python REPL.
+CMD ["/bin/sh", "-c", "echo 'coder-wi-jobs: give the job as the command: fic-reconcile | keyvault-sync | coder-token-mint | token-expiry-check' >&2; exit 2"]

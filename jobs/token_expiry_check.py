@@ -4,13 +4,14 @@ observe: the accounts (named with --user, or every user) with their site roles a
 with include_expired=true. plan: the pure rules in lib/expiry_rules.py -> findings and the token table,
 and lib/expiry_alerts.py -> the alerts new since the last scheduled run. apply: post those alerts to the
 webhook. Nothing is ever written to Coder. publish: per-token expiry timestamps and findings to a Pushgateway.
+Settings (flags, env vars, cross-field rules): lib/expiry_settings.py.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,98 +21,14 @@ from lib import harness, metrics
 from lib.coder import CoderClient, CoderError, Token, User, parse_time, token_id
 from lib.expiry_alerts import Alert, iso
 from lib.expiry_rules import Account, Observation, ReadError, VaultHeld, evaluate
+from lib.expiry_settings import ExpirySettings
 from lib.model import SEVERITY_ORDER, Outcome, Plan, Report
 from lib.redact import register_secret
-from lib.settings import (
-    ConfigError,
-    label_of,
-    one_of,
-    parse_duration,
-    parse_http_url,
-    parse_https_url,
-    parse_kv_path,
-    parse_readable_file,
-    setting,
-    switch,
-)
-from lib.token_policy import Policy, load_policy_file
+from lib.settings import ConfigError, label_of
 from lib.vault import VaultClient, VaultError
 from lib.webhook import Webhook, WebhookError, slack_payload
 
 NAME = "token-expiry-check"
-POD_SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
-
-
-@dataclass(frozen=True)
-class Settings:
-    coder_url: str = setting("--coder-url", "Coder base URL", env="CODER_URL", parse=parse_https_url)
-    token_file: Path = setting(
-        "--token-file",
-        "file holding a Coder token that can read the accounts' tokens (Owner: Coder hides them from Auditors)",
-        env="CWJ_CODER_TOKEN_FILE",
-        parse=parse_readable_file,
-    )
-    users: tuple[str, ...] = setting("--user", "check this user (username or id)", default=(), repeatable=True)
-    all_users: bool = switch("--all-users", "check every user the token can list")
-    policy_file: Policy | None = setting(
-        "--policy-file",
-        "YAML token policy (defaults plus per-user overrides); built-in defaults when unset",
-        env="CWJ_POLICY_FILE",
-        parse=load_policy_file,
-        default=None,
-    )
-    vault_check: bool = switch("--vault-check", "also check the Vault-held workspace token from coder-token-mint")
-    vault_addr: str = setting("--vault-addr", "Vault address (for --vault-check)", env="VAULT_ADDR", default="")
-    vault_role: str = setting(
-        "--vault-role", "Vault Kubernetes-auth role when VAULT_TOKEN is unset", default="token-expiry-check"
-    )
-    vault_jwt_file: Path = setting(
-        "--vault-jwt-file", "service-account JWT for Vault Kubernetes auth", parse=Path, default=POD_SA_TOKEN
-    )
-    vault_auth_mount: str = setting(
-        "--vault-auth-mount", "mount of the Kubernetes auth method", parse=parse_kv_path, default="kubernetes"
-    )
-    kv_mount: str = setting(
-        "--kv-mount", "KV v2 mount coder-token-mint writes to", parse=parse_kv_path, default="secret"
-    )
-    kv_path: str = setting(
-        "--kv-path", "KV v2 path of coder-token-mint's entry", parse=parse_kv_path, default="coder-cli-session-token"
-    )
-    fail_on: str = setting(
-        "--fail-on",
-        "lowest finding severity that makes the run exit 1",
-        parse=one_of("warning", "critical", "never"),
-        default="critical",
-    )
-    webhook_url: str | None = setting(
-        "--webhook-url", "POST new alerts here (Slack-compatible JSON)", parse=parse_http_url, default=None
-    )
-    pushgateway_url: str | None = setting(
-        "--pushgateway-url", "push metrics to this Prometheus Pushgateway", parse=parse_http_url, default=None
-    )
-    schedule_interval: timedelta = setting(
-        "--schedule-interval",
-        "time between scheduled runs; alerts fire for thresholds crossed within it",
-        parse=parse_duration,
-        default=timedelta(hours=24),
-    )
-
-    @property
-    def policy(self) -> Policy:
-        return self.policy_file or Policy()
-
-    def check(self) -> None:
-        if bool(self.users) == self.all_users:
-            raise ConfigError(
-                f"{label_of(Settings, 'users')} / {label_of(Settings, 'all_users')}",
-                "expected either one or more --user or --all-users",
-            )
-        if self.schedule_interval <= timedelta(0):
-            raise ConfigError(label_of(Settings, "schedule_interval"), "expected a positive duration such as 24h")
-        if self.vault_check and not self.vault_addr.startswith(("http://", "https://")):
-            raise ConfigError(
-                label_of(Settings, "vault_addr"), "expected an http(s):// Vault address with --vault-check"
-            )
 
 
 # ---- connect / observe ---------------------------------------------------------------------------------------
@@ -120,7 +37,9 @@ class Settings:
 def read_token_file(path: Path) -> str:
     token = path.read_text(encoding="utf-8").strip()
     if not token:
-        raise ConfigError(label_of(Settings, "token_file"), f"expected a Coder token in {path}, the file is empty")
+        raise ConfigError(
+            label_of(ExpirySettings, "token_file"), f"expected a Coder token in {path}, the file is empty"
+        )
     return token
 
 
@@ -130,7 +49,7 @@ class Clients:
     vault: VaultClient | None = None  # logged in by observe, revoked by close
 
 
-def connect(settings: Settings) -> Clients:
+def connect(settings: ExpirySettings) -> Clients:
     return Clients(CoderClient(settings.coder_url, read_token_file(settings.token_file)))
 
 
@@ -139,7 +58,7 @@ def close(clients: Clients) -> None:
         clients.vault.revoke_self()
 
 
-def observe(clients: Clients, settings: Settings) -> Observation:
+def observe(clients: Clients, settings: ExpirySettings) -> Observation:
     coder = clients.coder
     reader = coder.me()  # a rejected --token-file token fails the run here, in Coder's words
     version = str(coder.buildinfo().get("version", ""))
@@ -175,7 +94,7 @@ def coder_words(exc: CoderError) -> str:
     return exc.message + (f" ({exc.detail})" if exc.detail else "")
 
 
-def vault_login(settings: Settings) -> VaultClient:
+def vault_login(settings: ExpirySettings) -> VaultClient:
     token = os.environ.get("VAULT_TOKEN", "").strip()  # an SRE's own token; never a flag (argv is visible)
     if token:
         return VaultClient(settings.vault_addr, token)
@@ -184,7 +103,7 @@ def vault_login(settings: Settings) -> VaultClient:
     )
 
 
-def observe_vault(clients: Clients, settings: Settings) -> VaultHeld:
+def observe_vault(clients: Clients, settings: ExpirySettings) -> VaultHeld:
     """Read coder-token-mint's entry and ask Coder about the token in it. Checking it authenticates with
     it, which on servers with sliding expiry also pushes its expiry forward, exactly as a workspace would."""
     location = f"{settings.kv_mount}/{settings.kv_path}"
@@ -217,7 +136,7 @@ def observe_vault(clients: Clients, settings: Settings) -> VaultHeld:
 # ---- plan ------------------------------------------------------------------------------------------------------
 
 
-def plan(observed: Observation, settings: Settings, now: datetime) -> Plan:
+def plan(observed: Observation, settings: ExpirySettings, now: datetime) -> Plan:
     result = evaluate(observed, settings.policy, now, settings.schedule_interval)
     return Plan(
         actions=result.alerts,
@@ -247,7 +166,7 @@ def expiry_note(sliding_observed: int) -> str:
 # ---- apply: post the new alerts ----------------------------------------------------------------------------------
 
 
-def apply(plan: Plan, clients: Clients, settings: Settings) -> Report:
+def apply(plan: Plan, clients: Clients, settings: ExpirySettings) -> Report:
     alerts = [a for a in plan.actions if isinstance(a, Alert)]
     if not alerts:
         return Report(plan)
@@ -265,7 +184,7 @@ def apply(plan: Plan, clients: Clients, settings: Settings) -> Report:
     return Report(plan, tuple(Outcome(a, "ok", "posted") for a in alerts))
 
 
-def fail_at(settings: Settings) -> str:
+def fail_at(settings: ExpirySettings) -> str:
     # `error` findings (the check could not see something: unreadable tokens, a 403) fail the run in the
     # harness whatever --fail-on says: a blind check must never pass as healthy, not even report-only.
     return settings.fail_on
@@ -274,7 +193,7 @@ def fail_at(settings: Settings) -> str:
 # ---- publish ----------------------------------------------------------------------------------------------------
 
 
-def publish(report: Report, settings: Settings, code: int) -> None:
+def publish(report: Report, settings: ExpirySettings, code: int) -> None:
     if settings.pushgateway_url is None:
         return
     blind = any(SEVERITY_ORDER[f.severity] == SEVERITY_ORDER["error"] for f in report.all_findings)
@@ -300,7 +219,7 @@ def token_gauges(registry: CollectorRegistry, report: Report) -> None:
 SPEC = harness.JobSpec(
     name=NAME,
     description=__doc__.splitlines()[0] if __doc__ else NAME,
-    settings=Settings,
+    settings=ExpirySettings,
     connect=connect,
     observe=observe,
     plan=plan,

@@ -10,16 +10,23 @@ whose replacement was written in an *earlier* phase), then creates what fits now
 FIC is always created one phase before its old one is deleted (never without a credential), deletes
 free capacity before creates on the same identity, and no identity exceeds its limit at any moment.
 A create that never fits (two full identities swapping namespaces) is reported, never forced.
+Its findings and capacity sections are built in lib/fic_findings.py.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from lib.fic_capacity import overflow_upper_bound, pool_size_needed, safe_namespace_count
-from lib.model import Finding, Plan
+from lib.fic_findings import (
+    capacity_sections,
+    observation_findings,
+    stuck_finding,
+    suppressed_finding,
+    unplaceable_findings,
+)
+from lib.model import Plan
 from lib.shard import shard_index
 
 AUDIENCE = "api://AzureADTokenExchange"
@@ -135,11 +142,11 @@ def plan(observed: Observed, policy: Policy) -> Plan:
     deletes = wanted_deletes(workspaces, placed, targets, ours, observed, policy)
     findings = [*unplaceable_findings(unplaceable, targets, policy.limit), *observation_findings(observed, blind)]
     if deletes and not deletion_allowed(observed):
-        findings.append(_suppressed(len(deletes)))
+        findings.append(suppressed_finding(len(deletes)))
         deletes = []
     counts = {i.name: len(i.fics) for i in observed.identities}
     actions, stuck, after = schedule(puts, deletes, counts, policy.limit, pool)
-    findings += [_stuck(p, policy.limit) for p in stuck]
+    findings += [stuck_finding(p, policy.limit) for p in stuck]
     n_ours = sum(len(v) for v in ours.values())
     return Plan(
         actions=tuple(actions),
@@ -288,64 +295,3 @@ def guard(
 
 def delete_threshold(n_ours: int, max_deletes: int | None) -> int:
     return max_deletes if max_deletes is not None else max(10, n_ours // 4)
-
-
-# ---- findings -------------------------------------------------------------------------------------------
-
-
-def unplaceable_findings(unplaceable: Iterable[str], targets: dict[str, str], limit: int) -> list[Finding]:
-    return [
-        Finding("error", "unplaceable", ns, f"{targets[ns]} would exceed {limit} FICs; grow the pool")
-        for ns in unplaceable
-    ]
-
-
-def _stuck(put: PutFic, limit: int) -> Finding:
-    message = f"{put.identity} stays at {limit} FICs until FICs relocating away are gone; grow the pool"
-    return Finding("error", "unplaceable", put.namespace, message)
-
-
-def _suppressed(n: int) -> Finding:
-    return Finding("error", "deletes-suppressed", "plan", f"{n} delete(s) withheld: an observation was incomplete")
-
-
-def observation_findings(observed: Observed, blind: set[str]) -> list[Finding]:
-    findings = []
-    if not observed.namespaces_complete:
-        detail = observed.namespaces_error or "incomplete"
-        findings.append(Finding("error", "observe-failed", "namespaces", f"namespace list: {detail}"))
-    for identity in observed.identities:
-        if identity.name in blind:
-            detail = identity.error or "incomplete"
-            findings.append(Finding("error", "observe-failed", identity.name, f"FIC list: {detail}; no writes here"))
-    return findings
-
-
-# ---- capacity -------------------------------------------------------------------------------------------
-
-
-def capacity_sections(
-    observed: Observed,
-    ours: dict[str, dict[str, ObservedFic]],
-    unmanaged: dict[str, int],
-    after: dict[str, int],
-    n_namespaces: int,
-    limit: int,
-) -> dict[str, object]:
-    rows = [
-        {"identity": i.name, "client_id": i.client_id, "ours": str(len(ours[i.name])),
-         "unmanaged": str(unmanaged[i.name]), "limit": str(limit), "planned": str(after[i.name])}
-        for i in observed.identities
-    ]  # fmt: skip
-    caps = [max(0, limit - unmanaged[i.name]) for i in observed.identities]
-    return {
-        "capacity": rows,
-        "pool_capacity": {
-            "namespaces": n_namespaces,
-            "pool_size": len(caps),
-            "overflow_probability_now": round(overflow_upper_bound(n_namespaces, caps), 6),
-            "safe_namespaces": safe_namespace_count(caps),
-            "pool_size_for_2x": pool_size_needed(2 * n_namespaces, caps, limit),
-            "method": "union bound of exact binomial tails, P(overflow) <= 1%",
-        },
-    }

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from jobs.fic_reconcile import SPEC, FicSettings
+from jobs.fic_reconcile import SPEC
 from lib import harness
+from lib.fic_settings import FicSettings
 from lib.settings import ConfigError, build_parser, resolve
 
 CLIENTS = ["11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"]

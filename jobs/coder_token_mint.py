@@ -25,6 +25,7 @@ from lib.mint_plan import MintState, MintToken, RevokeToken, WriteEntry
 from lib.mint_settings import MintSettings
 from lib.model import Outcome, Plan, Report
 from lib.redact import register_secret
+from lib.render import rfc3339
 from lib.settings import ConfigError, label_of
 from lib.vault import CheckAndSetMismatch, VaultClient, VaultError
 
@@ -120,7 +121,7 @@ def apply(p: Plan, clients: Clients, s: MintSettings) -> Report:
 
 
 def _written_section(m: Minted) -> dict[str, str]:
-    return {"token_id": m.id, "token_name": m.name, "expires_at": mint_plan.rfc3339(m.expires_at)}
+    return {"token_id": m.id, "token_name": m.name, "expires_at": rfc3339(m.expires_at)}
 
 
 def _create(action: MintToken, coder: CoderClient) -> tuple[str, str]:
@@ -153,7 +154,7 @@ def mint(action: MintToken, clients: Clients, progress: Progress) -> list[Outcom
     expires = record.expires_at or issued + action.lifetime
     progress.minted = Minted(key, kid, name, issued, expires)
     renamed = f" (name {action.name} was taken)" if name != action.name else ""
-    return [Outcome(action, "ok", f"minted {name} id {kid}{renamed}, expires {mint_plan.rfc3339(expires)}")]
+    return [Outcome(action, "ok", f"minted {name} id {kid}{renamed}, expires {rfc3339(expires)}")]
 
 
 def _check_minted(coder: CoderClient, key: str, user: str) -> tuple[str, Token | None]:
@@ -171,8 +172,8 @@ def entry_data(m: Minted, user: str, coder_url: str) -> dict[str, str]:
         "token_name": m.name,
         "user": user,
         "coder_url": coder_url,
-        "issued_at": mint_plan.rfc3339(m.issued_at),
-        "expires_at": mint_plan.rfc3339(m.expires_at),
+        "issued_at": rfc3339(m.issued_at),
+        "expires_at": rfc3339(m.expires_at),
     }
 
 

@@ -19,11 +19,12 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from lib import harness, metrics
 from lib.coder import CoderClient, CoderError, Token, User, parse_time, token_id
-from lib.expiry_alerts import Alert, iso
+from lib.expiry_alerts import Alert
 from lib.expiry_rules import Account, Observation, ReadError, VaultHeld, evaluate
 from lib.expiry_settings import ExpirySettings
 from lib.model import SEVERITY_ORDER, Outcome, Plan, Report
 from lib.redact import register_secret
+from lib.render import rfc3339
 from lib.settings import ConfigError, label_of
 from lib.vault import VaultClient, VaultError
 from lib.webhook import Webhook, WebhookError, slack_payload
@@ -142,7 +143,7 @@ def plan(observed: Observation, settings: ExpirySettings, now: datetime) -> Plan
         actions=result.alerts,
         findings=result.findings,
         sections={
-            "checked_at": iso(now),
+            "checked_at": rfc3339(now),
             "server": {"version": observed.server_version, "expiry": expiry_note(result.sliding_observed)},
             "tokens": list(result.rows),
         },

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from lib.coder import Token
+from lib.render import rfc3339
 from lib.token_policy import Rules
 
 ALERT_DAYS = (14, 7, 3, 1)
@@ -79,9 +80,4 @@ def new_alert(user: str, token: Token, rules: Rules, now: datetime, interval: ti
                 reason = f"{threshold}d"
     if not reason:
         return None
-    return Alert(user, token.token_name, token.id, reason, iso(expires))
-
-
-def iso(value: datetime | None) -> str:
-    """The one timestamp format of this job's alerts, table, findings and report."""
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
+    return Alert(user, token.token_name, token.id, reason, rfc3339(expires))

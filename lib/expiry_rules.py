@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from lib.coder import Token, User
-from lib.expiry_alerts import DAY, Alert, iso, new_alert
+from lib.expiry_alerts import DAY, Alert, new_alert
 from lib.model import Finding, Severity
+from lib.render import rfc3339
 from lib.token_policy import Policy, Rules
 
 SLIDE_SLACK = timedelta(minutes=5)  # expires_at beyond created_at + lifetime by more than this = it slid
@@ -215,11 +216,15 @@ def token_findings(user: str, token: Token, rules: Rules, now: datetime, superse
     expires = token.expires_at
     if expires is not None and expires <= now:
         if superseded:
-            add("info", "token-expired-superseded", f"expired at {iso(expires)}; a newer token of its series is valid")
+            add(
+                "info",
+                "token-expired-superseded",
+                f"expired at {rfc3339(expires)}; a newer token of its series is valid",
+            )
         else:
-            add("critical", "token-expired", f"expired at {iso(expires)}")
+            add("critical", "token-expired", f"expired at {rfc3339(expires)}")
     elif expires is not None and expires - now <= rules.warn_days * DAY:
-        add("warning", "token-expiring", f"expires in {days(expires - now)} days at {iso(expires)}")
+        add("warning", "token-expiring", f"expires in {days(expires - now)} days at {rfc3339(expires)}")
     life = lifetime(token)
     if life is not None and life > rules.max_lifetime_days * DAY:
         add("critical", "lifetime-over-max", f"lifetime {days(life)} days exceeds {rules.max_lifetime_days} days")
@@ -255,12 +260,12 @@ def token_row(user: str, token: Token, now: datetime, superseded: bool) -> dict[
         "user": user,
         "token_name": token.token_name,
         "id": token.id,
-        "created_at": iso(token.created_at),
-        "expires_at": iso(expires),
+        "created_at": rfc3339(token.created_at),
+        "expires_at": rfc3339(expires),
         "days_left": days(expires - now) if expires else "",
         "lifetime_days": days(life) if life is not None else "",
         "scopes": ",".join(token.scopes),
-        "last_used": iso(token.last_used) or "never",
+        "last_used": rfc3339(token.last_used) or "never",
         "status": status,
     }
 
@@ -278,14 +283,16 @@ def vault_findings(held: VaultHeld, now: datetime) -> list[Finding]:
     if expires is None:
         return []
     if expires <= now:
-        return [Finding("critical", "vault-token-invalid", subject, f"token {held.token_id} expired at {iso(expires)}")]
+        return [
+            Finding("critical", "vault-token-invalid", subject, f"token {held.token_id} expired at {rfc3339(expires)}")
+        ]
     if held.issued_at is not None and expires - now <= (expires - held.issued_at) / 3:
         return [
             Finding(
                 "warning",
                 "vault-token-renew-window",
                 subject,
-                f"token {held.token_id} expires in {days(expires - now)} days at {iso(expires)}, inside its renew "
+                f"token {held.token_id} expires in {days(expires - now)} days at {rfc3339(expires)}, inside its renew "
                 "window (the last third of its lifetime): coder-token-mint should have replaced it",
             )
         ]

@@ -21,8 +21,7 @@ from lib.settings import (
     switch,
 )
 from lib.token_policy import Policy, load_policy_file
-
-POD_SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+from lib.vault import POD_SA_TOKEN
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,11 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from lib.model import Action, Finding, Plan
+from lib.render import rfc3339
 
 TokenCheck = Literal["valid", "invalid", "wrong-user"]
 Verdict = Literal["keep", "renew", "force-rotate"]
 ENTRY_FIELDS = ("token", "token_id", "token_name", "user", "coder_url", "issued_at", "expires_at")
-
-
-def rfc3339(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
 
 
 def human(duration: timedelta) -> str:

@@ -25,6 +25,7 @@ from lib.settings import (
     setting,
     switch,
 )
+from lib.vault import POD_SA_TOKEN
 
 
 class Duration(timedelta):
@@ -34,9 +35,6 @@ class Duration(timedelta):
         return human(self)
 
     __str__ = __repr__
-
-
-POD_SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 
 def parse_positive_duration(raw: str) -> timedelta:

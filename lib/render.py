@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from lib.model import Outcome, Plan, Report, action_counts, finding_counts, outcome_counts
 from lib.redact import scrub, scrub_obj
+
+
+def rfc3339(value: datetime | None) -> str:
+    """The one timestamp format of plans, reports and findings: UTC to the second, `Z`; "" for none."""
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
 
 
 def table(rows: Sequence[Mapping[str, str]], empty: str = "(none)") -> str:

@@ -48,6 +48,10 @@ _STATUS: dict[type[Exception], int] = {
 }
 
 
+# Where the kubelet mounts a pod's service-account token: the default JWT for Kubernetes auth.
+POD_SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
 class VaultError(Exception):
     """A Vault call that failed for good: what we tried, the status, and Vault's own reason."""
 

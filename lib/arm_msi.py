@@ -8,8 +8,6 @@ only connection/read retries (`retry_status=0`, `retry_total=3`) and every statu
 
 from __future__ import annotations
 
-import email.utils
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -20,7 +18,7 @@ from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.msi.models import FederatedIdentityCredential
 
 from lib.fic_plan import FicSpec, ObservedFic
-from lib.retry import Backoff, call_with_retry
+from lib.retry import Backoff, call_with_retry, retry_after_of
 
 R = TypeVar("R")
 
@@ -63,19 +61,6 @@ def is_transient(exc: Exception) -> bool:
     if status == 409:
         return error_code(exc) == CONCURRENT_WRITE
     return status is not None and (status == 429 or status >= 500)
-
-
-def retry_after_seconds(exc: Exception) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None) or {}
-    value = headers.get("Retry-After") or headers.get("retry-after")
-    if not value:
-        ms = headers.get("retry-after-ms") or headers.get("x-ms-retry-after-ms")
-        return float(ms) / 1000 if ms and ms.isdigit() else None
-    if value.strip().isdigit():
-        return float(value)
-    parsed = email.utils.parsedate_to_datetime(value) if value else None
-    return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
 def describe_error(exc: Exception) -> str:
@@ -129,7 +114,7 @@ class ArmMsi:
         return call_with_retry(
             fn,
             transient=_TransientBudget(),
-            retry_after=retry_after_seconds,
+            retry_after=retry_after_of,
             backoff=self._backoff,
             on_retry=self._on_retry,
         )

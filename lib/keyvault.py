@@ -28,7 +28,7 @@ from azure.keyvault.secrets import SecretClient, SecretProperties
 
 from lib.logs import get_logger
 from lib.redact import register_secret, scrub
-from lib.retry import Backoff, call_with_retry
+from lib.retry import Backoff, call_with_retry, retry_after_of
 
 R = TypeVar("R")
 TRANSIENT_CONFLICTS = frozenset({"ObjectIsBeingRecovered", "ObjectIsBeingDeleted"})
@@ -118,19 +118,6 @@ def is_transient(exc: Exception) -> bool:
     return status == 409 and error_codes(exc)[1] in TRANSIENT_CONFLICTS
 
 
-def retry_after(exc: Exception) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None) or {}
-    for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001), ("Retry-After", 1.0)):
-        raw = headers.get(name)
-        if raw:
-            try:
-                return float(raw) * scale
-            except ValueError:
-                continue  # an HTTP-date: fall back to our own backoff
-    return None
-
-
 def describe_error(label: str, what: str, exc: Exception, role: str = "") -> KeyVaultError:
     if isinstance(exc, HttpResponseError) and exc.status_code is not None:
         outer, inner = error_codes(exc)
@@ -176,7 +163,7 @@ class KeyVault:
 
         try:
             return call_with_retry(
-                fn, transient=is_transient, retry_after=retry_after, backoff=self.backoff, on_retry=on_retry
+                fn, transient=is_transient, retry_after=retry_after_of, backoff=self.backoff, on_retry=on_retry
             )
         except (HttpResponseError, ServiceRequestError, ServiceResponseError, ClientAuthenticationError) as exc:
             raise describe_error(self.label, what, exc, self.role) from None

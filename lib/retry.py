@@ -3,13 +3,42 @@ total time. Jobs decide what is transient; this module only decides when to try 
 
 from __future__ import annotations
 
+import email.utils
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
 R = TypeVar("R")
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None, now: Callable[[], float] = time.time) -> float | None:
+    """What the server asked us to wait, in azure-core's order: `Retry-After` (seconds or an HTTP-date),
+    then `retry-after-ms`, then `x-ms-retry-after-ms`. None when it said nothing usable."""
+    if not headers:
+        return None
+    value = (headers.get("Retry-After") or "").strip()
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - now())
+            except (TypeError, ValueError):
+                return None
+    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+        try:
+            return max(0.0, float(headers.get(name) or "") / 1000)
+        except ValueError:
+            continue
+    return None
+
+
+def retry_after_of(exc: Exception) -> float | None:
+    """The Retry-After of the response an SDK exception carries (azure-core's HttpResponseError does)."""
+    response = getattr(exc, "response", None)
+    return retry_after_seconds(getattr(response, "headers", None))
 
 
 @dataclass(frozen=True)

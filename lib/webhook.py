@@ -15,7 +15,7 @@ import requests
 
 from lib.http import make_session
 from lib.redact import register_secret
-from lib.retry import Backoff, call_with_retry
+from lib.retry import Backoff, call_with_retry, retry_after_seconds
 
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 DEFAULT_BACKOFF = Backoff(base=1.0, cap=10.0, deadline=45.0, max_attempts=4)
@@ -56,15 +56,9 @@ class Webhook:
         except requests.RequestException as exc:  # its text names the URL: keep only the class
             raise WebhookError(self.host, type(exc).__name__) from None
         if response.status_code >= 300:
-            raise WebhookError(self.host, f"HTTP {response.status_code}", response.status_code, _retry_after(response))
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    try:
-        return float(value)
-    except ValueError:
-        return None
+            raise WebhookError(
+                self.host, f"HTTP {response.status_code}", response.status_code, retry_after_seconds(response.headers)
+            )
 
 
 def slack_payload(title: str, lines: list[str], extra: Mapping[str, Any]) -> dict[str, Any]:

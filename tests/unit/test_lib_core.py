@@ -339,3 +339,18 @@ def test_every_job_prints_help_naming_each_flag_and_env_var(job: str) -> None:
 
     for _, spec in specs(settings):
         assert spec.flag in proc.stdout and spec.env in proc.stdout
+
+
+def test_retry_after_seconds_reads_every_form_azure_core_honours() -> None:
+    from requests.structures import CaseInsensitiveDict
+
+    from lib.retry import retry_after_seconds
+
+    assert retry_after_seconds(CaseInsensitiveDict({"retry-after": "7"})) == 7.0
+    assert retry_after_seconds({"Retry-After": "Wed, 21 Oct 2015 07:28:10 GMT"}, now=lambda: 1445412480.0) == 10.0
+    assert retry_after_seconds({"Retry-After": "Wed, 21 Oct 2015 07:28:10 GMT"}, now=lambda: 1445412499.0) == 0.0
+    assert retry_after_seconds({"retry-after-ms": "1500"}) == 1.5
+    assert retry_after_seconds({"x-ms-retry-after-ms": "250"}) == 0.25
+    assert retry_after_seconds({"Retry-After": "2", "retry-after-ms": "9000"}) == 2.0  # Retry-After first
+    assert retry_after_seconds({"Retry-After": "soon"}) is None
+    assert retry_after_seconds({}) is None and retry_after_seconds(None) is None

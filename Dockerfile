@@ -1,46 +1,58 @@
 # coder-wi-jobs: one image, four CronJob entrypoints (fic-reconcile, keyvault-sync, coder-token-mint,
 # token-expiry-check). The Helm chart picks the job with the container's `command`; this image fixes none.
 #
-# The build installs nothing from the network: the project and its pinned dependencies arrive as wheels
-# in build/wheels/ (made on the host, for linux/amd64 CPython 3.11, by `python -m tests.container.build
-# wheels`), and pip runs with --no-index. So a build is reproducible from the wheel set alone, and no
-# proxy, CA bundle or credential ever has to reach the build. docs/container.md has the whole procedure.
+# The build installs nothing from the network: the pinned dependencies arrive as wheels in build/wheels/
+# (made on the host, for linux/amd64 CPython 3.11, by `python -m tests.container.build wheels`), checked
+# against the sha256 hashes in requirements-image.txt, and pip runs with --no-index. So a build is
+# reproducible from the lock file alone, and no proxy, CA bundle or credential ever reaches the build.
+# docs/container.md has the whole procedure.
 #
 #   python -m tests.container.build wheels
 #   docker build --build-arg VERSION=0.1.0 -t coder-wi-jobs:0.1.0 .
 #
-# BASE: any Debian bookworm image with CPython 3.11, `python3 -m venv` and useradd. The default is the
-# official slim image (pin it by digest in your pipeline: BASE=docker.io/library/python:3.11-slim-bookworm@sha256:...).
-# The offline CI build passes BASE=localhost/base:bookworm, a minbase Debian made with mmdebstrap from the
-# Debian mirror (python3, python3-venv, ca-certificates), because no container registry is reachable there.
-ARG BASE=docker.io/library/python:3.11-slim-bookworm
+# BASE_IMAGE: any Debian bookworm image with CPython 3.11, `python3 -m venv` and useradd. The default is the
+# official slim image pinned by version (add its digest in your pipeline: BASE_IMAGE=...@sha256:...).
+# The offline CI build passes BASE_IMAGE=localhost/base:bookworm, a minbase Debian made with mmdebstrap from
+# the Debian mirror (python3, python3-venv, ca-certificates), because no container registry is reachable there.
+#
+# checkov findings that do not apply, each with its reason (tests/unit/test_dockerfile_scan.py runs checkov):
+# checkov:skip=CKV_DOCKER_2:no HEALTHCHECK: each container is a CronJob run that exits; there is no long-running process to probe
+# checkov:skip=CKV_DOCKER_7:FROM takes ARG BASE_IMAGE (default pinned to 3.11.14-slim-bookworm, tested); checkov does not expand ARGs
+ARG BASE_IMAGE=docker.io/library/python:3.11.14-slim-bookworm
 
 # ---- build stage: a venv with the project, from local wheels only; thrown away after the copy below ----
-FROM ${BASE} AS venv
+FROM ${BASE_IMAGE} AS venv
 ARG VERSION=0.1.0
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_NO_INPUT=1
+COPY requirements-image.txt /requirements-image.txt
 COPY build/wheels/ /wheels/
+# --require-hashes: every dependency, transitive ones included, is pinned with its wheel's sha256 in
+# requirements-image.txt; a wheel that differs or a dependency not in the lock fails the build.
 # --no-index: every wheel must be in build/wheels (a missing one fails the build rather than reaching out).
-# The exact version pin makes a project wheel of another version in build/wheels fail the build.
-# pip and setuptools are then removed from the venv: nothing at run time installs packages (the root
-# filesystem is read-only anyway), and an installer is one more thing to patch.
+# The project itself goes in with --no-deps at the exact VERSION (a stale wheel fails), then `pip check`
+# proves the lock covers everything it requires. pip and setuptools are removed afterwards: nothing at
+# run time installs packages (the root filesystem is read-only anyway), and an installer is one more
+# thing to patch.
 RUN python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels "coder-wi-jobs==${VERSION}" \
+ && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels --require-hashes \
+      --requirement /requirements-image.txt \
+ && /opt/venv/bin/pip install --no-cache-dir --no-index --no-deps "/wheels/coder_wi_jobs-${VERSION}-py3-none-any.whl" \
+ && /opt/venv/bin/pip check \
  && /opt/venv/bin/pip uninstall --yes --quiet pip setuptools \
  && /opt/venv/bin/python -c "import jobs.fic_reconcile, jobs.keyvault_sync, jobs.coder_token_mint, jobs.token_expiry_check"
 
-# ---- runtime image ----
-FROM ${BASE}
+# ---- runtime image: the base plus the venv; no pip, no wheels, no compiler ----
+FROM ${BASE_IMAGE}
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=unknown
-ARG BASE
+ARG BASE_IMAGE
 LABEL org.opencontainers.image.title="coder-wi-jobs" \
       org.opencontainers.image.description="CronJobs that keep Coder workspaces on AKS authenticated: fic-reconcile, keyvault-sync, coder-token-mint, token-expiry-check" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}" \
-      org.opencontainers.image.base.name="${BASE}" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}" \
       org.opencontainers.image.documentation="docs/container.md"
 
 # A fixed numeric uid/gid: the chart sets runAsUser/runAsGroup/fsGroup 10001 and runAsNonRoot, and the
@@ -49,7 +61,7 @@ RUN groupadd --gid 10001 cwj \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin cwj
 
-# The venv's python is a symlink to the base's python3, which is why both stages use the same BASE.
+# The venv's python is a symlink to the base's python3, which is why both stages use the same BASE_IMAGE.
 # Owned by root and not writable by uid 10001, like everything but /tmp.
 COPY --from=venv /opt/venv /opt/venv
 

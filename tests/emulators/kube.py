@@ -1,5 +1,6 @@
 """Kubernetes API: namespaces (list with label selectors and limit/continue paging, get, create, delete)
 and TokenRequest, with bearer auth over TLS; enough for the official Python client via KUBECONFIG.
+batch/v1 CronJobs and their discovery (for `kubectl create job --from=cronjob/...`) are in kube_batch.py.
 
 Sources: Kubernetes API conventions (Status objects, 404 NotFound / 409 AlreadyExists / 422 Invalid /
 410 Expired for a bad continue token), label selector syntax from the k8s.io "Labels and Selectors" page.
@@ -18,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from tests.emulators.core import Emulator, HttpError, Request, Response, route
+from tests.emulators.kube_batch import BatchApi
 
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _SELECTOR_TERM = re.compile(
@@ -68,7 +70,7 @@ def selector_matches(terms: list[tuple[str, str, frozenset[str]]], labels: dict[
     return True
 
 
-class KubeEmulator(Emulator):
+class KubeEmulator(BatchApi, Emulator):
     service = "kube"
 
     def reset(self) -> None:
@@ -80,6 +82,7 @@ class KubeEmulator(Emulator):
         self.resource_version = 100
         for name in (*SYSTEM_NAMESPACES, self.platform.baseline.jobs_namespace):
             self._store(name, {})
+        self.reset_batch()
 
     def kubeconfig(self, ca_path: str) -> dict[str, Any]:
         return {
@@ -116,7 +119,9 @@ class KubeEmulator(Emulator):
     def authenticate(self, req: Request) -> None:
         if req.op.startswith("discovery"):
             return
-        if req.headers.get("Authorization") != f"Bearer {self.token}":
+        # The auth scheme is case-insensitive (RFC 9110 §11.1); the client's in-cluster config sends "bearer".
+        scheme, _, token = (req.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or token != self.token:
             raise HttpError(401, self.error(401, "Unauthorized", "Unauthorized").body)
 
     # ---- state ----------------------------------------------------------------------------------------
@@ -138,6 +143,12 @@ class KubeEmulator(Emulator):
         }
         self.namespaces[name] = obj
         return obj
+
+    def seed_namespaces(self, names: list[str], labels: dict[str, str] | None = None) -> None:
+        """Create namespaces directly, without the API: benches seed thousands (tests/bench)."""
+        with self.lock:
+            for name in names:
+                self._store(name, dict(labels or {}))
 
     def _missing(self, name: str) -> HttpError:
         resp = self.error(404, "NotFound", f'namespaces "{name}" not found', {"name": name, "kind": "namespaces"})

@@ -11,6 +11,7 @@ import requests
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from tests.emulators.core import HttpError
 from tests.emulators.kube import parse_selector, selector_matches
 from tests.emulators.platform import Platform
 
@@ -130,3 +131,89 @@ def test_token_request_issues_a_service_account_jwt_from_the_cluster_issuer(
     with pytest.raises(ApiException) as info:
         core.create_namespaced_service_account_token("workspace", "missing-ns", body)
     assert info.value.status == 404
+
+
+# ---- batch/v1 CronJobs (kube_batch.py) -----------------------------------------------------------------------
+
+
+def a_cronjob(name: str = "rel-fic-reconcile") -> client.V1CronJob:
+    pod = client.V1PodSpec(
+        restart_policy="Never", containers=[client.V1Container(name="job", image="img:1", command=["fic-reconcile"])]
+    )
+    job = client.V1JobTemplateSpec(spec=client.V1JobSpec(template=client.V1PodTemplateSpec(spec=pod)))
+    spec = client.V1CronJobSpec(schedule="*/5 * * * *", job_template=job)
+    return client.V1CronJob(api_version="batch/v1", kind="CronJob", metadata=client.V1ObjectMeta(name=name), spec=spec)
+
+
+@pytest.fixture
+def batch(platform: Platform) -> client.BatchV1Api:
+    return client.BatchV1Api(config.new_client_from_config(config_file=platform.env()["KUBECONFIG"]))
+
+
+def test_discovery_lists_batch_v1_cronjobs(platform: Platform) -> None:
+    api = config.new_client_from_config(config_file=platform.env()["KUBECONFIG"])
+    groups = client.ApisApi(api).get_api_versions()
+    assert [(g.name, g.preferred_version.group_version) for g in groups.groups] == [("batch", "batch/v1")]
+    group = client.BatchApi(api).get_api_group()
+    assert group.name == "batch" and [v.group_version for v in group.versions] == ["batch/v1"]
+    resources = client.BatchV1Api(api).get_api_resources()
+    (cronjobs,) = resources.resources
+    assert (cronjobs.name, cronjobs.kind, cronjobs.namespaced) == ("cronjobs", "CronJob", True)
+    assert "create" in cronjobs.verbs and "delete" not in cronjobs.verbs  # no verb advertised that answers 405
+
+
+def test_cronjob_create_get_list_through_the_python_client(batch: client.BatchV1Api, platform: Platform) -> None:
+    ns = platform.baseline.jobs_namespace
+    created = batch.create_namespaced_cron_job(ns, a_cronjob())
+    assert created.metadata.uid and created.metadata.namespace == ns and created.metadata.resource_version
+    got = batch.read_namespaced_cron_job("rel-fic-reconcile", ns)
+    assert got.metadata.uid == created.metadata.uid
+    assert got.spec.job_template.spec.template.spec.containers[0].command == ["fic-reconcile"]
+    batch.create_namespaced_cron_job(ns, a_cronjob("rel-keyvault-sync"))
+    names = [c.metadata.name for c in batch.list_namespaced_cron_job(ns).items]
+    assert names == ["rel-fic-reconcile", "rel-keyvault-sync"]
+    assert batch.list_namespaced_cron_job("default").items == []
+
+
+def test_cronjob_errors_are_kubernetes_statuses(batch: client.BatchV1Api, platform: Platform) -> None:
+    ns = platform.baseline.jobs_namespace
+    cases = [
+        (lambda: batch.read_namespaced_cron_job("missing", ns), 404, "NotFound"),
+        (lambda: batch.create_namespaced_cron_job("no-such-ns", a_cronjob()), 404, "NotFound"),
+        (lambda: batch.create_namespaced_cron_job(ns, a_cronjob("x" * 53)), 422, "Invalid"),
+    ]
+    batch.create_namespaced_cron_job(ns, a_cronjob())
+    cases.append((lambda: batch.create_namespaced_cron_job(ns, a_cronjob()), 409, "AlreadyExists"))
+    for call, status, reason in cases:
+        with pytest.raises(ApiException) as info:
+            call()
+        assert (info.value.status, json.loads(info.value.body)["reason"]) == (status, reason)
+
+
+def test_cronjob_create_refuses_protobuf_and_unsupported_verbs(platform: Platform) -> None:
+    url = f"{platform.kube.url}/apis/batch/v1/namespaces/{platform.baseline.jobs_namespace}/cronjobs"
+    auth = {"Authorization": f"Bearer {platform.kube.token}"}
+    r = requests.post(
+        url,
+        data=b"k8s\x00",
+        headers={**auth, "Content-Type": "application/vnd.kubernetes.protobuf"},
+        verify=str(platform.ca_path),
+        timeout=10,
+    )
+    assert r.status_code == 415 and r.json()["reason"] == "UnsupportedMediaType"
+    r = requests.delete(f"{url}/rel-fic-reconcile", headers=auth, verify=str(platform.ca_path), timeout=10)
+    assert r.status_code == 405 and r.json()["kind"] == "Status"
+    r = requests.get(url, headers={"Authorization": "Bearer wrong"}, verify=str(platform.ca_path), timeout=10)
+    assert r.status_code == 401
+
+
+def test_seeded_cronjob_is_stamped_and_gone_after_reset(platform: Platform) -> None:
+    ns = platform.baseline.jobs_namespace
+    stored = platform.kube.add_cronjob(
+        {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "rel-x", "namespace": ns}, "spec": {}}
+    )
+    assert stored["metadata"]["uid"] and stored["metadata"]["creationTimestamp"]
+    with pytest.raises(HttpError):  # not a CronJob: refused like the create endpoint refuses it
+        platform.kube.add_cronjob({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": ns}})
+    platform.reset()
+    assert platform.kube.cronjobs == {}

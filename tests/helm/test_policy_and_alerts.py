@@ -1,0 +1,170 @@
+"""The chart's optional NetworkPolicies and PrometheusRule, and NOTES.txt: what each job may reach, what the
+alerts select (against the metric names the code really pushes), and the commands helm prints after install."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from jobs.token_expiry_check import token_gauges
+from lib.metrics import report_registry
+from lib.model import Plan, Report
+from tests.helm.chart import CHART, FULL, VALUE_KEYS, kinds, template, template_error
+from tests.helm.helm_binary import run_helm
+
+DEFAULTS = yaml.safe_load((CHART / "values.yaml").read_text())
+API_SERVER = {"ipBlock": {"cidr": "20.42.7.11/32"}}
+EXPECTED_EGRESS = {
+    "fic-reconcile": ["dns", "apiServer", "azure", "pushgateway"],
+    "keyvault-sync": ["dns", "azure", "pushgateway"],
+    "coder-token-mint": ["dns", "coder", "vault", "pushgateway"],
+    "token-expiry-check": ["dns", "coder", "vault", "webhook", "pushgateway"],
+}
+
+
+def policy(docs: list[dict[str, Any]], job: str) -> dict[str, Any]:
+    (found,) = [d for d in kinds(docs, "NetworkPolicy") if d["metadata"]["name"] == f"rel-{job}"]
+    return found
+
+
+def peers(destination: str) -> list[dict[str, Any]]:
+    return [API_SERVER] if destination == "apiServer" else list(DEFAULTS["networkPolicy"][destination]["to"])
+
+
+# ---- NetworkPolicy --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("job", sorted(VALUE_KEYS))
+def test_network_policy_denies_ingress_and_allows_only_the_jobs_destinations(
+    full: list[dict[str, Any]], job: str
+) -> None:
+    spec = policy(full, job)["spec"]
+    assert spec["podSelector"] == {
+        "matchLabels": {"app.kubernetes.io/instance": "rel", "app.kubernetes.io/component": job}
+    }
+    assert spec["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in spec
+    assert [rule["to"] for rule in spec["egress"]] == [peers(d) for d in EXPECTED_EGRESS[job]]
+    assert all(rule["to"] and rule["ports"] for rule in spec["egress"])  # an empty `to` would allow everything
+
+
+def test_policy_selects_the_pods_of_its_cronjob(full: list[dict[str, Any]]) -> None:
+    for cj in kinds(full, "CronJob"):
+        job = cj["metadata"]["labels"]["app.kubernetes.io/component"]
+        labels = cj["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+        selector = policy(full, job)["spec"]["podSelector"]["matchLabels"]
+        assert selector.items() <= labels.items()
+
+
+def test_optional_destinations_follow_the_settings(home: Path) -> None:
+    docs = template(
+        home,
+        "-f",
+        str(FULL),
+        "--set",
+        "pushgatewayUrl=,jobs.tokenExpiryCheck.settings.vaultCheck=false,jobs.tokenExpiryCheck.webhookUrlSecret.name=",
+    )
+    assert [r["to"] for r in policy(docs, "token-expiry-check")["spec"]["egress"]] == [peers("dns"), peers("coder")]
+    assert len(policy(docs, "keyvault-sync")["spec"]["egress"]) == 2
+
+
+def test_azure_egress_excludes_private_ranges_and_instance_metadata(full: list[dict[str, Any]]) -> None:
+    (azure,) = [r for r in policy(full, "keyvault-sync")["spec"]["egress"] if r["to"][0].get("ipBlock")]
+    assert "169.254.0.0/16" in azure["to"][0]["ipBlock"]["except"]
+    assert azure["ports"] == [{"port": 443, "protocol": "TCP"}]
+
+
+def test_network_policy_is_off_by_default_and_refuses_a_missing_api_server(home: Path) -> None:
+    docs = template(home, "-f", str(FULL), "--set", "networkPolicy.enabled=false")
+    assert not kinds(docs, "NetworkPolicy")
+    error = template_error(home, "-f", str(FULL), "--set-json", "networkPolicy.apiServer.to=[]")
+    assert "at '/networkPolicy/apiServer/to'" in error
+
+
+# ---- PrometheusRule -------------------------------------------------------------------------------------------
+
+
+def rules(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    (rule,) = kinds(docs, "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    (group,) = rule["spec"]["groups"]
+    found: list[dict[str, Any]] = group["rules"]
+    return found
+
+
+def pushed_metric_names() -> set[str]:
+    """Every series name token-expiry-check pushes, taken from the code that builds its registry."""
+    row = {"user": "u", "token_name": "t", "expires_at": "2030-01-01T00:00:00Z"}
+    report = Report(plan=Plan(sections={"tokens": [row]}))
+    registry = report_registry("token-expiry-check", report, succeeded=True, extra=lambda r: token_gauges(r, report))
+    return {sample.name for metric in registry.collect() for sample in metric.samples}
+
+
+def test_prometheus_rule_shape_and_alerts(full: list[dict[str, Any]]) -> None:
+    (rule,) = kinds(full, "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"  # the ruleSelector label from values
+    found = rules(full)
+    assert [r["alert"] for r in found] == ["CoderWiJobFailed"] + ["CoderWiJobLastSuccessTooOld"] * 4 + [
+        "CoderTokenExpiring"
+    ]
+    for r in found:
+        assert set(r) == {"alert", "expr", "labels", "annotations"}
+        assert r["labels"]["severity"] and r["labels"]["team"] == "platform"
+        assert r["expr"].count("(") == r["expr"].count(")") and r["expr"].count("{") == r["expr"].count("}")
+        assert "{{" not in r["expr"]  # helm rendered everything; only the annotations keep Prometheus templates
+
+
+def test_job_failed_alert_covers_manual_runs_of_every_cronjob(full: list[dict[str, Any]]) -> None:
+    expr = rules(full)[0]["expr"]
+    assert "kube_job_status_failed" in expr and 'owner_kind="CronJob"' in expr and 'namespace="jobs"' in expr
+    (regex,) = re.findall(r'owner_name=~"([^"]+)"', expr)
+    assert sorted(regex.split("|")) == sorted(c["metadata"]["name"] for c in kinds(full, "CronJob"))
+
+
+def test_last_success_thresholds_are_per_job(full: list[dict[str, Any]]) -> None:
+    ages = DEFAULTS["prometheusRule"]["lastSuccessTooOld"]["maxAgeSeconds"]
+    for r in rules(full)[1:5]:
+        (cj,) = set(re.findall(r'cronjob="([^"]+)"', r["expr"]))
+        job = cj.removeprefix("rel-")
+        assert (
+            f'kube_cronjob_status_last_successful_time{{namespace="jobs", cronjob="{cj}"}} > {ages[VALUE_KEYS[job]]}'
+            in r["expr"]
+        )
+        assert "kube_cronjob_spec_suspend" in r["expr"] and "kube_cronjob_created" in r["expr"]
+
+
+def test_token_expiring_alert_uses_the_metric_the_job_pushes(full: list[dict[str, Any]]) -> None:
+    expiring = rules(full)[-1]
+    (metric,) = re.findall(r"(cwj_\w+)\{", expiring["expr"])
+    assert metric in pushed_metric_names()
+    assert expiring["expr"].endswith(f"< {7 * 86400}")
+    assert set(re.findall(r"\$labels\.(\w+)", expiring["annotations"]["summary"])) == {"user", "token_name"}
+
+
+def test_no_expiry_alert_without_a_pushgateway(home: Path) -> None:
+    docs = template(home, "-f", str(FULL), "--set", "pushgatewayUrl=")
+    assert "CoderTokenExpiring" not in [r["alert"] for r in rules(docs)]
+
+
+# ---- NOTES.txt ------------------------------------------------------------------------------------------------
+
+
+def notes(home: Path, *args: str) -> str:
+    done = run_helm("install", "rel", str(CHART), "-n", "jobs", "--dry-run=client", *args, home=home)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split("NOTES:", 1)[1]
+
+
+def test_notes_print_a_create_job_command_per_enabled_cronjob(home: Path, full: list[dict[str, Any]]) -> None:
+    text = notes(home, "-f", str(FULL), "--set", "jobs.keyvaultSync.enabled=false")
+    commands = re.findall(r"kubectl -n jobs create job .+? --from=cronjob/(\S+)$", text, re.MULTILINE)
+    names = sorted(c["metadata"]["name"] for c in kinds(full, "CronJob") if "keyvault" not in c["metadata"]["name"])
+    assert sorted(commands) == names
+    assert "--dry-run=client -o yaml" in text and "CWJ_DRY_RUN=true" in text
+
+
+def test_notes_without_jobs_say_what_to_enable(home: Path) -> None:
+    assert "No job is enabled" in notes(home)

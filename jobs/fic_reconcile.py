@@ -10,20 +10,20 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
-from azure.core.exceptions import HttpResponseError
-from prometheus_client import CollectorRegistry, Gauge
-
-from lib import fic_plan, harness, metrics
-from lib.arm_msi import ArmMsi, PoolIdentity, UnknownClientIds, describe_error, error_code, status_of
-from lib.azure_auth import azure_credential
+from lib import fic_plan, harness
 from lib.fic_plan import DeleteFic, FicAction, IdentityState, Observed, ObservedFic, PutFic, is_ours
 from lib.fic_settings import FicSettings
-from lib.kube import core_api, namespace_names
 from lib.logs import get_logger
 from lib.model import Finding, Outcome, Plan, Report
 from lib.settings import ConfigError, label_of
+
+if TYPE_CHECKING:
+    from lib.arm_msi import ArmMsi, PoolIdentity
+
+# The Azure, Kubernetes and Prometheus clients are imported where they are used, not above: `--help` and a
+# configuration error (exit 2) then cost ~0.1 s instead of ~0.35 s of imports (BENCHMARKS.md, start-up).
 
 JOB = "fic-reconcile"
 
@@ -31,11 +31,15 @@ JOB = "fic-reconcile"
 @dataclass(frozen=True)
 class Clients:
     arm: ArmMsi
-    kube: Any
     pool: tuple[PoolIdentity, ...]
 
 
 def connect(s: FicSettings) -> Clients:
+    from azure.core.exceptions import AzureError, HttpResponseError
+
+    from lib.arm_msi import ArmError, ArmMsi, UnknownClientIds, describe_error, error_code, status_of
+    from lib.azure_auth import azure_credential
+
     log = get_logger()
 
     def on_retry(exc: Exception, attempt: int, wait: float) -> None:
@@ -51,22 +55,35 @@ def connect(s: FicSettings) -> Clients:
             error_code(exc)
         )
         if field is None:
-            raise
+            raise ArmError(f"ARM list identities in {s.resource_group}: {describe_error(exc)}") from None
         raise ConfigError(label_of(FicSettings, field), f"not found ({describe_error(exc)})") from None
-    return Clients(arm, core_api(os.environ), tuple(pool))
+    except AzureError as exc:  # connection refused, timeouts, an answer that is not JSON
+        raise ArmError(f"ARM list identities in {s.resource_group}: {describe_error(exc)}") from None
+    return Clients(arm, tuple(pool))
+
+
+def _namespaces(selector: str | None) -> list[str]:
+    from lib.kube import NamespaceApi, api_client, namespace_names
+
+    return namespace_names(NamespaceApi(api_client(os.environ)), selector)
 
 
 def observe(c: Clients, s: FicSettings) -> Observed:
-    with ThreadPoolExecutor(max_workers=s.concurrency) as workers:
+    """Every identity's FICs (--concurrency at a time) and, beside them, the namespace list (the Kubernetes
+    client's ~0.2 s of imports are spent while the ARM reads wait on the network)."""
+    with ThreadPoolExecutor(max_workers=1) as kube, ThreadPoolExecutor(max_workers=s.concurrency) as workers:
+        listing = kube.submit(_namespaces, s.namespace_selector)
         identities = tuple(workers.map(lambda p: _read_identity(c.arm, p), c.pool))
-    try:
-        names = namespace_names(c.kube, s.namespace_selector)
-    except Exception as exc:  # any failure: the plan may create but must not delete
-        return Observed((), False, identities, f"{type(exc).__name__}: {exc}".splitlines()[0])
+        try:
+            names = listing.result()
+        except Exception as exc:  # any failure: the plan may create but must not delete
+            return Observed((), False, identities, f"{type(exc).__name__}: {exc}".splitlines()[0])
     return Observed(tuple(names), True, identities)
 
 
 def _read_identity(arm: ArmMsi, p: PoolIdentity) -> IdentityState:
+    from lib.arm_msi import describe_error
+
     try:
         return IdentityState(p.name, p.client_id, tuple(arm.list_fics(p.name)))
     except Exception as exc:
@@ -100,6 +117,8 @@ def apply(p: Plan, c: Clients, s: FicSettings) -> Report:
 
 
 def _run_lane(arm: ArmMsi, lane: Sequence[tuple[int, FicAction]], skip: frozenset[str]) -> list[tuple[int, Outcome]]:
+    from lib.arm_msi import describe_error
+
     results = []
     for index, action in lane:
         if isinstance(action, DeleteFic) and action.after_put and action.namespace in skip:
@@ -117,17 +136,19 @@ def _run_lane(arm: ArmMsi, lane: Sequence[tuple[int, FicAction]], skip: frozense
 
 
 def verify(c: Clients, s: FicSettings, p: Plan, done: Sequence[Outcome]) -> tuple[list[Finding], list[dict[str, str]]]:
-    """Re-read every identity written to; what differs from what was just written is drift."""
+    """Re-read every identity written to (--concurrency at a time); what differs from what was just written
+    is drift."""
     written = sorted(
         {o.action.identity for o in done if o.result != "skipped" and isinstance(o.action, PutFic | DeleteFic)}
     )
     now: dict[str, list[ObservedFic]] = {}
     findings = []
-    for identity in written:
-        try:
-            now[identity] = c.arm.list_fics(identity)
-        except Exception as exc:
-            findings.append(Finding("error", "verify-failed", identity, describe_error(exc)))
+    with ThreadPoolExecutor(max_workers=s.concurrency) as workers:
+        for identity, fics, error in workers.map(lambda i: _read_back(c.arm, i), written):
+            if fics is not None:
+                now[identity] = fics
+            else:
+                findings.append(Finding("error", "verify-failed", identity, error))
     for o in done:
         a = o.action
         if o.result != "ok" or not isinstance(a, PutFic | DeleteFic) or a.identity not in now:
@@ -146,9 +167,21 @@ def verify(c: Clients, s: FicSettings, p: Plan, done: Sequence[Outcome]) -> tupl
     return findings, rows
 
 
+def _read_back(arm: ArmMsi, identity: str) -> tuple[str, list[ObservedFic] | None, str]:
+    from lib.arm_msi import describe_error
+
+    try:
+        return identity, arm.list_fics(identity), ""
+    except Exception as exc:
+        return identity, None, describe_error(exc)
+
+
 def publish(report: Report, s: FicSettings, code: int) -> None:
     if not s.pushgateway_url:
         return
+    from prometheus_client import CollectorRegistry, Gauge
+
+    from lib import metrics
 
     def occupancy(registry: CollectorRegistry) -> None:
         fics = Gauge("cwj_fic_identity_fics", "FICs per pool identity", ["identity", "owner"], registry=registry)

@@ -60,8 +60,10 @@ def parse_allowlist(text: str, name: str = "allowlist") -> Allowlist:
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 1
         raise AllowlistError(f"{name}:{line}: expected valid YAML: {exc.problem}") from None
-    except yaml.YAMLError as exc:
-        raise AllowlistError(f"{name}: expected valid YAML: {exc}") from None
+    except yaml.YAMLError as exc:  # e.g. a control character: the reader's error carries no mark
+        raise AllowlistError(f"{name}: expected valid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise AllowlistError(f"{name}:1: expected valid YAML: nested too deeply") from None
     if not isinstance(root, SequenceNode):
         line = root.start_mark.line + 1 if root is not None else 1
         raise AllowlistError(f"{name}:{line}: expected a YAML list of secret names or {{source, target}} entries")

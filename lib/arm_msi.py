@@ -17,6 +17,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.msi.models import FederatedIdentityCredential
 
+from lib import limits
 from lib.fic_plan import FicSpec, ObservedFic
 from lib.retry import Backoff, call_with_retry, retry_after_of
 
@@ -31,6 +32,10 @@ SERVER_ERROR_ATTEMPTS = 3  # a 5xx that persists is a real failure: report it ra
 class PoolIdentity:
     name: str
     client_id: str
+
+
+class ArmError(Exception):
+    """A failed ARM call, as one line that names the call."""
 
 
 class UnknownClientIds(Exception):
@@ -64,11 +69,14 @@ def is_transient(exc: Exception) -> bool:
 
 
 def describe_error(exc: Exception) -> str:
-    """One line for the report: status, ARM error code and message (ARM messages carry no secrets)."""
+    """One line for the report: ARM, status, error code and message (ARM messages carry no secrets). An answer
+    that is not JSON comes with status 200: it is named by its exception, not its status."""
     status = status_of(exc)
     message = getattr(exc, "message", None) or str(exc)
     first = str(message).strip().splitlines()[0] if str(message).strip() else type(exc).__name__
-    return f"{status} {error_code(exc)}: {first}".strip() if status else f"{type(exc).__name__}: {first}"
+    if status and status >= 400:
+        return f"ARM {status} {error_code(exc)}: {first}".replace(" :", ":")
+    return f"ARM {type(exc).__name__}: {first}"
 
 
 class _TransientBudget:
@@ -106,8 +114,9 @@ class ArmMsi:
             retry_connect=3,
             retry_read=1,
             retry_status=0,
-            connection_timeout=10,
-            read_timeout=60,
+            retry_backoff_factor=limits.backoff_factor(0.8, 3),
+            connection_timeout=limits.timeout(10),
+            read_timeout=limits.timeout(60),
         )
 
     def call(self, fn: Callable[[], R]) -> R:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
-from azure.core.credentials import TokenCredential
+from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential, TokenRequestOptions
+from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import DefaultAzureCredential, WorkloadIdentityCredential
 
+from lib import limits
+
 WEBHOOK_ENV = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE")
+T = TypeVar("T")
 
 
 def has_workload_identity(environ: Mapping[str, str]) -> bool:
@@ -18,13 +23,63 @@ def azure_credential(environ: Mapping[str, str], client_id: str | None = None) -
     """WorkloadIdentityCredential when the webhook's env is present (a pod, or the emulated platform);
     otherwise DefaultAzureCredential without any interactive step, so a CronJob never waits on a browser."""
     if has_workload_identity(environ):
-        return WorkloadIdentityCredential(
-            tenant_id=environ["AZURE_TENANT_ID"],
-            client_id=client_id or environ["AZURE_CLIENT_ID"],
-            token_file_path=environ["AZURE_FEDERATED_TOKEN_FILE"],
+        return EntraCredential(
+            WorkloadIdentityCredential(
+                tenant_id=environ["AZURE_TENANT_ID"],
+                client_id=client_id or environ["AZURE_CLIENT_ID"],
+                token_file_path=environ["AZURE_FEDERATED_TOKEN_FILE"],
+                **_transport(),
+            )
         )
-    return DefaultAzureCredential(
-        exclude_interactive_browser_credential=True,
-        exclude_shared_token_cache_credential=True,
-        exclude_visual_studio_code_credential=True,
+    return EntraCredential(
+        DefaultAzureCredential(
+            exclude_interactive_browser_credential=True,
+            exclude_shared_token_cache_credential=True,
+            exclude_visual_studio_code_credential=True,
+            **_transport(),
+        )
     )
+
+
+class EntraCredential:
+    """The credential, with every failure as one ClientAuthenticationError that names Entra ID, the token
+    request and the HTTP status: azure-identity's own text names only its class, and a connection error would
+    otherwise reach the SDK clients as a retryable ServiceRequestError (retried again on top of the
+    credential's own retries)."""
+
+    def __init__(self, inner: WorkloadIdentityCredential | DefaultAzureCredential) -> None:
+        self._inner = inner
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return _named(scopes, lambda: self._inner.get_token(*scopes, **kwargs))
+
+    def get_token_info(self, *scopes: str, options: TokenRequestOptions | None = None) -> AccessTokenInfo:
+        return _named(scopes, lambda: self._inner.get_token_info(*scopes, options=options))
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _named(scopes: tuple[str, ...], fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except Exception as exc:
+        status = getattr(exc, "status_code", None)
+        lines = str(getattr(exc, "message", None) or exc).strip().splitlines() or [type(exc).__name__]
+        where = f"HTTP {status}: " if status else f"{type(exc).__name__}: "
+        message = f"Entra ID token request for {' '.join(scopes)} failed: {where}{lines[0]}"
+        # no response attached: the SDK clients would describe it by the token endpoint's status, as if their
+        # own service had answered it
+        raise ClientAuthenticationError(message=message) from None
+
+
+def _transport() -> dict[str, float | int]:
+    # azure-identity's own pipeline would retry a failing token endpoint 10 times with backoff up to 120 s
+    # (minutes of silence in an Entra outage); three retries, within --request-timeout/--retry-deadline.
+    return {
+        "retry_total": 3,
+        "retry_backoff_factor": limits.backoff_factor(0.8, 3),
+        "retry_backoff_max": limits.deadline(120.0),
+        "connection_timeout": limits.timeout(10.0),
+        "read_timeout": limits.timeout(60.0),
+    }

@@ -26,7 +26,8 @@ SESSION_HEADER = "Coder-Session-Token"
 class CoderError(Exception):
     def __init__(self, status: int, message: str, detail: str = "", method: str = "", path: str = "") -> None:
         self.status, self.message, self.detail = status, message, detail
-        text = f"Coder {method} {path} -> {status}: {message}" + (f" ({detail})" if detail else "")
+        outcome = f"-> {status}" if status else "failed"  # status 0: no answer (refused, timed out)
+        text = f"Coder {method} {path} {outcome}: {message}" + (f" ({detail})" if detail else "")
         super().__init__(scrub(text))
 
 
@@ -111,11 +112,18 @@ class CoderClient:
         self.session.headers[SESSION_HEADER] = token
 
     def _call(self, method: str, path: str, *, params: dict[str, str] | None = None, json: Any = None) -> Any:
-        response = self.session.request(method, f"{self.url}/api/v2{path}", params=params, json=json)
+        try:
+            response = self.session.request(method, f"{self.url}/api/v2{path}", params=params, json=json)
+        except requests.RequestException as exc:  # its text names the URL and the cause; keep the first line
+            raise CoderError(
+                0, f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}", "", method, path
+            ) from None
         if response.status_code >= 400:
             try:
                 body = response.json()
             except ValueError:
+                body = None
+            if not isinstance(body, dict):
                 body = {"message": response.text[:200]}
             detail = body.get("detail", "") or "; ".join(
                 f"{v.get('field')}: {v.get('detail')}" for v in body.get("validations") or []
@@ -123,7 +131,10 @@ class CoderClient:
             raise CoderError(response.status_code, str(body.get("message", "")), str(detail), method, path)
         if response.status_code == 204 or not response.content:
             return None
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            raise CoderError(response.status_code, "the answer is not JSON", "", method, path) from None
 
     # ---- users ----------------------------------------------------------------------------------------
 

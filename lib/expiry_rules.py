@@ -162,7 +162,9 @@ def read_error_finding(name: str, error: ReadError) -> Finding:
         "error",
         f"{error.call}-unreadable",
         name,
-        f"cannot read {error.call}: Coder answered {error.status}: {error.text}",
+        f"cannot read {error.call}: "
+        + (f"Coder answered {error.status}: " if error.status else "Coder did not answer: ")
+        + error.text,
     )
 
 

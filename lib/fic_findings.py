@@ -37,11 +37,13 @@ def observation_findings(observed: Observed, blind: set[str]) -> list[Finding]:
     findings = []
     if not observed.namespaces_complete:
         detail = observed.namespaces_error or "incomplete"
-        findings.append(Finding("error", "observe-failed", "namespaces", f"namespace list: {detail}"))
+        findings.append(Finding("error", "observe-failed", "namespaces", f"Kubernetes namespace list: {detail}"))
     for identity in observed.identities:
         if identity.name in blind:
             detail = identity.error or "incomplete"
-            findings.append(Finding("error", "observe-failed", identity.name, f"FIC list: {detail}; no writes here"))
+            findings.append(
+                Finding("error", "observe-failed", identity.name, f"ARM FIC list: {detail}; no writes here")
+            )
     return findings
 
 

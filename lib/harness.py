@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from lib import logs, render
+from lib import limits, logs, render
 from lib.model import Plan, Report, action_counts, finding_counts, outcome_counts, worst_at_least
 from lib.redact import scrub
 from lib.settings import ConfigError, RunOptions, build_parser, resolve
@@ -60,6 +60,7 @@ def run(spec: JobSpec[S, C, T], argv: Sequence[str], environ: Mapping[str, str])
     except ConfigError as exc:
         print(f"{spec.name}: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    limits.set_limits(limits.Limits(options.request_timeout, options.retry_deadline))
     run_id = uuid.uuid4().hex[:12]
     logs.configure(spec.name, run_id, options.log_format, options.log_level)
     log = logs.get_logger()
@@ -93,7 +94,8 @@ def _run_phases(spec: JobSpec[S, C, T], settings: S, options: RunOptions, summar
             if plan.refusal:
                 log.warning("plan.refused", reason=plan.refusal)
                 return EXIT_REFUSED
-            return EXIT_OK
+            # A dry run that could not see everything is not a green light: same rule as a real run.
+            return EXIT_FAILED if any(f.severity == "error" for f in plan.findings) else EXIT_OK
         report = spec.apply(plan, clients, settings)
     finally:
         if spec.close is not None:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -26,48 +25,15 @@ from azure.core.exceptions import (
 )
 from azure.keyvault.secrets import SecretClient, SecretProperties
 
+from lib import limits
+from lib.kv_model import KeyVaultError, Props, SecretMeta, SecretValue
 from lib.logs import get_logger
-from lib.redact import register_secret, scrub
+from lib.redact import register_secret
 from lib.retry import Backoff, call_with_retry, retry_after_of
 
 R = TypeVar("R")
 TRANSIENT_CONFLICTS = frozenset({"ObjectIsBeingRecovered", "ObjectIsBeingDeleted"})
 PAGE_SIZE = 25  # the service's maximum
-
-
-@dataclass(frozen=True)
-class Props:
-    """What keyvault-sync copies besides the value. Times are Unix seconds (the wire's own unit)."""
-
-    content_type: str | None = None
-    tags: Mapping[str, str] = field(default_factory=dict)
-    enabled: bool = True
-    expires_on: int | None = None
-    not_before: int | None = None
-
-
-@dataclass(frozen=True)
-class SecretMeta:
-    """One secret (or version) as a list call shows it: never a value."""
-
-    name: str
-    props: Props
-    version: str | None = None  # None in a secrets list (the id has no version)
-    created: int | None = None
-
-
-@dataclass(frozen=True)
-class SecretValue:
-    meta: SecretMeta
-    value: str = field(repr=False)
-
-
-class KeyVaultError(Exception):
-    """A failed call, as one line: vault, operation, status, codes and the service's message."""
-
-    def __init__(self, text: str, status: int | None = None, code: str = "", inner: str = "") -> None:
-        super().__init__(scrub(text))
-        self.status, self.code, self.inner = status, code, inner
 
 
 def _seconds(value: datetime | None) -> int | None:
@@ -119,7 +85,7 @@ def is_transient(exc: Exception) -> bool:
 
 
 def describe_error(label: str, what: str, exc: Exception, role: str = "") -> KeyVaultError:
-    if isinstance(exc, HttpResponseError) and exc.status_code is not None:
+    if isinstance(exc, HttpResponseError) and (exc.status_code or 0) >= 400:  # not a 200 that failed to decode
         outer, inner = error_codes(exc)
         message = getattr(getattr(exc, "error", None), "message", None) or exc.reason or ""
         message = " ".join(str(message).split())  # the service's messages carry \r\n
@@ -150,8 +116,9 @@ class KeyVault:
             credential,
             verify_challenge_resource=verify_challenge_resource,
             retry_status=0,
-            connection_timeout=10,
-            read_timeout=60,
+            retry_backoff_factor=limits.backoff_factor(0.8, 3),
+            connection_timeout=limits.timeout(10),
+            read_timeout=limits.timeout(60),
         )
         self._values: dict[str, SecretValue] = {}  # this run's reads, so a value is fetched once
         self._log = get_logger(vault=label)
@@ -255,17 +222,6 @@ class KeyVault:
 
 def _metas(items: Iterable[SecretProperties]) -> list[SecretMeta]:
     return [meta_of(p) for p in items]
-
-
-def current_version(versions: list[SecretMeta]) -> str | None:
-    """The newest version by creation time; None when the newest second holds two versions (the list
-    does not say which is current), and the caller must read the secret to know."""
-    dated = [v for v in versions if v.version and v.created is not None]
-    if not dated:
-        return None
-    newest = max(v.created or 0 for v in dated)
-    top = [v for v in dated if v.created == newest]
-    return top[0].version if len(top) == 1 else None
 
 
 def _sdk_properties(props: Props) -> dict[str, Any]:

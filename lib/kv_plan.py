@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Literal
 
 from lib.allowlist import Allowlist, Entry
-from lib.keyvault import Props, SecretMeta
+from lib.kv_model import Props, SecretMeta
 from lib.model import Finding, Plan
 
 OWNER_TAG = "cwj-managed-by"

@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from lib import limits
+
 R = TypeVar("R")
 
 
@@ -65,6 +67,7 @@ def call_with_retry(
     clock: Callable[[], float] = time.monotonic,
 ) -> R:
     started = clock()
+    deadline = limits.deadline(backoff.deadline)
     attempt = 0
     while True:
         try:
@@ -74,7 +77,7 @@ def call_with_retry(
             if not transient(exc) or attempt >= backoff.max_attempts:
                 raise
             wait = backoff.delay(attempt - 1, retry_after(exc))
-            if clock() - started + wait > backoff.deadline:
+            if clock() - started + wait > deadline:
                 raise
             if on_retry is not None:
                 on_retry(exc, attempt, wait)

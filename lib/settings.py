@@ -90,16 +90,26 @@ def parse_bool(raw: str) -> bool:
     raise ValueError(f"expected true or false, got {raw!r}")
 
 
+def _url(raw: str) -> tuple[str, str]:
+    """(scheme, netloc), or ('', '') for text urlparse refuses (an unclosed IPv6 bracket, a bad port)."""
+    try:
+        parsed = urlparse(raw.strip())
+        parsed.port  # noqa: B018 - urlparse checks the port only when asked
+    except ValueError:
+        return "", ""
+    return parsed.scheme, parsed.netloc
+
+
 def parse_https_url(raw: str) -> str:
-    parsed = urlparse(raw.strip())
-    if parsed.scheme != "https" or not parsed.netloc:
+    scheme, netloc = _url(raw)
+    if scheme != "https" or not netloc:
         raise ValueError(f"expected an https:// URL, got {raw!r}")
     return raw.strip()
 
 
 def parse_http_url(raw: str) -> str:
-    parsed = urlparse(raw.strip())
-    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+    scheme, netloc = _url(raw)
+    if scheme not in {"http", "https"} or not netloc:
         raise ValueError(f"expected an http:// or https:// URL, got {raw!r}")
     return raw.strip().rstrip("/")
 
@@ -138,6 +148,8 @@ def parse_json_string_list(raw: str) -> tuple[str, ...]:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ValueError(f"expected a JSON array of strings, got invalid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise ValueError("expected a JSON array of strings, got JSON nested too deeply") from None
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise ValueError("expected a JSON array of non-empty strings")
     if not value:
@@ -176,7 +188,18 @@ def parse_duration(raw: str) -> timedelta:
         pos = match.end()
     if not text or pos != len(text):
         raise ValueError(f"expected a duration such as 30d, 720h or 1h30m, got {raw!r}")
-    return timedelta(seconds=total)
+    try:
+        return timedelta(seconds=total)
+    except OverflowError:
+        raise ValueError(f"expected a duration under {timedelta.max.days} days, got {raw!r}") from None
+
+
+def parse_seconds(raw: str) -> float:
+    """A duration above zero (`30s`, `500ms`, `2m`) in seconds."""
+    seconds = parse_duration(raw).total_seconds()
+    if seconds <= 0:
+        raise ValueError(f"expected a duration above zero such as 30s, got {raw!r}")
+    return seconds
 
 
 def parse_timestamp(raw: str) -> datetime:
@@ -186,7 +209,10 @@ def parse_timestamp(raw: str) -> datetime:
         raise ValueError(f"expected an RFC 3339 timestamp, got {raw!r}") from None
     if value.tzinfo is None:
         raise ValueError(f"expected an RFC 3339 timestamp with a time zone, got {raw!r}")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 shifted past the calendar's ends
+        raise ValueError(f"expected an RFC 3339 timestamp between years 1 and 9999 in UTC, got {raw!r}") from None
 
 
 def parse_kv_path(raw: str) -> str:
@@ -223,6 +249,18 @@ class RunOptions:
         "--now",
         "judge time-based rules as of this RFC 3339 instant (rehearsal); default the system clock",
         parse=parse_timestamp,
+        default=None,
+    )
+    request_timeout: float | None = setting(
+        "--request-timeout",
+        "longest wait for one HTTP request to connect or answer, e.g. 10s; default each client's own (5-60s)",
+        parse=parse_seconds,
+        default=None,
+    )
+    retry_deadline: float | None = setting(
+        "--retry-deadline",
+        "most time one call spends retrying transient errors, e.g. 30s; default each call's own (45-120s)",
+        parse=parse_seconds,
         default=None,
     )
 

@@ -149,6 +149,10 @@ def parse_policy(text: str, source: str) -> Policy:
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 1
         raise PolicyError(f"{source}:{line}: expected valid YAML ({exc.problem})") from None
+    except yaml.YAMLError as exc:  # e.g. a control character: the reader's error carries no mark
+        raise PolicyError(f"{source}:1: expected valid YAML ({' '.join(str(exc).split())})") from None
+    except RecursionError:
+        raise PolicyError(f"{source}:1: expected valid YAML (nested too deeply)") from None
     if root is None:
         return Policy(source=source)
     top = _mapping(root, source, "the policy")
@@ -199,12 +203,16 @@ def _rules(node: yaml.Node, base: Rules, source: str) -> Rules:
     return dataclasses.replace(base, **changes)
 
 
+MAX_DAYS = 36500  # a hundred years; beyond it a day count overflows date arithmetic
+
+
 def _whole(minimum: int, nullable: bool = False) -> Any:
     def check(value: Any) -> int | None:
         if value is None and nullable:
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"expected a whole number >= {minimum}{' or null' if nullable else ''}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_DAYS:
+            expected = f"a whole number >= {minimum} and <= {MAX_DAYS}{' or null' if nullable else ''}"
+            raise ValueError(f"expected {expected}, got {value!r}")
         return value
 
     return check

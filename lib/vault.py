@@ -20,6 +20,7 @@ import hvac
 import hvac.exceptions as hx
 import requests
 
+from lib import limits
 from lib.logs import get_logger
 from lib.redact import is_secret_key, register_secret, scrub
 from lib.retry import Backoff, call_with_retry
@@ -102,7 +103,7 @@ class VaultClient:
     def __init__(self, addr: str, token: str, *, owns_token: bool = False, backoff: Backoff = Backoff()) -> None:
         register_secret(token)
         # token="" (not None) keeps hvac from picking up VAULT_TOKEN or ~/.vault-token behind our back
-        self._hvac = hvac.Client(url=addr, token=token or "", timeout=30)
+        self._hvac = hvac.Client(url=addr, token=token or "", timeout=limits.timeout(30))
         self.addr = addr
         self.owns_token = owns_token  # a Kubernetes-auth login is ours to revoke; an SRE's VAULT_TOKEN is not
         self._backoff = backoff
@@ -136,13 +137,16 @@ class VaultClient:
             )
 
         try:
-            return call_with_retry(fn, transient=is_transient, backoff=self._backoff, on_retry=on_retry)
+            result = call_with_retry(fn, transient=is_transient, backoff=self._backoff, on_retry=on_retry)
         except hx.VaultError as exc:
             reason = vault_reason(exc)
             kind = CheckAndSetMismatch if CAS_MISMATCH in reason else VaultError
             raise kind(action, _STATUS.get(type(exc)), reason) from None
         except requests.RequestException as exc:
             raise VaultError(action, None, vault_reason(exc)) from None
+        if isinstance(result, requests.Response) and result.content:  # hvac hands back a 2xx it could not parse
+            raise VaultError(action, result.status_code, "the answer is not JSON")
+        return result
 
     def read_kv(self, mount: str, path: str) -> KvEntry:
         """The latest version of a KV v2 entry. Missing -> version 0 (or the metadata's current version when

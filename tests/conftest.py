@@ -16,9 +16,11 @@ import requests
 from hypothesis import settings
 
 from tests.emulators.platform import Platform
+from tests.faults.leak_audit import LeakAudit
 
 BIN = Path(sys.executable).parent
 _PLATFORM: list[Platform] = []  # the session's platform, for run_job's leak check
+LEAKS = LeakAudit()  # every secret any platform of this run issued, looked for in every test's captured output
 
 settings.register_profile("default", deadline=None, print_blob=True)  # 2-core CI: timing is not the property
 settings.load_profile("default")
@@ -30,6 +32,7 @@ def platform_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platf
     saved = {k: os.environ.get(k) for k in platform.env()}
     os.environ.update(platform.env())  # in-process SDK clients find the CA bundle and endpoints like a job would
     _PLATFORM.append(platform)
+    LEAKS.watch(lambda: platform.secrets)  # kept after the session ends: the last teardown is audited too
     yield platform
     _PLATFORM.remove(platform)
     for key, value in saved.items():
@@ -38,6 +41,14 @@ def platform_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platf
         else:
             os.environ[key] = value
     platform.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """The secret-leak audit (tests/faults/leak_audit.py): a phase whose captured stdout, stderr, log or
+    failure text holds a secret value the emulators issued fails, and that text is withheld."""
+    outcome = yield
+    LEAKS.check(outcome.get_result())  # type: ignore[attr-defined]
 
 
 @pytest.fixture

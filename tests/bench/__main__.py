@@ -1,4 +1,5 @@
-"""`make bench`: run every tests/bench/bench_*.py module's main(); each prints its own numbers."""
+"""`make bench`: run every tests/bench/bench_*.py module's main(); each prints one figure per line with its bound
+and OK/MISS (tests/bench/common.py), and the run ends with a tally: exit 1 when any line is a MISS."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pkgutil
 import sys
 
 import tests.bench
+from tests.bench.common import tally
 
 
 def main() -> int:
@@ -16,7 +18,7 @@ def main() -> int:
     for name in names:
         print(f"== {name}", flush=True)
         importlib.import_module(f"tests.bench.{name}").main()
-    return 0
+    return tally()
 
 
 if __name__ == "__main__":

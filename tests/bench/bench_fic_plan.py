@@ -5,10 +5,17 @@ Run: `.venv/bin/python -m tests.bench` (all benches) or `.venv/bin/python -m tes
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import replace
 
-from lib.fic_capacity import overflow_exact, overflow_upper_bound, pool_size_needed, safe_namespace_count
+from lib.fic_capacity import (
+    OVERFLOW_BUDGET,
+    overflow_exact,
+    overflow_upper_bound,
+    pool_size_needed,
+    safe_namespace_count,
+)
 from lib.fic_plan import (
     AUDIENCE,
     FicSpec,
@@ -19,6 +26,7 @@ from lib.fic_plan import (
     plan,
 )
 from lib.shard import shard_index
+from tests.bench.common import check_at_most, check_equal, info, tally
 
 ISSUER = "https://oidc.example.test/tenant/cluster/"
 POLICY = Policy(ISSUER, "workspace", "coder-ws-", "ameide-ws-", limit=20, allow_mass_delete=True)
@@ -45,32 +53,37 @@ def timed(fn, repeat: int = 3) -> float:  # type: ignore[no-untyped-def]
     return best
 
 
+PLAN_BUDGET_S_PER_NS = 0.0001  # 0.1 ms per namespace: 0.5 s at 5,000, under 5% of that size's no-op run
+
+
 def main() -> None:
-    print("plan() on a pool that just grew by one identity (most FICs relocate, 10% of namespaces gone)")
-    print(f"{'namespaces':>10} {'pool':>5} {'actions':>8} {'phases':>7} {'unplaceable':>12} {'seconds':>8}")
+    info("-- fic plan(): a pool that just grew by one identity (most FICs relocate, 10% of namespaces gone)")
     for n, size in [(100, 8), (1_000, 80), (5_000, 400), (10_000, 800)]:
         observed = scenario(n, size, size - 1)
         policy = replace(POLICY, limit=max(20, n // size * 3))  # room enough for everyone, so every action plans
         result = plan(observed, policy)
-        phases = len({a.phase for a in result.actions})
         unplaceable = sum(1 for f in result.findings if f.rule == "unplaceable")
         seconds = timed(lambda o=observed, p=policy: plan(o, p))  # type: ignore[misc]
-        print(f"{n:>10} {size:>5} {len(result.actions):>8} {phases:>7} {unplaceable:>12} {seconds:>8.3f}")
+        label = f"fic plan() {n}ns pool {size}, {len(result.actions)} actions"
+        check_equal(f"{label}: unplaceable", unplaceable, 0)
+        check_at_most(f"{label}: time", seconds, max(0.05, n * PLAN_BUDGET_S_PER_NS), " s", "{:.3f}")
 
-    print("\ncapacity at 20 FICs per identity: safe namespace count at <=1% overflow (union bound vs exact)")
-    print(f"{'pool':>5} {'naive':>6} {'safe':>5} {'P_bound(safe)':>14} {'P_exact(safe)':>14} {'fill':>5}")
-    for size in (1, 2, 3, 4, 8, 16, 32):
+    info("-- capacity at 20 FICs per identity: the safe count's overflow risk, union bound vs exact, <= 1%")
+    for size in (1, 2, 3, 4, 8):
         caps = [20] * size
         safe = safe_namespace_count(caps)
-        exact = overflow_exact(safe, caps) if size <= 8 else float("nan")
-        bound = overflow_upper_bound(safe, caps)
-        print(f"{size:>5} {20 * size:>6} {safe:>5} {bound:>14.5f} {exact:>14.5f} {safe / (20 * size):>5.0%}")
+        exact, bound = overflow_exact(safe, caps), overflow_upper_bound(safe, caps)
+        label = f"pool {size}: safe {safe} namespaces ({safe / (20 * size):.0%} full), exact risk {exact:.5f}"
+        check_at_most(f"{label}: union-bound risk", bound, OVERFLOW_BUDGET, "", "{:.5f}")
 
-    print("\npool size needed for n namespaces at <=1% overflow risk (limit 20)")
-    for n in (25, 50, 100, 500, 1_000, 5_000):
+    info("-- pool size needed at <= 1% overflow risk (limit 20)")
+    for n in (100, 1_000, 5_000):
         seconds = timed(lambda n=n: pool_size_needed(n, [20] * 3, 20), repeat=1)  # type: ignore[misc]
-        print(f"  n={n:>5}: {pool_size_needed(n, [20] * 3, 20)} identities ({seconds * 1000:.1f} ms)")
+        check_at_most(
+            f"pool_size_needed({n}): {pool_size_needed(n, [20] * 3, 20)} identities, time", seconds, 1.0, " s", "{:.3f}"
+        )
 
 
 if __name__ == "__main__":
     main()
+    sys.exit(tally())

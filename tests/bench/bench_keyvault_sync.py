@@ -1,48 +1,113 @@
-"""keyvault-sync at scale against the emulators: wall time and request counts for a first run (everything
-copied) and a quiet run (nothing to do), for growing allowlists. Prints numbers; asserts nothing about time.
+"""keyvault-sync with 500 allowlisted secrets against the emulated Key Vaults, 30 ms of latency on every
+authenticated Key Vault call: a no-op run (lists only, zero value reads) and a run after 5 seed secrets rotated
+(exactly 5 value reads and 5 writes). Calls by kind against their lower bound, run time against its lower
+bound, peak RSS. Derivations: BENCHMARKS.md.
 
-The quiet run's cost is the claim worth watching: list pages on both vaults plus one versions list per
-allowlisted seed secret, and zero value reads.
+Run: `.venv/bin/python -m tests.bench.bench_keyvault_sync`.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import secrets
-import subprocess
 import sys
 import tempfile
-import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from azure.keyvault.secrets import SecretClient
 
+from lib.keyvault import PAGE_SIZE
+from tests.bench.common import (
+    LATENCY_S,
+    Run,
+    add_latency,
+    check_at_most,
+    check_equal,
+    check_wall,
+    info,
+    median,
+    must_exit,
+    run_job,
+    tally,
+)
 from tests.demo import base_env
 from tests.emulators.platform import Platform
 
-BIN = Path(sys.executable).parent
-SIZES = (50, 200)
+SECRETS = 500
+CHANGED = 5
+RSS_BOUND_MB = 150
+VAULTS = ("keyvault_source", "keyvault_target")
+READS = ("secret.list", "secret.versions", "deleted.list", "deleted.get")
+WRITES = ("secret.set", "secret.update", "secret.delete", "deleted.recover", "deleted.purge")
 
 
-def _source_client(platform: Platform, env: dict[str, str]) -> SecretClient:
-    ca = str(platform.ca_path)
+CONCURRENCY = 8  # keyvault-sync's --concurrency default (seed versions listed in parallel)
+
+
+def pages(items: int) -> int:
+    return max(1, math.ceil(items / PAGE_SIZE))
+
+
+def list_bound(n: int) -> dict[str, int]:
+    """Lists no run can skip: every page of both vaults' secrets, one page of the target's deleted secrets,
+    and one versions list per allowlisted seed secret (a secrets list carries no version id)."""
+    return {"source list": pages(n), "target list": pages(n), "deleted list": 1, "versions": n}
+
+
+def latency_calls(bound: dict[str, int], changed: int) -> int:
+    """Round trips no schedule can avoid: the three lists one after another (each decides what comes next),
+    the versions lists CONCURRENCY at a time, then per changed secret a value read and a write in order."""
+    lists = bound["source list"] + bound["target list"] + bound["deleted list"]
+    return lists + math.ceil(bound["versions"] / CONCURRENCY) + 2 * changed
+
+
+def _seed_client(platform: Platform, env: dict[str, str]) -> SecretClient:
     credential = platform.azure_credential()
-    return SecretClient(env["CWJ_SOURCE_VAULT_URL"], credential, verify_challenge_resource=False, connection_verify=ca)
-
-
-def _run(env: dict[str, str], allowlist: Path) -> tuple[float, int]:
-    started = time.perf_counter()
-    proc = subprocess.run(
-        [str(BIN / "keyvault-sync"), "--allowlist-file", str(allowlist), "--output", "json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    return SecretClient(
+        env["CWJ_SOURCE_VAULT_URL"],
+        credential,
+        verify_challenge_resource=False,
+        connection_verify=str(platform.ca_path),
     )
-    elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"keyvault-sync exited {proc.returncode}: {proc.stderr[-500:]}")
-    return elapsed, len(json.loads(proc.stdout)["outcomes"])
+
+
+def _set_all(source: SecretClient, names: list[str]) -> None:
+    with ThreadPoolExecutor(max_workers=8) as workers:
+        list(workers.map(lambda n: source.set_secret(n, secrets.token_urlsafe(24), tags={"bench": "yes"}), names))
+
+
+def report(prefix: str, platform: Platform, run: Run, n: int, changed: int, floor: float) -> None:
+    counts = platform.log.counts()
+    src, dst = counts.get("keyvault_source", {}), counts.get("keyvault_target", {})
+    bound = list_bound(n)
+    check_equal(f"{prefix}: seed secret.list", src.get("secret.list", 0), bound["source list"])
+    check_equal(f"{prefix}: seed secret.versions", src.get("secret.versions", 0), bound["versions"])
+    check_equal(f"{prefix}: target secret.list", dst.get("secret.list", 0), bound["target list"])
+    check_equal(f"{prefix}: target deleted.list", dst.get("deleted.list", 0), bound["deleted list"])
+    check_equal(f"{prefix}: value reads (both vaults)", src.get("secret.get", 0) + dst.get("secret.get", 0), changed)
+    check_equal(f"{prefix}: writes (both vaults)", sum(c.get(op, 0) for c in (src, dst) for op in WRITES), changed)
+    delayed = sum(v for c in (src, dst) for op, v in c.items() if op != "challenge")
+    check_equal(f"{prefix}: key vault calls (excl. 2 auth challenges)", delayed, sum(bound.values()) + 2 * changed)
+    check_equal(f"{prefix}: auth challenges", src.get("challenge", 0) + dst.get("challenge", 0), 2)
+    check_equal(f"{prefix}: entra token", counts.get("entra", {}).get("token", 0), 1)
+    check_wall(f"{prefix}: run time", run.run_s, LATENCY_S * latency_calls(bound, changed), floor)
+    check_at_most(f"{prefix}: peak RSS", run.max_rss_kb / 1024, RSS_BOUND_MB, " MB")
+
+
+def measure_floor(platform: Platform, env: dict[str, str], source: SecretClient, tmp: Path) -> float:
+    """The per-run floor: a no-op run over one allowlisted secret with no latency, median of 3; then the
+    vaults go back to empty."""
+    _set_all(source, ["floor-0"])
+    allowlist = tmp / "allowlist-floor.yaml"
+    allowlist.write_text("- floor-0\n")
+    runs = [run_job("keyvault-sync", ["--allowlist-file", str(allowlist)], env) for _ in range(4)]
+    for run in runs:
+        must_exit(run, 0, "keyvault-sync floor")
+    platform.reset()
+    floor = median([r.run_s for r in runs[1:]])  # the first run copies
+    info(f"-- keyvault-sync per-run floor (1 secret, no latency): {floor:.2f} s")
+    return floor
 
 
 def main() -> None:
@@ -50,22 +115,32 @@ def main() -> None:
         platform = Platform(Path(tmp)).start()
         try:
             env = base_env(platform)
-            source = _source_client(platform, env)
-            print(f"{'secrets':>8} {'run':>6} {'seconds':>8} {'actions':>8} {'kv requests':>12} {'value reads':>12}")
-            for size in SIZES:
-                platform.reset()
-                names = [f"bench-{i:04d}" for i in range(size)]
-                for name in names:
-                    source.set_secret(name, secrets.token_urlsafe(24), tags={"bench": "yes"})
-                allowlist = Path(tmp) / f"allowlist-{size}.yaml"
-                allowlist.write_text("".join(f"- {n}\n" for n in names))
-                for label in ("first", "quiet"):
-                    platform.log.clear()
-                    seconds, actions = _run(env, allowlist)
-                    counts = platform.log.counts()
-                    kv = sum(sum(counts.get(s, {}).values()) for s in ("keyvault_source", "keyvault_target"))
-                    reads = sum(counts.get(s, {}).get("secret.get", 0) for s in ("keyvault_source", "keyvault_target"))
-                    print(f"{size:>8} {label:>6} {seconds:>8.2f} {actions:>8} {kv:>12} {reads:>12}", flush=True)
+            source = _seed_client(platform, env)
+            floor = measure_floor(platform, env, source, Path(tmp))
+            names = [f"bench-{i:04d}" for i in range(SECRETS)]
+            _set_all(source, names)
+            allowlist = Path(tmp) / "allowlist.yaml"
+            allowlist.write_text("".join(f"- {n}\n" for n in names))
+            args = ["--allowlist-file", str(allowlist), "--output", "json"]
+            info(
+                f"-- keyvault-sync {SECRETS} allowlisted secrets, --concurrency {CONCURRENCY}, "
+                f"{LATENCY_S * 1000:.0f} ms per vault call"
+            )
+            must_exit(run_job("keyvault-sync", args, env), 0, "keyvault-sync first copy")
+            add_latency(platform, "keyvault_source", ("*",))
+            add_latency(platform, "keyvault_target", ("*",))
+            platform.log.clear()
+            run = run_job("keyvault-sync", args, env)
+            must_exit(run, 0, "keyvault-sync no-op")
+            report(f"keyvault-sync {SECRETS} no-op", platform, run, SECRETS, 0, floor)
+            platform.faults.clear()
+            _set_all(source, names[:: SECRETS // CHANGED][:CHANGED])  # rotate 5 seed secrets
+            add_latency(platform, "keyvault_source", ("*",))
+            add_latency(platform, "keyvault_target", ("*",))
+            platform.log.clear()
+            run = run_job("keyvault-sync", args, env)
+            must_exit(run, 0, f"keyvault-sync {CHANGED} changed")
+            report(f"keyvault-sync {SECRETS} {CHANGED} changed", platform, run, SECRETS, CHANGED, floor)
             source.close()
         finally:
             platform.stop()
@@ -73,3 +148,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    sys.exit(tally())

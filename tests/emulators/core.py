@@ -88,6 +88,8 @@ class Fault:
     match: str | None = None  # only requests whose path contains this
     code: str | None = None
     message: str | None = None
+    skip: int = 0  # let the first `skip` matching requests through ("the second page fails")
+    body: str | None = None  # answer this raw text as JSON (malformed JSON); status defaults to 200
 
     def applies(self, service: str, op: str, path: str) -> bool:
         if self.service != service or (self.match and self.match.lower() not in unquote(path).lower()):
@@ -114,6 +116,9 @@ class Faults:
         with self._lock:
             for rule in self._rules:
                 if rule.applies(service, op, path):
+                    if rule.skip > 0:
+                        rule.skip -= 1
+                        continue
                     if rule.count is not None:
                         rule.count -= 1
                         if rule.count <= 0:
@@ -288,6 +293,9 @@ class Emulator:
             if fault is not None:
                 if fault.delay:
                     time.sleep(fault.delay)
+                if fault.body is not None:  # a garbled answer: the handler does not run
+                    headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+                    return Response(fault.status or 200, fault.body, headers)
                 if fault.status is not None:
                     resp = self.error(
                         fault.status,

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lib.allowlist import Allowlist, Entry
-from lib.keyvault import Props, SecretMeta, current_version
+from lib.kv_model import Props, SecretMeta, current_version
 from lib.kv_plan import (
     OWNER_TAG,
     OWNER_VALUE,

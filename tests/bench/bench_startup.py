@@ -1,0 +1,108 @@
+"""Start-up of the four entrypoints as whole processes: `--help` and a no-op run (median of several), and which
+heavy SDKs the `--help` path imports (it needs none: argparse only needs the settings dataclasses).
+
+Run: `.venv/bin/python -m tests.bench.bench_startup`. For the import tree of one entrypoint:
+`.venv/bin/python -X importtime .venv/bin/fic-reconcile --help 2>&1 >/dev/null | sort -t'|' -k2 -n | tail`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+from tests.bench.common import BIN, check_at_most, check_equal, info, median, must_exit, run_job, tally
+from tests.demo import base_env
+from tests.emulators.platform import Platform
+
+JOBS = ("fic-reconcile", "keyvault-sync", "coder-token-mint", "token-expiry-check")
+HEAVY = ("azure", "msal", "kubernetes")  # SDKs of 60-500 ms each that printing help never needs
+HELP_BUDGET_S = 0.25  # help without any SDK: interpreter + structlog + the settings (~0.1-0.15 s on 2 cores)
+RUN_BUDGET_S = 1.5  # a whole no-op process against loopback emulators (imports dominate)
+REPEAT = 5
+
+
+def help_wall(name: str) -> float:
+    walls = []
+    for _ in range(REPEAT):
+        started = time.perf_counter()
+        subprocess.run([str(BIN / name), "--help"], capture_output=True, check=True)
+        walls.append(time.perf_counter() - started)
+    return median(walls)
+
+
+def heavy_imports(argv: list[str], env: dict[str, str] | None = None) -> list[str]:
+    """Top-level heavy packages a process imports, from `python -X importtime`."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True, env=env
+    )
+    modules = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
+    return sorted({m.split(".")[0] for m in modules if m.split(".")[0] in HEAVY})
+
+
+def seed(platform: Platform, tmp: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """One no-op scenario per job (args, extra env), each run once first so that the next runs change nothing."""
+    env = base_env(platform)
+    from azure.keyvault.secrets import SecretClient
+
+    source = SecretClient(
+        env["CWJ_SOURCE_VAULT_URL"],
+        platform.azure_credential(),
+        verify_challenge_resource=False,
+        connection_verify=str(platform.ca_path),
+    )
+    source.set_secret("startup-0", uuid.uuid4().hex)
+    source.close()
+    allowlist = tmp / "allowlist.yaml"
+    allowlist.write_text("- startup-0\n")
+    coder = requests.Session()
+    coder.trust_env = False
+    coder.verify = str(platform.ca_path)
+    coder.headers["Coder-Session-Token"] = platform.coder.bootstrap_token
+    user = {"username": "ws-bot", "email": "ws-bot@example.test", "login_type": "none"}
+    coder.post(f"{platform.coder.url}/api/v2/users", json={**user, "organization_ids": [str(uuid.UUID(int=0))]})
+    return {
+        "fic-reconcile": ([], {}),
+        "keyvault-sync": (["--allowlist-file", str(allowlist)], {}),
+        "coder-token-mint": (["--user", "ws-bot"], {"VAULT_TOKEN": ""}),
+        "token-expiry-check": (
+            ["--all-users", "--fail-on", "never"],
+            {"CWJ_CODER_TOKEN_FILE": env["CWJ_BOOTSTRAP_TOKEN_FILE"]},
+        ),
+    }
+
+
+def noop_wall(name: str, args: list[str], env: dict[str, str]) -> float:
+    must_exit(run_job(name, args, env), 0, f"{name} first run")
+    walls = []
+    for _ in range(REPEAT):
+        result = run_job(name, args, env)
+        must_exit(result, 0, f"{name} no-op")
+        walls.append(result.wall_s)
+    return median(walls)
+
+
+def main() -> None:
+    info(f"-- start-up: whole processes, median of {REPEAT}")
+    for name in JOBS:
+        check_equal(f"{name} --help: heavy SDKs imported ({', '.join(HEAVY)})", len(heavy_imports([name, "--help"])), 0)
+        check_at_most(f"{name} --help: wall", help_wall(name), HELP_BUDGET_S, " s", "{:.2f}")
+    with tempfile.TemporaryDirectory(prefix="cwj-bench-start-") as tmp:
+        platform = Platform(Path(tmp)).start()
+        try:
+            env = base_env(platform)
+            for name, (args, extra) in seed(platform, Path(tmp)).items():
+                wall = noop_wall(name, args, {**env, **extra})
+                check_at_most(f"{name} no-op run: wall", wall, RUN_BUDGET_S, " s", "{:.2f}")
+        finally:
+            platform.stop()
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(tally())

@@ -1,0 +1,198 @@
+"""What every fault-matrix table shares: a case (a fault to inject, or a dependency URL that nothing listens
+on), its expected outcome ("retried and converged", or "exit 1 with a message naming the dependency and the
+operation"), bounded run settings, and a scripted HTTP receiver for the Pushgateway and webhook cases.
+
+Every job runs with `--request-timeout 1s --retry-deadline 3s` (the jobs' real settings, CWJ_REQUEST_TIMEOUT and
+CWJ_RETRY_DEADLINE) and a 60 s subprocess timeout, so a case that hangs fails instead of stalling the suite.
+A "timeout" fault delays the answer past the 1 s request timeout; a "refused" case points the job at a
+loopback port nothing listens on.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tests.conftest import Control, run_job
+
+BOUNDED = {"CWJ_REQUEST_TIMEOUT": "1s", "CWJ_RETRY_DEADLINE": "3s"}
+DELAY_PAST_TIMEOUT = 1.6  # seconds: longer than CWJ_REQUEST_TIMEOUT, short enough to end inside the test
+CASE_TIMEOUT = 60  # seconds per job process: a hang fails the case
+
+
+def closed_port_url(scheme: str = "https") -> str:
+    """A loopback URL nothing listens on: connecting to it is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"{scheme}://127.0.0.1:{port}"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One control-API fault rule (tests/emulators/README.md)."""
+
+    service: str
+    operation: str = "*"
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def inject(self, control: Control) -> None:
+        control.fault(self.service, self.operation, **self.args)
+
+
+def fault(service: str, operation: str = "*", **args: Any) -> Fault:
+    return Fault(service, operation, args)
+
+
+@dataclass(frozen=True)
+class Converged:
+    """Retried and converged: exit 0 and the end state is right."""
+
+    retried: tuple[str, str] | None = None  # (service, op) that must show more than one request
+
+
+@dataclass(frozen=True)
+class Fails:
+    """Exit 1 with a message naming the dependency and the operation (each fragment, case-insensitive)."""
+
+    names: tuple[str, ...]
+    attempts: tuple[str, str, int] | None = None  # (service, op, n): exactly n requests, e.g. 1 = no retry
+
+
+Expected = Converged | Fails
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    expect: Expected
+    faults: tuple[Fault, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)  # e.g. a dependency URL -> closed_port_url()
+    args: tuple[str, ...] = ()
+    observing: bool = True  # the fault hits an observation: nothing may be deleted or revoked
+
+
+def case(id: str, expect: Expected, *faults: Fault, env: dict[str, str] | None = None, **kw: Any) -> Case:
+    return Case(id, expect, faults, env or {}, **kw)
+
+
+def case_env(c: Case, env: dict[str, str]) -> dict[str, str]:
+    """The job's environment for a case: bounded timeouts, and each `"closed"` value a URL nothing listens on."""
+    return {**env, **BOUNDED, **{k: closed_port_url() if v == "closed" else v for k, v in c.env.items()}}
+
+
+def run_case(job: str, c: Case, control: Control, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Inject the case's faults and run the job once in `env` (see case_env), bounded in time."""
+    for f in c.faults:
+        f.inject(control)
+    proc = run_job(job, *args, *c.args, env=env, timeout=CASE_TIMEOUT)
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    return proc
+
+
+def check_outcome(c: Case, proc: subprocess.CompletedProcess[str], control: Control) -> None:
+    """The table's expected outcome: exit code, the one message line, and how many requests a call took."""
+    output = proc.stdout + proc.stderr
+    if isinstance(c.expect, Converged):
+        assert proc.returncode == 0, output[-3000:]
+        if c.expect.retried:
+            assert _eventually_at_least(control, *c.expect.retried, 2), f"{c.expect.retried} was not retried"
+        return
+    assert proc.returncode == 1, output[-3000:]
+    lines = failure_lines(proc)
+    named = [line for line in lines if all(n.lower() in line.lower() for n in c.expect.names)]
+    assert named, f"no failure message names all of {c.expect.names}: {lines}\n{output[-3000:]}"
+    if c.expect.attempts:
+        service, op, n = c.expect.attempts
+        assert control.count(service, op) == n, f"{service} {op}: {control.count(service, op)} requests, expected {n}"
+
+
+def failure_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    """What an SRE reads about a failure: the harness's one-line `<job>: failed: ...`, the report's error
+    findings and failed actions (`--output json`), and a failed metrics push (a log event)."""
+    lines = [line for line in proc.stderr.splitlines() if ": failed: " in line and not line.startswith("{")]
+    try:
+        report = json.loads(proc.stdout)
+    except ValueError:
+        report = {}
+    lines += [f["message"] for f in report.get("findings", []) if f["severity"] in ("error", "critical")]
+    lines += [" ".join(map(str, o.values())) for o in report.get("outcomes", []) if o.get("result") == "failed"]
+    for line in proc.stderr.splitlines():
+        if line.startswith("{") and '"metrics.push_failed"' in line:
+            lines.append(json.loads(line)["error"])
+    return lines
+
+
+def _eventually_at_least(control: Control, service: str, op: str, n: int) -> bool:
+    # a request that timed out is logged when the emulator finishes answering it, after its delay
+    deadline = time.monotonic() + DELAY_PAST_TIMEOUT + 1
+    while control.count(service, op) < n and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return control.count(service, op) >= n
+
+
+# ---- a scripted receiver for the Pushgateway and the webhook --------------------------------------------
+
+
+@dataclass
+class Answer:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass
+class Script:
+    """Answers in order, then `then` for every later request; records each request's method and path."""
+
+    answers: list[Answer] = field(default_factory=list)
+    then: Answer = field(default_factory=Answer)
+    url: str = ""
+    seen: list[tuple[str, str, bytes]] = field(default_factory=list)  # method, path, body
+
+
+@contextmanager
+def scripted(*answers: Answer, then: Answer | None = None) -> Iterator[Script]:
+    script = Script(list(answers), then or Answer())
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _handle(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with lock:
+                script.seen.append((self.command, self.path, body))
+                answer = script.answers.pop(0) if script.answers else script.then
+            if answer.delay:
+                threading.Event().wait(answer.delay)
+            self.send_response(answer.status)
+            for key, value in answer.headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(answer.body)))
+            self.end_headers()
+            self.wfile.write(answer.body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    script.url = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield script
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,178 @@
+"""token-expiry-check's fault matrix: Coder (who am I, build info, users, token lists), the Pushgateway it
+pushes to and the webhook it alerts.
+
+The world before each case: ci-bot holds a token with 14 days left, so the run has one new alert to post and
+metrics to push. The job writes nothing to Coder, so there is nothing it could delete; its safety rule is
+the other way round: a check that could not see everything, or could not deliver, must not pass (exit 1).
+
+Left out, with the reason: malformed JSON from the Pushgateway or the webhook (the job never reads their
+answer bodies, only the status), and a failing second page for them (neither is a list).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+import pytest
+import requests
+
+from tests.conftest import Control
+from tests.emulators.platform import Platform
+from tests.faults.common import (
+    DELAY_PAST_TIMEOUT,
+    Answer,
+    Case,
+    Converged,
+    Fails,
+    Script,
+    case,
+    case_env,
+    check_outcome,
+    closed_port_url,
+    fault,
+    run_case,
+    scripted,
+)
+
+pytestmark = pytest.mark.e2e
+
+DAY = 86400
+NS = 10**9
+USER = "ci-bot"
+TOKEN = "ci-deploy-prod-20260101"
+T = DELAY_PAST_TIMEOUT
+ALWAYS = None  # Answer.then for every later request
+
+CASES = [
+    # ---- Coder --------------------------------------------------------------------------------------------------
+    case("coder-refused", Fails(("Coder", "GET /users/me", "Connection")), env={"CODER_URL": "closed"}),
+    case("coder-timeout", Converged(("coder", "tokens.list")), fault("coder", "tokens.list", delay=T)),
+    case("coder-500-once", Converged(("coder", "tokens.list")), fault("coder", "tokens.list", status=500)),
+    case(
+        "coder-503-always",
+        Fails(("cannot read tokens", "Coder answered 503")),
+        fault("coder", "tokens.list", status=503, count=None),
+    ),
+    case(
+        "coder-429-retry-after",
+        Converged(("coder", "buildinfo")),
+        fault("coder", "buildinfo", status=429, retry_after=1),
+    ),
+    case(
+        "coder-401",
+        Fails(("Coder", "GET /users/me", "401"), ("coder", "users.get", 1)),
+        fault("coder", "users.get", status=401, count=None, match="/users/me"),
+    ),
+    case(
+        "coder-403",
+        Fails(("cannot read tokens", "Coder answered 403"), ("coder", "tokens.list", 1)),
+        fault("coder", "tokens.list", status=403, count=None),
+    ),
+    case(
+        "coder-malformed-json",
+        Fails(("cannot read tokens", "not JSON")),
+        fault("coder", "tokens.list", body='[{"id": "'),
+    ),
+    case(
+        "coder-user-list-page-2-fails",
+        Fails(("Coder", "GET /users", "500")),
+        fault("coder", "users.list", status=500, skip=1, count=None),
+        args=("--all-users",),
+    ),
+    # ---- the Pushgateway (scripted answers, see SCRIPTS) --------------------------------------------------------
+    case("pushgateway-refused", Fails(("Pushgateway", "PUT /metrics/job/token-expiry-check", "refused"))),
+    case("pushgateway-timeout", Converged()),
+    case("pushgateway-500-once", Converged()),
+    case("pushgateway-503-always", Fails(("Pushgateway", "PUT /metrics/job/token-expiry-check", "HTTP 503"))),
+    case("pushgateway-429-retry-after", Converged()),
+    case("pushgateway-401", Fails(("Pushgateway", "HTTP 401"))),
+    case("pushgateway-403", Fails(("Pushgateway", "HTTP 403"))),
+    # ---- the webhook ----------------------------------------------------------------------------------------------
+    case("webhook-refused", Fails(("webhook POST", "ConnectionError"))),
+    case("webhook-timeout", Converged()),
+    case("webhook-500-once", Converged()),
+    case("webhook-503-always", Fails(("webhook POST", "HTTP 503"))),
+    case("webhook-429-retry-after", Converged()),
+    case("webhook-401", Fails(("webhook POST", "HTTP 401"))),
+    case("webhook-403", Fails(("webhook POST", "HTTP 403"))),
+]
+
+# (answers in order, then the answer to every later request, how many requests that makes at most)
+SCRIPTS: dict[str, tuple[tuple[Answer, ...], Answer | None]] = {
+    "timeout": ((Answer(delay=T),), None),
+    "500-once": ((Answer(500),), None),
+    "503-always": ((), Answer(503)),
+    "429-retry-after": ((Answer(429, headers={"Retry-After": "1"}),), None),
+    "401": ((), Answer(401)),
+    "403": ((), Answer(403)),
+}
+ATTEMPTS = {"401": 1, "403": 1}  # never retried
+
+
+def _seed(platform: Platform, users: int = 0) -> None:
+    owner = requests.Session()
+    owner.verify = str(platform.ca_path)
+    owner.headers["Coder-Session-Token"] = platform.coder.bootstrap_token
+    api = platform.coder.url + "/api/v2"
+    org = owner.get(f"{api}/users/me").json()["organization_ids"]
+    for name in [USER, *(f"person-{i:03d}" for i in range(users))]:
+        body = {"username": name, "email": f"{name}@example.test", "login_type": "none", "organization_ids": org}
+        owner.post(f"{api}/users", json=body).raise_for_status()
+    r = owner.post(f"{api}/users/{USER}/keys/tokens", json={"token_name": TOKEN, "lifetime": 15 * DAY * NS})
+    r.raise_for_status()
+
+
+@contextmanager
+def _receivers(c: Case) -> Iterator[tuple[dict[str, str], dict[str, Script]]]:
+    """A URL per receiver: a scripted one, or a closed port for the refused case."""
+    target, _, kind = c.id.partition("-")
+    urls: dict[str, str] = {}
+    scripts: dict[str, Script] = {}
+    with ExitStack() as stack:
+        for name in ("pushgateway", "webhook"):
+            if name == target and kind == "refused":
+                urls[name] = closed_port_url("http")
+                continue
+            answers, then = SCRIPTS[kind] if name == target else ((), None)
+            scripts[name] = stack.enter_context(scripted(*answers, then=then))
+            urls[name] = scripts[name].url
+        yield urls, scripts
+
+
+@pytest.mark.parametrize("c", CASES, ids=lambda c: c.id)
+def test_token_expiry_check_under_fault(c: Case, platform: Platform, control: Control, env: dict[str, str]) -> None:
+    _seed(platform, users=100 if "page-2" in c.id else 0)  # 101 users: Coder's list pages at 100 (lib/coder.py)
+    control.advance(DAY)  # 14 days left: the 14-day alert is new
+    control.clear_requests()
+    owner_env = {**case_env(c, env), "CWJ_CODER_TOKEN_FILE": env["CWJ_BOOTSTRAP_TOKEN_FILE"]}  # owners see tokens
+    users = () if "--all-users" in c.args else ("--user", USER)
+    with _receivers(c) as (urls, scripts):
+        proc = run_case(
+            "token-expiry-check",
+            c,
+            control,
+            owner_env,
+            *users,
+            "--now",
+            control.now(),
+            "--output",
+            "json",
+            "--webhook-url",
+            urls["webhook"] + "/hooks/T000/B000/s3cr3tpath",
+            "--pushgateway-url",
+            urls["pushgateway"],
+        )
+        seen = {name: list(script.seen) for name, script in scripts.items()}
+    check_outcome(c, proc, control)
+    assert "s3cr3tpath" not in proc.stdout + proc.stderr  # a Slack webhook's path is its credential
+    target, _, kind = c.id.partition("-")
+    if isinstance(c.expect, Converged):
+        assert [m for m, _, _ in seen["webhook"]][-1:] == ["POST"] and TOKEN.encode() in seen["webhook"][-1][2]
+        assert [m for m, _, _ in seen["pushgateway"]][-1:] == ["PUT"]
+        assert b"cwj_last_success_timestamp_seconds" in seen["pushgateway"][-1][2]
+    if target in seen and kind in ATTEMPTS:
+        assert len(seen[target]) == ATTEMPTS[kind], f"{target} got {len(seen[target])} requests"
+    if target == "coder" and isinstance(c.expect, Fails):
+        # a blind check may still alert about what it saw, but it never reports success to the Pushgateway
+        assert not any(b"cwj_last_success_timestamp_seconds" in body for _, _, body in seen["pushgateway"])

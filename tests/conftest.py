@@ -15,6 +15,7 @@ import pytest
 import requests
 from hypothesis import settings
 
+import tests.machine_env  # noqa: F401  (first: it copies the environment before any fixture changes it)
 from tests.emulators.platform import Platform
 from tests.faults.leak_audit import LeakAudit
 

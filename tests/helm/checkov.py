@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.machine_env import machine_env
+
 ROOT = Path(__file__).resolve().parents[2]
 VERSION = "3.3.30"
 VENV = ROOT / ".tools" / f"checkov-{VERSION}"
@@ -30,7 +32,8 @@ class CheckovUnavailable(RuntimeError):
 
 
 def _run(command: list[str], timeout: int) -> None:
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    # pip must trust the machine's CA, not the emulators' (the platform fixture repoints REQUESTS_CA_BUNDLE)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False, env=machine_env())
     if done.returncode != 0:
         raise CheckovUnavailable(
             f"{' '.join(command)} exited {done.returncode}: {(done.stderr or done.stdout).strip()[-800:]}"

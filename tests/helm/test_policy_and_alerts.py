@@ -119,7 +119,7 @@ def test_prometheus_rule_shape_and_alerts(full: list[dict[str, Any]]) -> None:
 
 def test_job_failed_alert_covers_manual_runs_of_every_cronjob(full: list[dict[str, Any]]) -> None:
     expr = rules(full)[0]["expr"]
-    assert "kube_job_status_failed" in expr and 'owner_kind="CronJob"' in expr and 'namespace="jobs"' in expr
+    assert 'kube_job_failed{namespace="jobs", condition="true"} == 1' in expr and 'owner_kind="CronJob"' in expr
     (regex,) = re.findall(r'owner_name=~"([^"]+)"', expr)
     assert sorted(regex.split("|")) == sorted(c["metadata"]["name"] for c in kinds(full, "CronJob"))
 

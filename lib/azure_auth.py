@@ -7,6 +7,8 @@ from typing import Any, TypeVar
 
 from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential, TokenRequestOptions
 from azure.core.exceptions import ClientAuthenticationError
+from azure.core.pipeline import PipelineResponse
+from azure.core.pipeline.policies import RetryPolicy
 from azure.identity import DefaultAzureCredential, WorkloadIdentityCredential
 
 from lib import limits
@@ -28,9 +30,12 @@ def azure_credential(environ: Mapping[str, str], client_id: str | None = None) -
                 tenant_id=environ["AZURE_TENANT_ID"],
                 client_id=client_id or environ["AZURE_CLIENT_ID"],
                 token_file_path=environ["AZURE_FEDERATED_TOKEN_FILE"],
+                retry_policy_class=CappedRetryPolicy,
                 **_transport(),
             )
         )
+    # No CappedRetryPolicy here: DefaultAzureCredential hands its kwargs to ManagedIdentityCredential, whose IMDS
+    # credential sets its own retry_policy_class (a second one is a TypeError) and needs its IMDS retry rules.
     return EntraCredential(
         DefaultAzureCredential(
             exclude_interactive_browser_credential=True,
@@ -83,3 +88,14 @@ def _transport() -> dict[str, float | int]:
         "connection_timeout": limits.timeout(10.0),
         "read_timeout": limits.timeout(60.0),
     }
+
+
+class CappedRetryPolicy(RetryPolicy[Any, Any]):
+    """azure-core's RetryPolicy sleeps for whatever Retry-After the token endpoint sends (`_sleep_for_retry`;
+    `retry_backoff_max` bounds only its own exponential backoff), so an Entra 429 with Retry-After: 3600 would
+    hold the run for an hour. Capped as lib/http.py caps urllib3's `retry_after_max`: no single wait beyond
+    30 s or --retry-deadline, then the retry happens (and a still-throttled endpoint fails the run, named)."""
+
+    def get_retry_after(self, response: PipelineResponse[Any, Any]) -> float | None:
+        asked = super().get_retry_after(response)
+        return None if asked is None else min(asked, limits.deadline(30.0))

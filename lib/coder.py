@@ -17,15 +17,28 @@ from urllib.parse import quote
 import requests
 
 from lib.http import make_session
+from lib.logs import get_logger
 from lib.redact import register_secret, scrub
+from lib.retry import Backoff, call_with_retry, retry_after_seconds
 
 NS_PER_SECOND = 1_000_000_000
 SESSION_HEADER = "Coder-Session-Token"
+# Token create is a POST, which lib/http.py never replays: only a 429 is retried here (see create_token).
+CREATE_BACKOFF = Backoff(base=1.0, cap=30.0, deadline=120.0, max_attempts=5)
 
 
 class CoderError(Exception):
-    def __init__(self, status: int, message: str, detail: str = "", method: str = "", path: str = "") -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        detail: str = "",
+        method: str = "",
+        path: str = "",
+        retry_after: float | None = None,
+    ) -> None:
         self.status, self.message, self.detail = status, message, detail
+        self.retry_after = retry_after  # seconds the server asked us to wait (Retry-After), if it said
         outcome = f"-> {status}" if status else "failed"  # status 0: no answer (refused, timed out)
         text = f"Coder {method} {path} {outcome}: {message}" + (f" ({detail})" if detail else "")
         super().__init__(scrub(text))
@@ -128,7 +141,14 @@ class CoderClient:
             detail = body.get("detail", "") or "; ".join(
                 f"{v.get('field')}: {v.get('detail')}" for v in body.get("validations") or []
             )
-            raise CoderError(response.status_code, str(body.get("message", "")), str(detail), method, path)
+            raise CoderError(
+                response.status_code,
+                str(body.get("message", "")),
+                str(detail),
+                method,
+                path,
+                retry_after_seconds(response.headers),
+            )
         if response.status_code == 204 or not response.content:
             return None
         try:
@@ -181,7 +201,25 @@ class CoderClient:
             body["scopes"] = list(scopes)
         if allow:
             body["allow_list"] = list(allow)
-        key = str(self._call("POST", f"/users/{quote(user, safe='')}/keys/tokens", json=body)["key"])
+        path = f"/users/{quote(user, safe='')}/keys/tokens"
+
+        def on_retry(exc: Exception, attempt: int, wait: float) -> None:
+            get_logger(client="coder").warning(
+                "coder.retry", call=f"POST {path}", attempt=attempt, wait_s=round(wait, 2)
+            )
+
+        # Only a 429 is retried: Coder's rate limit (go-chi/httprate middleware in front of every route, httprate
+        # limiter.go) refuses the request before the handler runs, and answers Retry-After (its window), so no
+        # token was made. A 5xx or a timeout is not replayed: the token may exist; the caller leaves it to a later
+        # run, which revokes such an orphan after --revoke-grace (lib/mint_plan.py).
+        data = call_with_retry(
+            lambda: self._call("POST", path, json=body),
+            transient=lambda e: isinstance(e, CoderError) and e.status == 429,
+            retry_after=lambda e: e.retry_after if isinstance(e, CoderError) else None,
+            backoff=CREATE_BACKOFF,
+            on_retry=on_retry,
+        )
+        key = str(data["key"])
         register_secret(key)
         return key
 

@@ -3,9 +3,9 @@ version, a check-and-set write, and revoke-self.
 
 Sources: shared/api-specs/vault/NOTES.md. hvac has no retries, so every call goes through
 `lib.retry.call_with_retry` on the transient errors (503 sealed/standby, 500, 502, 429, connection errors
-and timeouts). Errors keep Vault's own words (the `errors` array) but never a token: hvac does not put
-request bodies into exceptions, and every token this module sees (the login JWT, the Vault token, the
-values read from KV) is registered with the redactor before anything can print it.
+and timeouts), waiting what a Retry-After asks for. Errors keep Vault's own words (the `errors` array) but
+never a token: hvac does not put request bodies into exceptions, and every token this module sees (the login
+JWT, the Vault token, the values read from KV) is registered with the redactor before anything can print it.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import hvac
+import hvac.adapters
 import hvac.exceptions as hx
 import requests
 
 from lib import limits
 from lib.logs import get_logger
 from lib.redact import is_secret_key, register_secret, scrub
-from lib.retry import Backoff, call_with_retry
+from lib.retry import Backoff, call_with_retry, retry_after_of
 
 R = TypeVar("R")
 
@@ -82,6 +83,28 @@ def is_transient(exc: Exception) -> bool:
 
 
 @dataclass(frozen=True)
+class _Answer:
+    headers: Mapping[str, str]
+
+
+class _Adapter(hvac.adapters.JSONAdapter):  # type: ignore[misc]  # hvac ships no type hints
+    """hvac's adapter, but its errors carry the answer's headers (`exc.response.headers`, as azure-core's do) so
+    `retry_after_of` can read Retry-After. Vault's rate-limit quotas answer 429, with Retry-After when the
+    operator set `enable_rate_limit_response_headers` ("additional rate limit quota HTTP headers will be added
+    to responses", developer.hashicorp.com/vault/api-docs/system/quotas-config; the header is set in
+    hashicorp/vault vault/quotas/quotas_rate_limit.go `allow`: seconds until the bucket refills or a
+    `block_interval` ends, and sent by http/util.go `rateLimitQuotaWrapping`). Only the headers are kept: the
+    request, with its X-Vault-Token, stays out of the exception."""
+
+    def _raise_for_error(self, method: str, url: str, response: requests.Response) -> None:
+        try:
+            super()._raise_for_error(method, url, response)
+        except hx.VaultError as exc:
+            exc.response = _Answer(response.headers.copy())  # case-insensitive, like the original
+            raise
+
+
+@dataclass(frozen=True)
 class KvEntry:
     version: int  # the key's current version; 0 when the key does not exist
     data: Mapping[str, str] | None  # None when missing, or when the latest version is deleted/destroyed
@@ -103,7 +126,7 @@ class VaultClient:
     def __init__(self, addr: str, token: str, *, owns_token: bool = False, backoff: Backoff = Backoff()) -> None:
         register_secret(token)
         # token="" (not None) keeps hvac from picking up VAULT_TOKEN or ~/.vault-token behind our back
-        self._hvac = hvac.Client(url=addr, token=token or "", timeout=limits.timeout(30))
+        self._hvac = hvac.Client(url=addr, token=token or "", timeout=limits.timeout(30), adapter=_Adapter)
         self.addr = addr
         self.owns_token = owns_token  # a Kubernetes-auth login is ours to revoke; an SRE's VAULT_TOKEN is not
         self._backoff = backoff
@@ -137,7 +160,9 @@ class VaultClient:
             )
 
         try:
-            result = call_with_retry(fn, transient=is_transient, backoff=self._backoff, on_retry=on_retry)
+            result = call_with_retry(
+                fn, transient=is_transient, retry_after=retry_after_of, backoff=self._backoff, on_retry=on_retry
+            )
         except hx.VaultError as exc:
             reason = vault_reason(exc)
             kind = CheckAndSetMismatch if CAS_MISMATCH in reason else VaultError

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -57,6 +58,7 @@ class Converged:
     """Retried and converged: exit 0 and the end state is right."""
 
     retried: tuple[str, str] | None = None  # (service, op) that must show more than one request
+    waited: float | None = None  # the retry of `retried` came at least this many seconds after the failed answer
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)  # e.g. a dependency URL -> closed_port_url()
     args: tuple[str, ...] = ()
     observing: bool = True  # the fault hits an observation: nothing may be deleted or revoked
+    within: float | None = None  # the job's process ends within this many seconds (a server asking for hours)
 
 
 def case(id: str, expect: Expected, *faults: Fault, env: dict[str, str] | None = None, **kw: Any) -> Case:
@@ -93,8 +96,11 @@ def run_case(job: str, c: Case, control: Control, env: dict[str, str], *args: st
     """Inject the case's faults and run the job once in `env` (see case_env), bounded in time."""
     for f in c.faults:
         f.inject(control)
+    started = time.monotonic()
     proc = run_job(job, *args, *c.args, env=env, timeout=CASE_TIMEOUT)
+    took = time.monotonic() - started
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert c.within is None or took <= c.within, f"the run took {took:.1f} s, bound {c.within} s"
     return proc
 
 
@@ -105,6 +111,10 @@ def check_outcome(c: Case, proc: subprocess.CompletedProcess[str], control: Cont
         assert proc.returncode == 0, output[-3000:]
         if c.expect.retried:
             assert _eventually_at_least(control, *c.expect.retried, 2), f"{c.expect.retried} was not retried"
+        if c.expect.waited is not None:
+            assert c.expect.retried, "waited needs retried"
+            gap = retry_gap(control, *c.expect.retried)
+            assert gap >= c.expect.waited, f"{c.expect.retried} retried {gap:.2f} s after, {c.expect.waited} s asked"
         return
     assert proc.returncode == 1, output[-3000:]
     lines = failure_lines(proc)
@@ -112,6 +122,8 @@ def check_outcome(c: Case, proc: subprocess.CompletedProcess[str], control: Cont
     assert named, f"no failure message names all of {c.expect.names}: {lines}\n{output[-3000:]}"
     if c.expect.attempts:
         service, op, n = c.expect.attempts
+        if any("delay" in f.args for f in c.faults):  # a timed-out request is logged when its answer is done
+            time.sleep(DELAY_PAST_TIMEOUT)
         assert control.count(service, op) == n, f"{service} {op}: {control.count(service, op)} requests, expected {n}"
 
 
@@ -129,6 +141,16 @@ def failure_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
         if line.startswith("{") and '"metrics.push_failed"' in line:
             lines.append(json.loads(line)["error"])
     return lines
+
+
+def retry_gap(control: Control, service: str, op: str) -> float:
+    """Seconds from the first failed answer of (service, op) to the next request, by the emulator's request log
+    (each entry's `time` is taken when the emulator answered)."""
+    log = control.requests(service, op)["log"]
+    failed = next(i for i, e in enumerate(log) if e["status"] >= 400)
+    assert failed + 1 < len(log), f"{service} {op}: no request after the failed one"
+    first, then = (datetime.fromisoformat(log[i]["time"]) for i in (failed, failed + 1))
+    return (then - first).total_seconds()
 
 
 def _eventually_at_least(control: Control, service: str, op: str, n: int) -> bool:
@@ -152,12 +174,14 @@ class Answer:
 
 @dataclass
 class Script:
-    """Answers in order, then `then` for every later request; records each request's method and path."""
+    """Answers in order, then `then` for every later request; records each request's method, path and body, and
+    its headers in `headers` (same order)."""
 
     answers: list[Answer] = field(default_factory=list)
     then: Answer = field(default_factory=Answer)
     url: str = ""
     seen: list[tuple[str, str, bytes]] = field(default_factory=list)  # method, path, body
+    headers: list[dict[str, str]] = field(default_factory=list)
 
 
 @contextmanager
@@ -175,6 +199,7 @@ def scripted(*answers: Answer, then: Answer | None = None) -> Iterator[Script]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             with lock:
                 script.seen.append((self.command, self.path, body))
+                script.headers.append(dict(self.headers.items()))
                 answer = script.answers.pop(0) if script.answers else script.then
             if answer.delay:
                 threading.Event().wait(answer.delay)

@@ -58,7 +58,25 @@ CASES = [
     case("entra-timeout", Converged(("entra", "token")), fault("entra", "token", delay=T)),
     case("entra-500-once", Converged(("entra", "token")), fault("entra", "token", status=500)),
     case("entra-503-always", Fails(("Entra ID", "token", "503")), fault("entra", "token", status=503, count=None)),
-    case("entra-429-retry-after", Converged(("entra", "token")), fault("entra", "token", status=429, retry_after=1)),
+    case(
+        "entra-429-retry-after",
+        Converged(("entra", "token"), waited=1.0),
+        fault("entra", "token", status=429, retry_after=1),
+    ),
+    # Retry-After: 3600 is waited only up to the cap (lib/azure_auth.py CappedRetryPolicy: 30 s or --retry-deadline,
+    # 3 s here), then retried: the run ends in seconds, converged, or failed and named when Entra keeps refusing.
+    case(
+        "entra-429-retry-after-3600-once",
+        Converged(("entra", "token"), waited=2.9),
+        fault("entra", "token", status=429, retry_after=3600),
+        within=20,
+    ),
+    case(
+        "entra-429-retry-after-3600-always",
+        Fails(("Entra ID", "token", "429"), ("entra", "token", 4)),  # azure-identity's try + 3 retries, 3 s apart
+        fault("entra", "token", status=429, retry_after=3600, count=None),
+        within=30,
+    ),
     case(
         "entra-401",
         Fails(("Entra ID", "token", "401"), ("entra", "token", 1)),

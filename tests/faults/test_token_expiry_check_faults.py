@@ -5,18 +5,23 @@ The world before each case: ci-bot holds a token with 14 days left, so the run h
 metrics to push. The job writes nothing to Coder, so there is nothing it could delete; its safety rule is
 the other way round: a check that could not see everything, or could not deliver, must not pass (exit 1).
 
+A webhook retry after a timeout or a 5xx may deliver the alert twice: every attempt carries the same
+`Idempotency-Key` (the SHA-256 of the payload, lib/webhook.py), so the receiver can drop the duplicate.
+
 Left out, with the reason: malformed JSON from the Pushgateway or the webhook (the job never reads their
 answer bodies, only the status), and a failing second page for them (neither is a list).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 import pytest
 import requests
 
+from lib.webhook import IDEMPOTENCY_HEADER, idempotency_key
 from tests.conftest import Control
 from tests.emulators.platform import Platform
 from tests.faults.common import (
@@ -164,6 +169,7 @@ def test_token_expiry_check_under_fault(c: Case, platform: Platform, control: Co
             urls["pushgateway"],
         )
         seen = {name: list(script.seen) for name, script in scripts.items()}
+        headers = {name: list(script.headers) for name, script in scripts.items()}
     check_outcome(c, proc, control)
     assert "s3cr3tpath" not in proc.stdout + proc.stderr  # a Slack webhook's path is its credential
     target, _, kind = c.id.partition("-")
@@ -171,8 +177,31 @@ def test_token_expiry_check_under_fault(c: Case, platform: Platform, control: Co
         assert [m for m, _, _ in seen["webhook"]][-1:] == ["POST"] and TOKEN.encode() in seen["webhook"][-1][2]
         assert [m for m, _, _ in seen["pushgateway"]][-1:] == ["PUT"]
         assert b"cwj_last_success_timestamp_seconds" in seen["pushgateway"][-1][2]
+    if seen.get("webhook"):
+        _assert_one_idempotency_key(seen["webhook"], headers["webhook"])
+    if target == "webhook" and isinstance(c.expect, Converged) and kind != "refused":
+        assert len(seen["webhook"]) == 2, "the retried delivery is the second post"  # same key: asserted above
     if target in seen and kind in ATTEMPTS:
         assert len(seen[target]) == ATTEMPTS[kind], f"{target} got {len(seen[target])} requests"
     if target == "coder" and isinstance(c.expect, Fails):
         # a blind check may still alert about what it saw, but it never reports success to the Pushgateway
         assert not any(b"cwj_last_success_timestamp_seconds" in body for _, _, body in seen["pushgateway"])
+
+
+def _assert_one_idempotency_key(posts: list[tuple[str, str, bytes]], headers: list[dict[str, str]]) -> None:
+    """Every attempt of the one alert post carries the same key: the hash of that payload (hex, no secret)."""
+    keys = {h.get(IDEMPOTENCY_HEADER) for h in headers}
+    bodies = {body for _, _, body in posts}
+    assert len(bodies) == 1 and len(keys) == 1, f"{len(posts)} posts, keys {keys}"
+    key = keys.pop()
+    assert key is not None and len(key) == 64 and key == idempotency_key(json.loads(bodies.pop()))
+
+
+def test_the_idempotency_key_names_the_alerts_and_their_crossing() -> None:
+    """Same alerts in any key order: same key; another crossing (7d after 14d) or another token: another key."""
+    alert = {"user": USER, "token_name": TOKEN, "id": "abc123", "reason": "14d", "expires_at": "2026-02-01T00:00:00Z"}
+    payload = {"text": "one alert", "alerts": [alert]}
+    same = {"alerts": [dict(reversed(alert.items()))], "text": "one alert"}
+    assert idempotency_key(payload) == idempotency_key(same)
+    assert idempotency_key(payload) != idempotency_key({**payload, "alerts": [{**alert, "reason": "7d"}]})
+    assert idempotency_key(payload) != idempotency_key({**payload, "alerts": [{**alert, "id": "def456"}]})

@@ -166,6 +166,11 @@ BAD_VALUES = {
         "/jobs/keyvaultSync/settings",
     ),
     "retries-over-limit": (["--set", "jobDefaults.backoffLimit=10"], "/jobDefaults/backoffLimit"),
+    # shorter than the job-failed alert's 6 h window: the failed Job would vanish before the alert sees it
+    "ttl-under-alert-window": (
+        ["--set", "jobDefaults.ttlSecondsAfterFinished=60"],
+        "/jobDefaults/ttlSecondsAfterFinished",
+    ),
 }
 
 
@@ -204,6 +209,7 @@ def test_cronjob_runs_safely(full: list[dict[str, Any]], job: str) -> None:
     assert spec["concurrencyPolicy"] == "Forbid"
     assert spec["startingDeadlineSeconds"] > 0 and job_spec["activeDeadlineSeconds"] > 0
     assert job_spec["backoffLimit"] == 0
+    assert job_spec["ttlSecondsAfterFinished"] >= 6 * 3600  # manual runs are cleaned up too, not only by history
     assert {"action": "FailJob", "onExitCodes": {"containerName": "job", "operator": "In", "values": [2, 3]}} in (
         job_spec["podFailurePolicy"]["rules"]
     )

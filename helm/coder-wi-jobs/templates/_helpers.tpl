@@ -144,6 +144,7 @@ spec:
     spec:
       backoffLimit: {{ $cfg.backoffLimit | int }}
       activeDeadlineSeconds: {{ $cfg.activeDeadlineSeconds | int }}
+      ttlSecondsAfterFinished: {{ $cfg.ttlSecondsAfterFinished | int }}
       podFailurePolicy:
         rules:
           # A drained or preempted node is not the job's failure: run again, without using up backoffLimit.

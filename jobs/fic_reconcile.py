@@ -138,17 +138,16 @@ def _run_lane(arm: ArmMsi, lane: Sequence[tuple[int, FicAction]], skip: frozense
 def verify(c: Clients, s: FicSettings, p: Plan, done: Sequence[Outcome]) -> tuple[list[Finding], list[dict[str, str]]]:
     """Re-read every identity written to (--concurrency at a time); what differs from what was just written
     is drift."""
-    written = sorted(
-        {o.action.identity for o in done if o.result != "skipped" and isinstance(o.action, PutFic | DeleteFic)}
-    )
-    now: dict[str, list[ObservedFic]] = {}
+    written = {o.action.identity for o in done if o.result != "skipped" and isinstance(o.action, PutFic | DeleteFic)}
+    reread = sorted((p for p in c.pool if p.name in written), key=lambda p: p.name)
+    now: dict[str, tuple[ObservedFic, ...]] = {}
     findings = []
     with ThreadPoolExecutor(max_workers=s.concurrency) as workers:
-        for identity, fics, error in workers.map(lambda i: _read_back(c.arm, i), written):
-            if fics is not None:
-                now[identity] = fics
+        for state in workers.map(lambda p: _read_identity(c.arm, p), reread):
+            if state.complete:
+                now[state.name] = state.fics
             else:
-                findings.append(Finding("error", "verify-failed", identity, error))
+                findings.append(Finding("error", "verify-failed", state.name, state.error))
     for o in done:
         a = o.action
         if o.result != "ok" or not isinstance(a, PutFic | DeleteFic) or a.identity not in now:
@@ -165,15 +164,6 @@ def verify(c: Clients, s: FicSettings, p: Plan, done: Sequence[Outcome]) -> tupl
             row.update(ours=str(ours), unmanaged=str(len(now[row["identity"]]) - ours))
         row.pop("planned", None)
     return findings, rows
-
-
-def _read_back(arm: ArmMsi, identity: str) -> tuple[str, list[ObservedFic] | None, str]:
-    from lib.arm_msi import describe_error
-
-    try:
-        return identity, arm.list_fics(identity), ""
-    except Exception as exc:
-        return identity, None, describe_error(exc)
 
 
 def publish(report: Report, s: FicSettings, code: int) -> None:

@@ -22,7 +22,7 @@ from lib.coder import CoderClient, CoderError, Token, User, parse_time, token_id
 from lib.expiry_alerts import Alert
 from lib.expiry_rules import Account, Observation, ReadError, VaultHeld, evaluate
 from lib.expiry_settings import ExpirySettings
-from lib.model import SEVERITY_ORDER, Outcome, Plan, Report
+from lib.model import Outcome, Plan, Report, has_errors
 from lib.redact import register_secret
 from lib.render import rfc3339
 from lib.settings import ConfigError, label_of
@@ -197,8 +197,8 @@ def fail_at(settings: ExpirySettings) -> str:
 def publish(report: Report, settings: ExpirySettings, code: int) -> None:
     if settings.pushgateway_url is None:
         return
-    blind = any(SEVERITY_ORDER[f.severity] == SEVERITY_ORDER["error"] for f in report.all_findings)
-    succeeded = not report.failed and not blind  # the check saw everything and delivered its alerts
+    # the check saw everything and delivered its alerts
+    succeeded = not report.failed and not has_errors(report.all_findings)
     registry = metrics.report_registry(NAME, report, succeeded, extra=lambda r: token_gauges(r, report))
     metrics.push(settings.pushgateway_url, NAME, registry)
 

@@ -13,8 +13,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from lib.yaml_source import InvalidYaml, compose
 
 NAME_RULE = re.compile(r"[0-9A-Za-z-]{1,127}")
 NAME_EXPECTED = "1-127 characters of 0-9, a-z, A-Z and '-'"
@@ -56,14 +57,10 @@ def load_allowlist(raw_path: str) -> Allowlist:
 
 def parse_allowlist(text: str, name: str = "allowlist") -> Allowlist:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
-        raise AllowlistError(f"{name}:{line}: expected valid YAML: {exc.problem}") from None
-    except yaml.YAMLError as exc:  # e.g. a control character: the reader's error carries no mark
-        raise AllowlistError(f"{name}: expected valid YAML: {' '.join(str(exc).split())}") from None
-    except RecursionError:
-        raise AllowlistError(f"{name}:1: expected valid YAML: nested too deeply") from None
+        root = compose(text)
+    except InvalidYaml as exc:
+        where = name if exc.line is None else f"{name}:{exc.line}"
+        raise AllowlistError(f"{where}: expected valid YAML: {exc.problem}") from None
     if not isinstance(root, SequenceNode):
         line = root.start_mark.line + 1 if root is not None else 1
         raise AllowlistError(f"{name}:{line}: expected a YAML list of secret names or {{source, target}} entries")

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from lib import limits, logs, render
-from lib.model import Plan, Report, action_counts, finding_counts, outcome_counts, worst_at_least
+from lib.model import Plan, Report, action_counts, finding_counts, has_errors, outcome_counts, worst_at_least
 from lib.redact import scrub
 from lib.settings import ConfigError, RunOptions, build_parser, resolve
 
@@ -45,8 +45,7 @@ class JobSpec(Generic[S, C, T]):
 def exit_code_for(report: Report, fail_at: str) -> int:
     """`error` findings mean the job could not see or do something it must (a failed observation, a
     conflict it refused): they fail the run whatever the job's threshold, so a blind run never passes."""
-    blind = any(f.severity == "error" for f in report.all_findings)
-    if report.failed or blind or worst_at_least(report.all_findings, fail_at):
+    if report.failed or has_errors(report.all_findings) or worst_at_least(report.all_findings, fail_at):
         return EXIT_FAILED
     return EXIT_OK
 
@@ -95,7 +94,7 @@ def _run_phases(spec: JobSpec[S, C, T], settings: S, options: RunOptions, summar
                 log.warning("plan.refused", reason=plan.refusal)
                 return EXIT_REFUSED
             # A dry run that could not see everything is not a green light: same rule as a real run.
-            return EXIT_FAILED if any(f.severity == "error" for f in plan.findings) else EXIT_OK
+            return EXIT_FAILED if has_errors(plan.findings) else EXIT_OK
         report = spec.apply(plan, clients, settings)
     finally:
         if spec.close is not None:

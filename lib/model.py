@@ -76,6 +76,11 @@ def worst_at_least(findings: tuple[Finding, ...], threshold: str) -> bool:
     return any(SEVERITY_ORDER[f.severity] >= SEVERITY_ORDER[threshold] for f in findings)
 
 
+def has_errors(findings: tuple[Finding, ...]) -> bool:
+    """An `error` finding: the job could not see or do something it must (a blind run never passes)."""
+    return any(f.severity == "error" for f in findings)
+
+
 def action_counts(plan: Plan) -> dict[str, int]:
     return dict(sorted(Counter(a.kind for a in plan.actions).items()))
 

@@ -34,6 +34,8 @@ from typing import Any
 
 import yaml
 
+from lib.yaml_source import InvalidYaml, compose
+
 _PLACEHOLDER = re.compile(r"<([a-z][a-z0-9_]*)(?::([^<>]*))?>")
 _WORD = r"[a-z0-9]+(?:-[a-z0-9]+)*"
 _CHOICE = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -145,14 +147,9 @@ def load_policy_file(raw: str) -> Policy:
 
 def parse_policy(text: str, source: str) -> Policy:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
-        raise PolicyError(f"{source}:{line}: expected valid YAML ({exc.problem})") from None
-    except yaml.YAMLError as exc:  # e.g. a control character: the reader's error carries no mark
-        raise PolicyError(f"{source}:1: expected valid YAML ({' '.join(str(exc).split())})") from None
-    except RecursionError:
-        raise PolicyError(f"{source}:1: expected valid YAML (nested too deeply)") from None
+        root = compose(text)
+    except InvalidYaml as exc:
+        raise PolicyError(f"{source}:{exc.line or 1}: expected valid YAML ({exc.problem})") from None
     if root is None:
         return Policy(source=source)
     top = _mapping(root, source, "the policy")

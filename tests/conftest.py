@@ -20,8 +20,7 @@ from tests.emulators.platform import Platform
 from tests.faults.leak_audit import LeakAudit
 
 BIN = Path(sys.executable).parent
-_PLATFORM: list[Platform] = []  # the session's platform, for run_job's leak check
-LEAKS = LeakAudit()  # every secret any platform of this run issued, looked for in every test's captured output
+LEAKS = LeakAudit()  # every secret any platform of this run issued: looked for in every test's capture and job run
 
 settings.register_profile("default", deadline=None, print_blob=True)  # 2-core CI: timing is not the property
 settings.load_profile("default")
@@ -32,10 +31,8 @@ def platform_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platf
     platform = Platform(tmp_path_factory.mktemp("platform")).start()
     saved = {k: os.environ.get(k) for k in platform.env()}
     os.environ.update(platform.env())  # in-process SDK clients find the CA bundle and endpoints like a job would
-    _PLATFORM.append(platform)
     LEAKS.watch(lambda: platform.secrets)  # kept after the session ends: the last teardown is audited too
     yield platform
-    _PLATFORM.remove(platform)
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
@@ -121,7 +118,6 @@ def run_job(name: str, *args: str, env: dict[str, str], timeout: float = 180) ->
     exe = shutil.which(name, path=str(BIN))
     assert exe, f"console script {name} is not installed in {BIN}"
     proc = subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
-    for platform in _PLATFORM:
-        leaked = platform.leaked_secrets(proc.stdout + proc.stderr)
-        assert leaked == 0, f"{name} printed {leaked} secret value(s) the emulators issued (not shown here)"
+    leaked = LEAKS.count(proc.stdout + proc.stderr)
+    assert leaked == 0, f"{name} printed {leaked} secret value(s) the emulators issued (not shown here)"
     return proc

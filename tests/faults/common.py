@@ -13,16 +13,15 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from tests.conftest import Control, run_job
+from tests.receivers import Answer, Received, serve
 
 BOUNDED = {"CWJ_REQUEST_TIMEOUT": "1s", "CWJ_RETRY_DEADLINE": "3s"}
 DELAY_PAST_TIMEOUT = 1.6  # seconds: longer than CWJ_REQUEST_TIMEOUT, short enough to end inside the test
@@ -165,59 +164,32 @@ def _eventually_at_least(control: Control, service: str, op: str, n: int) -> boo
 
 
 @dataclass
-class Answer:
-    status: int = 200
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-
-@dataclass
 class Script:
-    """Answers in order, then `then` for every later request; records each request's method, path and body, and
-    its headers in `headers` (same order)."""
+    """Answers in order, then `then` for every later request; records each request (`requests`, in order)."""
 
     answers: list[Answer] = field(default_factory=list)
     then: Answer = field(default_factory=Answer)
     url: str = ""
-    seen: list[tuple[str, str, bytes]] = field(default_factory=list)  # method, path, body
-    headers: list[dict[str, str]] = field(default_factory=list)
+    requests: list[Received] = field(default_factory=list)
+
+    @property
+    def seen(self) -> list[tuple[str, str, bytes]]:
+        """Each request's method, path and body."""
+        return [(r.method, r.path, r.body) for r in self.requests]
+
+    @property
+    def headers(self) -> list[dict[str, str]]:
+        """Each request's headers (same order as `seen`)."""
+        return [r.headers for r in self.requests]
+
+    def answer(self, request: Received) -> Answer:
+        self.requests.append(request)
+        return self.answers.pop(0) if self.answers else self.then
 
 
 @contextmanager
 def scripted(*answers: Answer, then: Answer | None = None) -> Iterator[Script]:
     script = Script(list(answers), then or Answer())
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _handle(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            with lock:
-                script.seen.append((self.command, self.path, body))
-                script.headers.append(dict(self.headers.items()))
-                answer = script.answers.pop(0) if script.answers else script.then
-            if answer.delay:
-                threading.Event().wait(answer.delay)
-            self.send_response(answer.status)
-            for key, value in answer.headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(answer.body)))
-            self.end_headers()
-            self.wfile.write(answer.body)
-
-        do_GET = do_POST = do_PUT = do_DELETE = _handle
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    script.url = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serve(script.answer) as url:
+        script.url = url
         yield script
-    finally:
-        server.shutdown()
-        server.server_close()

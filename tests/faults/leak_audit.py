@@ -2,7 +2,8 @@
 JWTs, Vault tokens, Coder API keys, Key Vault secret values: `Platform.secrets`) is looked for in everything
 pytest captured for every test phase: stdout, stderr and log records (`report.sections`) and the failure text
 (`report.longrepr`). A phase whose capture holds one fails, and what held it is withheld from the run's
-output, so the audit itself never prints the value. (Job processes are checked by `run_job` as they end.)
+output, so the audit itself never prints the value. (Job processes are checked by `run_job` as they end, with
+the same `count`.)
 
 tests/conftest.py wires `LeakAudit.check` into `pytest_runtest_makereport`; tests/faults/test_leak_audit.py
 proves it catches a leak.

@@ -42,12 +42,8 @@ def table(cls: type[Any]) -> str:
 
 
 def blocks() -> dict[str, str]:
-    out = {"common": table(RunOptions)}
-    for name, module in JOBS.items():
-        spec = getattr(importlib.import_module(module), "SPEC", None)
-        if spec is not None:
-            out[name] = table(spec.settings)
-    return out
+    jobs = {name: table(importlib.import_module(module).SPEC.settings) for name, module in JOBS.items()}
+    return {"common": table(RunOptions), **jobs}
 
 
 def render(text: str) -> str:

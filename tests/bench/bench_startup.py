@@ -14,10 +14,8 @@ import time
 import uuid
 from pathlib import Path
 
-import requests
-
 from tests.bench.common import BIN, check_at_most, check_equal, info, median, must_exit, run_job, tally
-from tests.demo import base_env
+from tests.demo import base_env, coder_session
 from tests.emulators.platform import Platform
 
 JOBS = ("fic-reconcile", "keyvault-sync", "coder-token-mint", "token-expiry-check")
@@ -60,10 +58,7 @@ def seed(platform: Platform, tmp: Path) -> dict[str, tuple[list[str], dict[str, 
     source.close()
     allowlist = tmp / "allowlist.yaml"
     allowlist.write_text("- startup-0\n")
-    coder = requests.Session()
-    coder.trust_env = False
-    coder.verify = str(platform.ca_path)
-    coder.headers["Coder-Session-Token"] = platform.coder.bootstrap_token
+    coder = coder_session(platform)
     user = {"username": "ws-bot", "email": "ws-bot@example.test", "login_type": "none"}
     coder.post(f"{platform.coder.url}/api/v2/users", json={**user, "organization_ids": [str(uuid.UUID(int=0))]})
     return {

@@ -11,6 +11,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
+
 from tests.emulators.platform import Platform
 
 BIN = Path(sys.executable).parent
@@ -61,3 +63,12 @@ class Demo:
 
 def base_env(platform: Platform) -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), **platform.env()}
+
+
+def coder_session(platform: Platform) -> requests.Session:
+    """A session on Coder's API as the bootstrap owner, for seeding and looking like an operator would."""
+    s = requests.Session()
+    s.trust_env = False  # else a REQUESTS_CA_BUNDLE in the shell overrides the platform CA below
+    s.verify = str(platform.ca_path)
+    s.headers["Coder-Session-Token"] = platform.coder.bootstrap_token
+    return s

@@ -9,9 +9,7 @@ import shutil
 import subprocess
 import uuid
 
-import requests
-
-from tests.demo import BIN, Demo
+from tests.demo import BIN, Demo, coder_session
 from tests.emulators.core import Fault
 
 JOB = "coder-token-mint"
@@ -19,17 +17,9 @@ USER = "ws-bot"
 DAY = 86400
 
 
-def _coder(demo: Demo) -> requests.Session:
-    s = requests.Session()
-    s.trust_env = False  # a REQUESTS_CA_BUNDLE in the shell must not override the platform CA
-    s.verify = str(demo.platform.ca_path)
-    s.headers["Coder-Session-Token"] = demo.platform.coder.bootstrap_token
-    return s
-
-
 def _tokens(demo: Demo) -> str:
     url = f"{demo.platform.coder.url}/api/v2/users/{USER}/keys/tokens"
-    items = _coder(demo).get(url, params={"include_expired": "true"}).json() or []
+    items = coder_session(demo.platform).get(url, params={"include_expired": "true"}).json() or []
     return ", ".join(f"{t['token_name']} ({t['id']})" for t in items) or "none"
 
 
@@ -44,7 +34,7 @@ def run(demo: Demo) -> None:
         "login_type": "none",
         "organization_ids": [str(uuid.UUID(int=0))],
     }
-    _coder(demo).post(f"{demo.platform.coder.url}/api/v2/users", json=body).raise_for_status()
+    coder_session(demo.platform).post(f"{demo.platform.coder.url}/api/v2/users", json=body).raise_for_status()
     demo.say(f"seeded: Coder user {USER} (not an owner, so Coder allows a 30-day token); Vault KV is empty")
     pod = {"VAULT_TOKEN": ""}  # Kubernetes auth with the service-account JWT, as in the pod
 

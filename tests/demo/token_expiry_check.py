@@ -7,9 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import requests
-
-from tests.demo import Demo
+from tests.demo import Demo, coder_session
 from tests.receivers import receiver
 
 JOB = "token-expiry-check"
@@ -26,12 +24,8 @@ users:
 
 
 def _seed(demo: Demo) -> None:
-    coder = demo.platform.coder
-    s = requests.Session()
-    s.trust_env = False  # else a REQUESTS_CA_BUNDLE in the shell overrides the platform CA below
-    s.verify = str(demo.platform.ca_path)
-    s.headers["Coder-Session-Token"] = coder.bootstrap_token
-    api = coder.url + "/api/v2"
+    s = coder_session(demo.platform)
+    api = demo.platform.coder.url + "/api/v2"
     org = s.get(f"{api}/users/me").json()["organization_ids"]
 
     def post(path: str, body: dict[str, Any]) -> None:

@@ -20,9 +20,9 @@ from typing import Any
 import hvac
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import BIN, Control, run_job
+from tests.e2e import pushed_samples
 from tests.emulators.platform import Platform
 from tests.receivers import receiver
 
@@ -390,11 +390,7 @@ def test_metrics_are_pushed_after_a_run_but_not_after_a_dry_run(world: World) ->
         assert world.run("--pushgateway-url", gateway.url)[0] == 0
         (push,) = gateway.requests
     assert push.path == "/metrics/job/coder-token-mint"
-    samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(push.body.decode())
-        for s in family.samples
-    }
+    samples = pushed_samples(push.body.decode())
     assert samples[("cwj_actions", (("kind", "mint"), ("result", "ok")))] == 1
     assert samples[("cwj_actions", (("kind", "write-kv"), ("result", "ok")))] == 1
     assert ("cwj_last_success_timestamp_seconds", ()) in samples

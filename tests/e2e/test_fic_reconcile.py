@@ -16,11 +16,11 @@ from azure.identity import ClientAssertionCredential
 from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.msi.models import FederatedIdentityCredential, Identity
 from kubernetes import client as k8s
-from prometheus_client.parser import text_string_to_metric_families
 
 from lib.azure_auth import azure_credential
 from lib.kube import core_api
 from tests.conftest import Control, run_job
+from tests.e2e import pushed_samples
 from tests.emulators.platform import Platform
 
 pytestmark = pytest.mark.e2e
@@ -377,11 +377,7 @@ def test_metrics_push_actions_occupancy_and_last_success(platform: Platform, env
         assert run(env, "--pushgateway-url", rec.url)[0] == 0
     [push] = rec.requests
     assert push.path == "/metrics/job/fic-reconcile"
-    samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(push.body.decode())
-        for s in family.samples
-    }
+    samples = pushed_samples(push.body.decode())
     assert samples[("cwj_actions", (("kind", "create"), ("result", "ok")))] == 7
     for i, identity in enumerate(pool_names(platform)):
         expected = sum(1 for n in names if shard(n, 3) == i)

@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 from azure.keyvault.secrets import SecretClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from lib.azure_auth import azure_credential
 from lib.kv_plan import OWNER_TAG, OWNER_VALUE, SOURCE_VERSION_TAG
 from tests.conftest import Control, run_job
+from tests.e2e import pushed_samples
 from tests.emulators.platform import Platform
 from tests.receivers import receiver
 
@@ -399,11 +399,7 @@ def test_metrics_are_pushed_with_names_only(
         assert proc.returncode == 1  # "absent" is not seeded
     (body,) = gateway.bodies()
     CAPTURED.append(body)
-    samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(body)
-        for s in family.samples
-    }
+    samples = pushed_samples(body)
     assert samples[("cwj_keyvault_sync_entries", (("state", "copy"),))] == 1
     assert samples[("cwj_keyvault_sync_entries", (("state", "source-missing"),))] == 1
     assert samples[("cwj_actions", (("kind", "copy"), ("result", "ok")))] == 1

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Control, run_job
+from tests.e2e import pushed_samples
 from tests.emulators.platform import Platform
 from tests.receivers import receiver
 
@@ -240,11 +240,7 @@ def test_pushed_metrics_parse_and_carry_the_values(
         pushes = list(gateway.requests)
     assert proc.returncode == 1  # lifetime-over-max is critical
     assert len(pushes) == 1 and pushes[0].path == "/metrics/job/token-expiry-check"
-    samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(pushes[0].body.decode())
-        for s in family.samples
-    }
+    samples = pushed_samples(pushes[0].body.decode())
     for name in ("ci-web-prod-20260101", "ci-api-prod-20260101"):
         expected = datetime.fromisoformat(coder.record("ci-bot", name)["expires_at"].replace("Z", "+00:00"))
         key = ("cwj_token_expiry_timestamp_seconds", (("token_name", name), ("user", "ci-bot")))
@@ -261,7 +257,7 @@ def test_a_blind_check_pushes_no_last_success(control: Control, env: dict[str, s
         proc = check(control, "--user", "ci-sa", "--pushgateway-url", gateway.url, env=env)  # the auditor token
         body = gateway.requests[0].body.decode()
     assert proc.returncode == 1
-    names = {s.name for family in text_string_to_metric_families(body) for s in family.samples}
+    names = {name for name, _ in pushed_samples(body)}
     assert "cwj_last_run_timestamp_seconds" in names and "cwj_last_success_timestamp_seconds" not in names
 
 

@@ -1,19 +1,31 @@
 # Every target bootstraps .venv itself, so `make demo` and `make test` work on a fresh clone with only
-# Python 3.11+ and make.
+# Python 3.11+ and make. Every package in .venv, direct or transitive, is the version uv.lock pins, checked
+# against the lock's sha256 hashes; `make lock` is the only way a version changes (README "Development").
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+UV := $(BIN)/uv
+# uv uses this interpreter and venv, never downloads a Python, and reads no user or system uv.toml.
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS := never
+export UV_NO_CONFIG := 1
+SYNCED := $(VENV)/.synced
 
 .PHONY: venv test test-image lint demo bench wheels image lock clean
 
-$(STAMP): pyproject.toml
+# uv itself comes from the same lock (exported to requirements-bootstrap.txt), installed by hash.
+$(UV): requirements-bootstrap.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
-	@rm -f $(VENV)/.installed-* && touch $@
+	@$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --require-hashes \
+		-r requirements-bootstrap.txt
+	@touch $@
 
-venv: $(STAMP)
+# --locked: refuse to run when uv.lock does not match pyproject.toml (instead of quietly re-resolving).
+$(SYNCED): $(UV) uv.lock pyproject.toml
+	@$(UV) sync --locked --python $(BIN)/python --quiet
+	@touch $@
+
+venv: $(SYNCED)
 
 # The image tests need buildah, podman, runc and mmdebstrap (Debian packages, root to install): they run
 # in `make test-image`, which .ci/run adds after installing them; `make test` needs only Python and make.
@@ -29,9 +41,15 @@ wheels: venv
 image: venv
 	$(BIN)/python -m tests.container.build image
 
-# Regenerate requirements-image.txt (pins + hashes) from the tested venv after changing a dependency.
-lock: venv
-	$(BIN)/python -m tests.container.build lock
+# Re-resolve after editing pyproject.toml (`make lock UPGRADE=1` also moves unpinned transitive versions),
+# then regenerate the two files exported from the lock and sync the venv.
+lock: $(UV)
+	$(UV) lock $(if $(UPGRADE),--upgrade)
+	$(UV) export --frozen --only-group bootstrap --no-emit-project --format requirements-txt \
+		--quiet -o requirements-bootstrap.txt
+	$(UV) export --frozen --no-default-groups --no-emit-project --format requirements-txt \
+		--quiet -o requirements-image.txt
+	@$(MAKE) --no-print-directory venv
 
 lint: venv
 	$(BIN)/ruff check .

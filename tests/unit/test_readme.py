@@ -24,3 +24,10 @@ def test_every_implemented_job_has_a_settings_table() -> None:
     for name in blocks():
         assert f"<!-- settings:{name} -->" in text, f"README lacks the settings block for {name}"
     assert set(blocks()) - {"common"} <= set(JOBS)
+
+
+def test_ci_runs_the_readme_commands_in_a_clone_with_nothing_beside_it() -> None:
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert "git clone" in ci and "mktemp -d" in ci and 'test "$(ls -A ..)" = coder-wi-jobs' in ci
+    for command in ("make demo", "make test"):
+        assert f" {command}\n" in ci or f" {command} " in ci, command

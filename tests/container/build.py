@@ -111,13 +111,14 @@ class Store:
     """One disposable containers-storage directory shared by buildah and podman; `rm -rf` removes it all."""
 
     root: Path
+    runroot: Path  # podman refuses a runroot longer than 50 characters (its sockets live there)
 
     def _storage(self) -> list[str]:
         return [
             "--root",
             str(self.root / "storage"),
             "--runroot",
-            str(self.root / "run"),
+            str(self.runroot),
             "--storage-driver",
             "overlay",
         ]
@@ -156,10 +157,12 @@ class Store:
 def scratch_store() -> Iterator[Store]:
     SCRATCH.mkdir(exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="store-", dir=SCRATCH))
+    runroot = Path(tempfile.mkdtemp(prefix="cwj-run-", dir="/tmp"))  # short whatever the checkout's path
     try:
-        yield Store(root)
+        yield Store(root, runroot)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(runroot, ignore_errors=True)
 
 
 def _target_download(*args: str | Path) -> list[str | Path]:

@@ -34,7 +34,7 @@ from tests.bench.common import (
     tally,
 )
 from tests.demo import base_env
-from tests.emulators.arm import DEFAULTS as ARM_DEFAULTS
+from tests.emulators.arm.emulator import DEFAULTS as ARM_DEFAULTS
 from tests.emulators.platform import Baseline, Platform
 
 SIZES = (100, 1_000, 5_000)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.emulators.core import Request, Response, route
-from tests.emulators.vault_wire import (
+from tests.emulators.vault.wire import (
     VaultDialect,
     as_list,
     go_duration,

@@ -1,5 +1,5 @@
 """The ARM emulator's in-memory identity store: user-assigned identities and their FICs, seeding, the contract
-entra.py calls (identity and credentials by client id), and the lookups that answer ARM's 400/404s.
+entra/emulator.py calls (identity and credentials by client id), and the lookups that answer ARM's 400/404s.
 
 Sources: shared/api-specs/azure/msi/2024-11-30 and NOTES.md §1. Tags: [doc] documented, [field] quoted from
 real responses, [unconfirmed] guessed.
@@ -10,8 +10,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tests.emulators.arm_resources import IDENTITY_TYPE, fic_json, identity_id, identity_json
-from tests.emulators.arm_validation import bad_request, not_found
+from tests.emulators.arm.resources import IDENTITY_TYPE, fic_json, identity_id, identity_json
+from tests.emulators.arm.validation import bad_request, not_found
 from tests.emulators.core import Emulator, Request
 
 
@@ -22,7 +22,7 @@ class IdentityStore(Emulator):
     resource_groups: dict[str, str]
     identities: dict[tuple[str, str], dict[str, Any]]
 
-    # ---- seeding and the contract entra.py calls ------------------------------------------------------
+    # ---- seeding and the contract entra/emulator.py calls ------------------------------------------------------
 
     def seed_identity(
         self,

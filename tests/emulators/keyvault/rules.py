@@ -1,7 +1,7 @@
 """Key Vault's request rules and error bodies: what a secrets request may carry and how the vault refuses it.
 
 Stateless (no store, no clock): every refusal is an `HttpError` in Key Vault's envelope, raised here so the
-emulator's handlers stay about state. Sources as in keyvault.py: [spec] `keyvault-secrets/2026-04-01`,
+emulator's handlers stay about state. Sources as in emulator.py: [spec] `keyvault-secrets/2026-04-01`,
 [doc]/[sdk]/[lab]/[field] per NOTES.md §2; facts are cited where they are used.
 """
 
@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from tests.emulators.core import HttpError, Request, Response
-from tests.emulators.entra import TokenRejected
+from tests.emulators.entra.emulator import TokenRejected
 
 RESOURCE = "https://vault.azure.net"
 JSON_UTF8 = "application/json; charset=utf-8"

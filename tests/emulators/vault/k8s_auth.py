@@ -12,8 +12,8 @@ from typing import Any
 import jwt
 
 from tests.emulators.core import HttpError, Request, Response, route
-from tests.emulators.vault_tokens import SYSTEM_DEFAULT_TTL, Token, TokenStore, sanitize_policies
-from tests.emulators.vault_wire import as_list, go_quote, locked, parse_duration, random_token
+from tests.emulators.vault.tokens import SYSTEM_DEFAULT_TTL, Token, TokenStore, sanitize_policies
+from tests.emulators.vault.wire import as_list, go_quote, locked, parse_duration, random_token
 
 ALLOWED_JWT_ALGS = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"}
 JWT_LEEWAY = 60  # go-jose jwt.DefaultLeeway, used by cap/jwt for exp/nbf/iat

@@ -15,7 +15,7 @@ import requests
 
 from lib.coder import CoderClient, CoderError, parse_time
 from tests.conftest import Control
-from tests.emulators.coder import EXTERNAL_SCOPES, go_duration, go_time_string, rfc3339
+from tests.emulators.coder.emulator import EXTERNAL_SCOPES, go_duration, go_time_string, rfc3339
 from tests.emulators.platform import Platform
 from tests.specs import API_SPECS
 

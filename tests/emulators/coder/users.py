@@ -12,8 +12,8 @@ import re
 import uuid
 from typing import Any
 
-from tests.emulators.coder_decode import DecodeError, decode_body
-from tests.emulators.coder_state import (
+from tests.emulators.coder.decode import DecodeError, decode_body
+from tests.emulators.coder.state import (
     FORBIDDEN_DETAIL,
     NOT_FOUND,
     SITE_ROLES,
@@ -21,7 +21,7 @@ from tests.emulators.coder_state import (
     CoderBase,
     User,
 )
-from tests.emulators.coder_wire import fail, go_bool, rfc3339, write
+from tests.emulators.coder.wire import fail, go_bool, rfc3339, write
 from tests.emulators.core import Request, Response, route
 
 USER_FIELDS = {

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from tests.emulators.core import HttpError, Request, Response, route
 
 if TYPE_CHECKING:
-    from tests.emulators.kube import KubeEmulator
+    from tests.emulators.kube.emulator import KubeEmulator
 
 BATCH_V1 = "batch/v1"
 _CRONJOBS = r"/apis/batch/v1/namespaces/(?P<ns>[^/]+)/cronjobs"

@@ -10,7 +10,7 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.emulators import keyvault_rules as rules
+from tests.emulators.keyvault import rules
 
 RECOVERABLE_DAYS = 90
 # Real nextLinks carry `:443` and an old api-version whatever the request said (every list example); the SDK

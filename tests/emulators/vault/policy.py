@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from tests.emulators.vault_wire import go_multierror, go_quote
+from tests.emulators.vault.wire import go_multierror, go_quote
 
 CAPABILITIES = {"create", "read", "update", "delete", "list", "sudo", "deny", "patch", "recover", "subscribe"}
 LEGACY_POLICY = {

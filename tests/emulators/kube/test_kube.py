@@ -12,7 +12,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from tests.emulators.core import HttpError
-from tests.emulators.kube import parse_selector, selector_matches
+from tests.emulators.kube.emulator import parse_selector, selector_matches
 from tests.emulators.platform import Platform
 
 
@@ -133,7 +133,7 @@ def test_token_request_issues_a_service_account_jwt_from_the_cluster_issuer(
     assert info.value.status == 404
 
 
-# ---- batch/v1 CronJobs (kube_batch.py) -----------------------------------------------------------------------
+# ---- batch/v1 CronJobs (batch.py) -----------------------------------------------------------------------
 
 
 def a_cronjob(name: str = "rel-fic-reconcile") -> client.V1CronJob:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.emulators.coder_wire import fail
+from tests.emulators.coder.wire import fail
 from tests.emulators.core import Emulator, Request
 
 NOT_FOUND = "Resource not found or you do not have access to this resource"

@@ -22,8 +22,8 @@ Settings (`configure`, reset restores): `max_token_lifetime` (876600h), `max_adm
 Seed on every reset (token values fixed for the platform's life): `admin` (site owner) with token `bootstrap`
 = `bootstrap_token`, and `auditor` (site auditor) with token `auditor` = `auditor_token`; both 365 days long,
 over the owner cap on purpose (the cap binds at mint time only, like a token minted before the cap changed).
-Layout: coder_wire.py (Go formats, httpapi.Write and errors), coder_decode.py (request bodies), coder_state.py
-(records, caller and `{user}` lookup), coder_users.py and coder_tokens.py (the route mixins); this module is
+Layout: wire.py (Go formats, httpapi.Write and errors), decode.py (request bodies), state.py
+(records, caller and `{user}` lookup), users.py and tokens.py (the route mixins); this module is
 the emulator: settings, seed, session-token authentication, buildinfo and the scope catalogue.
 """
 
@@ -35,8 +35,8 @@ from datetime import timedelta
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
-from tests.emulators.coder_decode import RBAC_RESOURCES, DecodeError, decode_body
-from tests.emulators.coder_state import (
+from tests.emulators.coder.decode import RBAC_RESOURCES, DecodeError, decode_body
+from tests.emulators.coder.state import (
     EPOCH,
     FORBIDDEN_DETAIL,
     GO_ZERO,
@@ -49,9 +49,9 @@ from tests.emulators.coder_state import (
     random_alnum,
     secret_hash,
 )
-from tests.emulators.coder_tokens import EXTERNAL_SCOPES, TOKEN_FIELDS, TokenRoutes, random_name
-from tests.emulators.coder_users import USER_FIELDS, UserRoutes
-from tests.emulators.coder_wire import (
+from tests.emulators.coder.tokens import EXTERNAL_SCOPES, TOKEN_FIELDS, TokenRoutes, random_name
+from tests.emulators.coder.users import USER_FIELDS, UserRoutes
+from tests.emulators.coder.wire import (
     NS,
     fail,
     go_duration,

@@ -4,8 +4,8 @@ Sources (shared/api-specs/azure/): `keyvault-secrets/2026-04-01/secrets.json` an
 NOTES.md §2 (SDK wire format, challenge auth, error bodies) [sdk][lab][field]. Other facts are cited where
 they are used. What is not implemented (backup/restore, certificates, keys) answers 404/405.
 
-This module holds the emulator's dialect and routes; request rules and error bodies are in keyvault_rules.py,
-the secret/version/deleted-secret state, JSON shapes and paging in keyvault_store.py.
+This module holds the emulator's dialect and routes; request rules and error bodies are in rules.py,
+the secret/version/deleted-secret state, JSON shapes and paging in store.py.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tests.emulators import keyvault_rules as rules
 from tests.emulators.core import Emulator, HttpError, Request, Response, route
-from tests.emulators.entra import TokenRejected
-from tests.emulators.keyvault_store import (
+from tests.emulators.entra.emulator import TokenRejected
+from tests.emulators.keyvault import rules
+from tests.emulators.keyvault.store import (
     DeletedSecret,
     SecretStore,
     SecretVersion,

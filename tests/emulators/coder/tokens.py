@@ -14,9 +14,9 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from tests.emulators.coder_decode import DecodeError, decode_body
-from tests.emulators.coder_state import NOT_FOUND, CoderBase, Key, User, random_alnum, secret_hash
-from tests.emulators.coder_wire import NS, fail, go_bool, go_duration, rfc3339, write
+from tests.emulators.coder.decode import DecodeError, decode_body
+from tests.emulators.coder.state import NOT_FOUND, CoderBase, Key, User, random_alnum, secret_hash
+from tests.emulators.coder.wire import NS, fail, go_bool, go_duration, rfc3339, write
 from tests.emulators.core import Request, Response, route
 
 # rbac.IsExternalScope: the legacy aliases, the built-ins, the curated composites and low-level pairs.

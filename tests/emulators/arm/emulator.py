@@ -6,8 +6,8 @@ error texts, the 20-FIC cap, issuer+subject uniqueness, the concurrent-write 409
 Operations (fault/request-log names): identity.list_by_subscription, identity.list, identity.get,
 identity.put, identity.delete, fic.list, fic.get, fic.put, fic.delete. Not modelled: PATCH, RBAC,
 system-assigned identities, the per-identity write token bucket (inject 429s with a Fault instead).
-Layout: arm_validation.py (api-version, 401s, names and bodies, ARM error bodies), arm_resources.py (ids,
-JSON shapes, paging), arm_store.py (the identity store, seeding, the contract entra.py calls, lookups); this
+Layout: validation.py (api-version, 401s, names and bodies, ARM error bodies), resources.py (ids,
+JSON shapes, paging), store.py (the identity store, seeding, the contract entra/emulator.py calls, lookups); this
 module is the emulator: settings, authentication, the routes and the concurrent-FIC-write 409.
 """
 
@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from tests.emulators.arm_resources import FIC_TYPE, IDENTITY_TYPE, page
-from tests.emulators.arm_store import IdentityStore
-from tests.emulators.arm_validation import (
+from tests.emulators.arm.resources import FIC_TYPE, IDENTITY_TYPE, page
+from tests.emulators.arm.store import IdentityStore
+from tests.emulators.arm.validation import (
     ALLOWED_AUDIENCES,
     API_VERSION,
     API_VERSION_SHAPE,
@@ -40,7 +40,7 @@ from tests.emulators.arm_validation import (
     unauthorized,
 )
 from tests.emulators.core import HttpError, Request, Response, route
-from tests.emulators.entra import TokenRejected
+from tests.emulators.entra.emulator import TokenRejected
 
 __all__ = [  # the names this module offered before the split, still importable from here
     "ALLOWED_AUDIENCES",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.emulators.core import HttpError, Request, Response, route
-from tests.emulators.vault_wire import (
+from tests.emulators.vault.wire import (
     VaultDialect,
     as_list,
     go_multierror,

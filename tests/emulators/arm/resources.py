@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from tests.emulators.arm_validation import API_VERSION, bad_request, query_param
+from tests.emulators.arm.validation import API_VERSION, bad_request, query_param
 from tests.emulators.core import Request, Response
 
 IDENTITY_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities"

@@ -4,10 +4,10 @@ unmodified hvac 2.4.0 and for coder-token-mint.
 Sources: shared/api-specs/vault/NOTES.md (§0 transport, §1 login, §2 KV v2, §3 tokens, §6 checklist) and the
 source it cites: vault-plugin-auth-kubernetes path_login.go/path_role.go, hashicorp/cap jwt.go (login error
 texts), vault-plugin-secrets-kv path_data.go/path_metadata.go, vault request_handling.go. One correction to
-NOTES §3.3 (the invalid-token 403 of Vault >= 1.16) is explained in vault_tokens.py.
+NOTES §3.3 (the invalid-token 403 of Vault >= 1.16) is explained in tokens.py.
 Not modelled (answer 404/405): other mounts, sys/mounts, response wrapping, PATCH, subkeys, identity, namespaces.
-Layout: vault_wire.py (Go formats, the envelope), vault_policy.py (HCL policies, the ACL), vault_tokens.py
-(token store), vault_k8s_auth.py (Kubernetes auth), vault_kv.py (KV v2); this module is the emulator itself:
+Layout: wire.py (Go formats, the envelope), policy.py (HCL policies, the ACL), tokens.py
+(token store), k8s_auth.py (Kubernetes auth), kv.py (KV v2); this module is the emulator itself:
 transport rules, authentication and the ACL check, the sys/policy endpoints, and the baseline.
 """
 
@@ -18,15 +18,15 @@ from collections.abc import Callable
 from urllib.parse import unquote
 
 from tests.emulators.core import HttpError, Request, Response, route
-from tests.emulators.vault_k8s_auth import (
+from tests.emulators.vault.k8s_auth import (
     ALLOWED_JWT_ALGS,
     JWT_LEEWAY,
     NO_AUDIENCE_WARNING,
     KubernetesAuth,
     glob_match,
 )
-from tests.emulators.vault_kv import KV_WARNING, KvEngine, KvKey, KvVersion
-from tests.emulators.vault_policy import (
+from tests.emulators.vault.kv import KV_WARNING, KvEngine, KvKey, KvVersion
+from tests.emulators.vault.policy import (
     CAPABILITIES,
     DEFAULT_POLICY,
     LEGACY_POLICY,
@@ -36,8 +36,8 @@ from tests.emulators.vault_policy import (
     PolicyError,
     parse_policy,
 )
-from tests.emulators.vault_tokens import SYSTEM_DEFAULT_TTL, Token, sanitize_policies
-from tests.emulators.vault_wire import (
+from tests.emulators.vault.tokens import SYSTEM_DEFAULT_TTL, Token, sanitize_policies
+from tests.emulators.vault.wire import (
     as_list,
     go_duration,
     go_multierror,

@@ -1,6 +1,6 @@
 """Kubernetes API: namespaces (list with label selectors and limit/continue paging, get, create, delete)
 and TokenRequest, with bearer auth over TLS; enough for the official Python client via KUBECONFIG.
-batch/v1 CronJobs and their discovery (for `kubectl create job --from=cronjob/...`) are in kube_batch.py.
+batch/v1 CronJobs and their discovery (for `kubectl create job --from=cronjob/...`) are in batch.py.
 
 Sources: Kubernetes API conventions (Status objects, 404 NotFound / 409 AlreadyExists / 422 Invalid /
 410 Expired for a bad continue token), label selector syntax from the k8s.io "Labels and Selectors" page.
@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from tests.emulators.core import Emulator, HttpError, Request, Response, route
-from tests.emulators.kube_batch import BatchApi
+from tests.emulators.kube.batch import BatchApi
 
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _SELECTOR_TERM = re.compile(

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.emulators.platform import Platform, SigningKey
-from tests.emulators.vault import KV_WARNING, Acl, PolicyError, go_duration, parse_duration, parse_policy
+from tests.emulators.vault.emulator import KV_WARNING, Acl, PolicyError, go_duration, parse_duration, parse_policy
 
 PATH = "coder-cli-session-token"
 ACL_DENIED = ["1 error occurred:\n\t* permission denied\n\n"]

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lib.fic_capacity import pool_size_needed
-from lib.kube import PAGE_SIZE as NAMESPACE_PAGE
-from lib.shard import shard_index
+from jobs.fic_reconcile.capacity import pool_size_needed
+from jobs.fic_reconcile.shard import shard_index
+from lib.clients.kube import PAGE_SIZE as NAMESPACE_PAGE
 from tests.bench.common import (
     LATENCY_S,
     Run,

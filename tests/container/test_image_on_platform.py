@@ -24,7 +24,7 @@ from pathlib import Path
 
 from kubernetes import client as k8s
 
-from lib.kube import core_api
+from lib.clients.kube import core_api
 from tests.conftest import Control
 from tests.container.conftest import Image
 from tests.emulators.platform import Platform

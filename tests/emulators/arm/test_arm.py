@@ -21,7 +21,7 @@ from azure.core.exceptions import (
 from azure.identity import WorkloadIdentityCredential
 from azure.mgmt.msi import ManagedServiceIdentityClient
 
-from lib.azure_auth import azure_credential
+from lib.clients.azure_auth import azure_credential
 from tests.emulators.platform import Platform
 from tests.specs import API_SPECS
 

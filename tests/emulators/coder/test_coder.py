@@ -1,4 +1,4 @@
-"""The Coder /api/v2 emulator over HTTPS, through requests and lib.coder.CoderClient.
+"""The Coder /api/v2 emulator over HTTPS, through requests and lib.clients.coder.CoderClient.
 
 Test names `test_notes_6_<n>_...` cover the checklist in shared/api-specs/coder/NOTES.md §6, item n."""
 
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from lib.coder import CoderClient, CoderError, parse_time
+from lib.clients.coder import CoderClient, CoderError, parse_time
 from tests.conftest import Control
 from tests.emulators.coder.emulator import EXTERNAL_SCOPES, go_duration, go_time_string, rfc3339
 from tests.emulators.platform import Platform

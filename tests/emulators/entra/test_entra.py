@@ -17,7 +17,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientAssertionCredential, WorkloadIdentityCredential
 from azure.mgmt.msi import ManagedServiceIdentityClient
 
-from lib.azure_auth import azure_credential
+from lib.clients.azure_auth import azure_credential
 from tests.emulators.platform import Platform
 
 ARM = "https://management.azure.com"

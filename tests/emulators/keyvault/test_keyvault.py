@@ -24,7 +24,7 @@ from azure.core.exceptions import (
 from azure.identity import WorkloadIdentityCredential
 from azure.keyvault.secrets import KeyVaultSecretIdentifier, SecretClient
 
-from lib.azure_auth import azure_credential
+from lib.clients.azure_auth import azure_credential
 from tests.conftest import Control
 from tests.emulators.platform import Platform
 from tests.specs import API_SPECS

@@ -39,7 +39,7 @@ RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --no-index --no-deps "/wheels/coder_wi_jobs-${VERSION}-py3-none-any.whl" \
  && /opt/venv/bin/pip check \
  && /opt/venv/bin/pip uninstall --yes --quiet pip setuptools \
- && /opt/venv/bin/python -c "import jobs.fic_reconcile, jobs.keyvault_sync, jobs.coder_token_mint, jobs.token_expiry_check"
+ && /opt/venv/bin/python -c "import jobs.fic_reconcile.job, jobs.keyvault_sync.job, jobs.coder_token_mint.job, jobs.token_expiry_check.job"
 
 # ---- runtime image: the base plus the venv; no pip, no wheels, no compiler ----
 FROM ${BASE_IMAGE}

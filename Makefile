@@ -56,6 +56,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
+	$(BIN)/lint-imports
 
 demo: venv
 	$(BIN)/python -m tests.demo
@@ -64,4 +65,4 @@ bench: venv
 	$(BIN)/python -m tests.bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .ctr build/wheels
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis .ctr build/wheels

@@ -16,10 +16,10 @@ from lib.settings import REQUIRED, RunOptions, specs
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 JOBS = {
-    "fic-reconcile": "jobs.fic_reconcile",
-    "keyvault-sync": "jobs.keyvault_sync",
-    "coder-token-mint": "jobs.coder_token_mint",
-    "token-expiry-check": "jobs.token_expiry_check",
+    "fic-reconcile": "jobs.fic_reconcile.job",
+    "keyvault-sync": "jobs.keyvault_sync.job",
+    "coder-token-mint": "jobs.coder_token_mint.job",
+    "token-expiry-check": "jobs.token_expiry_check.job",
 }
 
 

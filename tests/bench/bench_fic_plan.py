@@ -9,23 +9,17 @@ import sys
 import time
 from dataclasses import replace
 
-from lib.fic_capacity import (
+from jobs.fic_reconcile.capacity import (
     OVERFLOW_BUDGET,
     overflow_exact,
     overflow_upper_bound,
     pool_size_needed,
     safe_namespace_count,
 )
-from lib.fic_plan import (
-    AUDIENCE,
-    FicSpec,
-    IdentityState,
-    Observed,
-    ObservedFic,
-    Policy,
-    plan,
-)
-from lib.shard import shard_index
+from jobs.fic_reconcile.model import IdentityState, Observed
+from jobs.fic_reconcile.plan import AUDIENCE, Policy, plan
+from jobs.fic_reconcile.shard import shard_index
+from lib.clients.arm_types import FicSpec, ObservedFic
 from tests.bench.common import check_at_most, check_equal, info, tally
 
 ISSUER = "https://oidc.example.test/tenant/cluster/"

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lib.fic_capacity import pool_size_needed
-from lib.kube import PAGE_SIZE as NAMESPACE_PAGE
-from lib.shard import shard_index
+from jobs.fic_reconcile.capacity import pool_size_needed
+from jobs.fic_reconcile.shard import shard_index
+from lib.clients.kube import PAGE_SIZE as NAMESPACE_PAGE
 from tests.bench.common import (
     LATENCY_S,
     Run,
@@ -34,7 +34,7 @@ from tests.bench.common import (
     tally,
 )
 from tests.demo import base_env
-from tests.emulators.arm import DEFAULTS as ARM_DEFAULTS
+from tests.emulators.arm.emulator import DEFAULTS as ARM_DEFAULTS
 from tests.emulators.platform import Baseline, Platform
 
 SIZES = (100, 1_000, 5_000)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from azure.keyvault.secrets import SecretClient
 
-from lib.keyvault import PAGE_SIZE
+from lib.clients.keyvault import PAGE_SIZE
 from tests.bench.common import (
     LATENCY_S,
     Run,

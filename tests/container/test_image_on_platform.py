@@ -11,7 +11,7 @@ the host's 127.0.0.1.
 The API server is found through a mounted kubeconfig that names those service-account files (tokenFile,
 certificate-authority), not through KUBERNETES_SERVICE_HOST: the kubernetes client's in-cluster loader
 sends `Authorization: bearer <token>` (lower case, which the real API server accepts: the scheme is
-case-insensitive, RFC 9110 §11.1), and tests/emulators/kube.py answers that with 401 so far.
+case-insensitive, RFC 9110 §11.1), and tests/emulators/kube/emulator.py answers that with 401 so far.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from kubernetes import client as k8s
 
-from lib.kube import core_api
+from lib.clients.kube import core_api
 from tests.conftest import Control
 from tests.container.conftest import Image
 from tests.emulators.platform import Platform

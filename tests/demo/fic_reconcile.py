@@ -10,7 +10,7 @@ from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.msi.models import FederatedIdentityCredential, Identity
 from kubernetes import client as k8s
 
-from lib.kube import core_api
+from lib.clients.kube import core_api
 from tests.demo import Demo
 
 

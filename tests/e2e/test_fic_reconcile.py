@@ -17,8 +17,8 @@ from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.msi.models import FederatedIdentityCredential, Identity
 from kubernetes import client as k8s
 
-from lib.azure_auth import azure_credential
-from lib.kube import core_api
+from lib.clients.azure_auth import azure_credential
+from lib.clients.kube import core_api
 from tests.conftest import Control, run_job
 from tests.e2e import pushed_samples
 from tests.emulators.platform import Platform

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from azure.keyvault.secrets import SecretClient
 
-from lib.azure_auth import azure_credential
-from lib.kv_plan import OWNER_TAG, OWNER_VALUE, SOURCE_VERSION_TAG
+from jobs.keyvault_sync.plan import OWNER_TAG, OWNER_VALUE, SOURCE_VERSION_TAG
+from lib.clients.azure_auth import azure_credential
 from tests.conftest import Control, run_job
 from tests.e2e import pushed_samples
 from tests.emulators.platform import Platform

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from lib.coder import CoderClient, CoderError
+from lib.clients.coder import CoderClient, CoderError
 from tests.conftest import Control
 from tests.emulators.platform import Platform
 

@@ -218,7 +218,7 @@ def test_a_webhook_outage_fails_the_run_and_retries_boundedly(
         proc = check(control, "--user", "ci-bot", "--webhook-url", hook.url + "/hooks/s3cr3tpath", env=owner_env)
         attempts = len(hook.requests)
     assert proc.returncode == 1
-    assert attempts == 4  # bounded: lib/webhook.py DEFAULT_BACKOFF.max_attempts
+    assert attempts == 4  # bounded: lib/clients/webhook.py DEFAULT_BACKOFF.max_attempts
     assert "webhook POST to 127.0.0.1" in proc.stdout and "HTTP 500" in proc.stdout
     assert "s3cr3tpath" not in proc.stdout + proc.stderr  # a Slack webhook's path is its credential
 

@@ -102,13 +102,13 @@ class SigningKey:
 
 class Platform:
     def __init__(self, state_dir: Path, baseline: Baseline | None = None) -> None:
-        from tests.emulators.arm import ArmEmulator
-        from tests.emulators.coder import CoderEmulator
+        from tests.emulators.arm.emulator import ArmEmulator
+        from tests.emulators.coder.emulator import CoderEmulator
         from tests.emulators.control import ControlEmulator
-        from tests.emulators.entra import EntraEmulator
-        from tests.emulators.keyvault import KeyVaultEmulator
-        from tests.emulators.kube import KubeEmulator
-        from tests.emulators.vault import VaultEmulator
+        from tests.emulators.entra.emulator import EntraEmulator
+        from tests.emulators.keyvault.emulator import KeyVaultEmulator
+        from tests.emulators.kube.emulator import KubeEmulator
+        from tests.emulators.vault.emulator import VaultEmulator
 
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ import os
 
 import requests
 
-from lib.azure_auth import azure_credential
+from lib.clients.azure_auth import azure_credential
 from tests.conftest import Control
 from tests.emulators.platform import Platform
 

@@ -19,7 +19,7 @@ import yaml
 from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.msi.models import FederatedIdentityCredential
 
-from lib.azure_auth import azure_credential
+from lib.clients.azure_auth import azure_credential
 from tests.conftest import Control
 from tests.emulators.platform import Platform
 from tests.faults.common import (
@@ -49,7 +49,7 @@ def shard(ns: str, size: int = 3) -> int:
 
 GONE_ID = f"id-coder-ws-pool-{shard(GONE)}"  # the identity holding the orphan and two unmanaged FICs
 ON_GONE_ID = f"/{GONE_ID}/"
-FILLERS = 500  # lib/kube.py reads namespaces 500 a page: 500 more make the list two pages
+FILLERS = 500  # lib/clients/kube.py reads namespaces 500 a page: 500 more make the list two pages
 
 
 CASES = [
@@ -63,8 +63,9 @@ CASES = [
         Converged(("entra", "token"), waited=1.0),
         fault("entra", "token", status=429, retry_after=1),
     ),
-    # Retry-After: 3600 is waited only up to the cap (lib/azure_auth.py CappedRetryPolicy: 30 s or --retry-deadline,
-    # 3 s here), then retried: the run ends in seconds, converged, or failed and named when Entra keeps refusing.
+    # Retry-After: 3600 is waited only up to the cap (lib/clients/azure_auth.py CappedRetryPolicy: 30 s or
+    # --retry-deadline, 3 s here), then retried: the run ends in seconds, converged, or failed and named when
+    # Entra keeps refusing.
     case(
         "entra-429-retry-after-3600-once",
         Converged(("entra", "token"), waited=2.9),

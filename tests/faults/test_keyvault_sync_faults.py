@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from azure.keyvault.secrets import SecretClient
 
-from lib.azure_auth import azure_credential
-from lib.kv_plan import OWNER_TAG, OWNER_VALUE
+from jobs.keyvault_sync.plan import OWNER_TAG, OWNER_VALUE
+from lib.clients.azure_auth import azure_credential
 from tests.conftest import Control
 from tests.emulators.platform import Platform
 from tests.faults.common import (
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.e2e
 SEED, TARGET = "keyvault_source", "keyvault_target"
 T = DELAY_PAST_TIMEOUT
 MALFORMED = '{"value": [{"id": "https://'
-PAGE = 25  # the SDK asks for 25 a page (lib/keyvault.py PAGE_SIZE, the service's maximum)
+PAGE = 25  # the SDK asks for 25 a page (lib/clients/keyvault.py PAGE_SIZE, the service's maximum)
 
 CASES = [
     # ---- Entra ID: the token the SDK fetches after each vault's 401 challenge (not a list) --------------------

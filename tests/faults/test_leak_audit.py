@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from azure.keyvault.secrets import SecretClient
 
-from lib.azure_auth import azure_credential
+from lib.clients.azure_auth import azure_credential
 from tests.conftest import LEAKS
 from tests.emulators.platform import Platform
 from tests.faults.leak_audit import WITHHELD, LeakAudit

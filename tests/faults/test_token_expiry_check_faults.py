@@ -6,7 +6,7 @@ metrics to push. The job writes nothing to Coder, so there is nothing it could d
 the other way round: a check that could not see everything, or could not deliver, must not pass (exit 1).
 
 A webhook retry after a timeout or a 5xx may deliver the alert twice: every attempt carries the same
-`Idempotency-Key` (the SHA-256 of the payload, lib/webhook.py), so the receiver can drop the duplicate.
+`Idempotency-Key` (the SHA-256 of the payload, lib/clients/webhook.py), so the receiver can drop the duplicate.
 
 Left out, with the reason: malformed JSON from the Pushgateway or the webhook (the job never reads their
 answer bodies, only the status), and a failing second page for them (neither is a list).
@@ -21,7 +21,7 @@ from contextlib import ExitStack, contextmanager
 import pytest
 import requests
 
-from lib.webhook import IDEMPOTENCY_HEADER, idempotency_key
+from lib.clients.webhook import IDEMPOTENCY_HEADER, idempotency_key
 from tests.conftest import Control
 from tests.emulators.platform import Platform
 from tests.faults.common import (
@@ -147,7 +147,7 @@ def _receivers(c: Case) -> Iterator[tuple[dict[str, str], dict[str, Script]]]:
 
 @pytest.mark.parametrize("c", CASES, ids=lambda c: c.id)
 def test_token_expiry_check_under_fault(c: Case, platform: Platform, control: Control, env: dict[str, str]) -> None:
-    _seed(platform, users=100 if "page-2" in c.id else 0)  # 101 users: Coder's list pages at 100 (lib/coder.py)
+    _seed(platform, users=100 if "page-2" in c.id else 0)  # 101 users: Coder's list pages at 100 (lib/clients/coder.py)
     control.advance(DAY)  # 14 days left: the 14-day alert is new
     control.clear_requests()
     owner_env = {**case_env(c, env), "CWJ_CODER_TOKEN_FILE": env["CWJ_BOOTSTRAP_TOKEN_FILE"]}  # owners see tokens

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from jobs.token_expiry_check import token_gauges
-from lib.metrics import report_registry
+from jobs.token_expiry_check.job import token_gauges
+from lib.clients.pushgateway import report_registry
 from lib.model import Plan, Report
 from tests.helm.chart import CHART, FULL, VALUE_KEYS, kinds, template, template_error
 from tests.helm.helm_binary import run_helm

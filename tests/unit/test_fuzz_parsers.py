@@ -21,11 +21,11 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from jobs.coder_token_mint.settings import parse_allow, parse_positive_duration, parse_prefix, parse_scope
+from jobs.keyvault_sync.allowlist import AllowlistError, parse_allowlist
+from jobs.token_expiry_check.policy import PolicyError, compile_pattern, parse_policy
 from lib import settings as S
-from lib.allowlist import AllowlistError, parse_allowlist
-from lib.mint_settings import parse_allow, parse_positive_duration, parse_prefix, parse_scope
 from lib.settings import ConfigError, RunOptions, resolve, specs
-from lib.token_policy import PolicyError, compile_pattern, parse_policy
 from tests.conftest import run_job
 from tests.docgen import JOBS
 

@@ -1,0 +1,84 @@
+"""What coder-token-mint asks Coder before it plans: whether the bootstrap token is accepted, and what the
+token in the Vault entry is (valid, for whom, with which dates). Reads only; the plan is plan.py."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from jobs.coder_token_mint import plan as mint_plan
+from jobs.coder_token_mint.plan import ENTRY_FIELDS, CurrentEntry
+from jobs.coder_token_mint.settings import MintSettings
+from lib.clients.coder import CoderClient, CoderError, Token, User, token_id
+from lib.clients.vault import KvEntry
+from lib.settings import label_of, parse_timestamp
+
+
+class BootstrapTokenRejected(Exception):
+    pass
+
+
+def validate_bootstrap(coder: CoderClient) -> User:
+    try:
+        return coder.me()
+    except CoderError as exc:
+        if exc.status != 401:
+            raise
+        raise BootstrapTokenRejected(
+            f"Coder refused the bootstrap token from {label_of(MintSettings, 'bootstrap_token_file')}: "
+            f"{exc.message}" + (f" ({exc.detail})" if exc.detail else "") + "; Vault was not touched"
+        ) from None
+
+
+def inspect_entry(coder: CoderClient, kv: KvEntry, user: User) -> CurrentEntry | None:
+    data = kv.data
+    if data is None:
+        return None
+    token = data.get("token", "")
+    missing = [f for f in ENTRY_FIELDS if not data.get(f)]
+    expires, issued, bad = _times(data)
+    problems = [f"missing {', '.join(missing)}" if missing else "", bad]
+    if token and data.get("token_id") and data["token_id"] != token_id(token):
+        problems.append("token_id does not match the token")
+    check: mint_plan.TokenCheck = "invalid"
+    who = ""
+    if token:
+        check, who = _token_check(coder, token, user)
+    return CurrentEntry(
+        token_id=token_id(token) if token else data.get("token_id", ""),
+        token_name=data.get("token_name", ""),
+        expires_at=expires,
+        issued_at=issued,
+        written_at=kv.created_time,
+        check=check,
+        authenticated_as=who,
+        problem="; ".join(p for p in problems if p),
+    )
+
+
+def _times(data: Mapping[str, str]) -> tuple[datetime | None, datetime | None, str]:
+    """expires_at and issued_at, and what is wrong with them (an unparseable time forces a rewrite)."""
+    parsed: dict[str, datetime | None] = {}
+    bad = []
+    for name in ("expires_at", "issued_at"):
+        try:
+            parsed[name] = parse_timestamp(data[name]) if data.get(name) else None
+        except ValueError:
+            parsed[name] = None
+            bad.append(f"{name} is not RFC 3339")
+    return parsed["expires_at"], parsed["issued_at"], "; ".join(bad)
+
+
+def _token_check(coder: CoderClient, token: str, user: User) -> tuple[mint_plan.TokenCheck, str]:
+    """Trust the server: a token Coder answers 401 for is invalid whatever its dates say."""
+    try:
+        who = coder.with_token(token).me()
+    except CoderError as exc:
+        if exc.status == 401:
+            return "invalid", ""
+        raise
+    return ("valid" if who.id == user.id else "wrong-user"), who.username
+
+
+def coder_token(t: Token) -> mint_plan.CoderToken:
+    return mint_plan.CoderToken(t.id, t.token_name, t.created_at, t.expires_at)

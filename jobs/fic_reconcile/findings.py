@@ -1,0 +1,74 @@
+"""What the fic-reconcile plan reports besides its actions: the findings (what it could not do, and why)
+and the capacity sections (per-identity FIC counts, and how many namespaces the pool holds before CRC-32
+sharding overflows an identity). Pure, like plan.py, which calls these."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from jobs.fic_reconcile.capacity import overflow_upper_bound, pool_size_needed, safe_namespace_count
+from jobs.fic_reconcile.model import Observed, PutFic
+from lib.clients.arm_types import ObservedFic
+from lib.model import Finding
+
+# ---- findings -------------------------------------------------------------------------------------------
+
+
+def unplaceable_findings(unplaceable: Iterable[str], targets: dict[str, str], limit: int) -> list[Finding]:
+    return [
+        Finding("error", "unplaceable", ns, f"{targets[ns]} would exceed {limit} FICs; grow the pool")
+        for ns in unplaceable
+    ]
+
+
+def stuck_finding(put: PutFic, limit: int) -> Finding:
+    message = f"{put.identity} stays at {limit} FICs until FICs relocating away are gone; grow the pool"
+    return Finding("error", "unplaceable", put.namespace, message)
+
+
+def suppressed_finding(n: int) -> Finding:
+    return Finding("error", "deletes-suppressed", "plan", f"{n} delete(s) withheld: an observation was incomplete")
+
+
+def observation_findings(observed: Observed, blind: set[str]) -> list[Finding]:
+    findings = []
+    if not observed.namespaces_complete:
+        detail = observed.namespaces_error or "incomplete"
+        findings.append(Finding("error", "observe-failed", "namespaces", f"Kubernetes namespace list: {detail}"))
+    for identity in observed.identities:
+        if identity.name in blind:
+            detail = identity.error or "incomplete"
+            findings.append(
+                Finding("error", "observe-failed", identity.name, f"ARM FIC list: {detail}; no writes here")
+            )
+    return findings
+
+
+# ---- capacity -------------------------------------------------------------------------------------------
+
+
+def capacity_sections(
+    observed: Observed,
+    ours: dict[str, dict[str, ObservedFic]],
+    unmanaged: dict[str, int],
+    after: dict[str, int],
+    n_namespaces: int,
+    limit: int,
+) -> dict[str, object]:
+    rows = [
+        {"identity": i.name, "client_id": i.client_id, "ours": str(len(ours[i.name])),
+         "unmanaged": str(unmanaged[i.name]), "limit": str(limit), "planned": str(after[i.name])}
+        for i in observed.identities
+    ]  # fmt: skip
+    caps = [max(0, limit - unmanaged[i.name]) for i in observed.identities]
+    return {
+        "capacity": rows,
+        "pool_capacity": {
+            "namespaces": n_namespaces,
+            "pool_size": len(caps),
+            "overflow_probability_now": round(overflow_upper_bound(n_namespaces, caps), 6),
+            "safe_namespaces": safe_namespace_count(caps),
+            "pool_size_for_2x": pool_size_needed(2 * n_namespaces, caps, limit),
+            "method": "union bound of exact binomial tails, P(overflow) <= 1%",
+        },
+    }

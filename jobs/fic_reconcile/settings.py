@@ -1,0 +1,112 @@
+"""fic-reconcile's settings: every flag, its env var, its parser, and the rule that the FIC prefix plus any
+namespace must be a valid FIC name."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from jobs.fic_reconcile.plan import Policy
+from lib.settings import (
+    ConfigError,
+    int_at_least,
+    label_of,
+    parse_http_url,
+    parse_https_url,
+    parse_json_string_list,
+    parse_uuid,
+    setting,
+    switch,
+)
+
+FIC_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{2,119}")  # ARM's rule for the FIC resource name
+MAX_NAMESPACE = 63  # a namespace is a DNS-1123 label
+
+
+def _matching(what: str, pattern: str) -> Any:
+    def parse(raw: str) -> str:
+        if not re.fullmatch(pattern, raw):
+            raise ValueError(f"expected {what}, got {raw!r}")
+        return raw
+
+    return parse
+
+
+@dataclass(frozen=True)
+class FicSettings:
+    issuer: str = setting(
+        "--issuer", "the cluster's OIDC issuer URL, exactly", env="CWJ_OIDC_ISSUER", parse=parse_https_url
+    )
+    client_ids: tuple[str, ...] = setting(
+        "--client-ids-json",
+        "the pool: ordered JSON array of client ids",
+        env="AZURE_CLIENT_IDS_JSON",
+        parse=parse_json_string_list,
+    )
+    subscription_id: str = setting(
+        "--subscription-id", "subscription of the pool", env="AZURE_SUBSCRIPTION_ID", parse=parse_uuid
+    )
+    resource_group: str = setting(
+        "--resource-group",
+        "resource group of the pool identities",
+        env="CWJ_IDENTITY_RESOURCE_GROUP",
+        parse=_matching("a resource group name (1-90 of letters, digits, -_.())", r"[-\w.()]{0,89}[-\w()]"),
+    )
+    arm_endpoint: str = setting(
+        "--arm-endpoint",
+        "Azure Resource Manager URL",
+        env="CWJ_ARM_ENDPOINT",
+        parse=parse_https_url,
+        default="https://management.azure.com",
+    )
+    namespace_prefix: str = setting(
+        "--namespace-prefix",
+        "workspace namespaces start with this",
+        parse=_matching("lower-case letters, digits and '-'", r"[a-z0-9-]*"),
+        default="ameide-ws-",
+    )
+    namespace_selector: str | None = setting(
+        "--namespace-selector", "label selector for workspace namespaces", default=None
+    )
+    service_account: str = setting(
+        "--service-account",
+        "service account the workspace pods run as",
+        parse=_matching("a DNS-1123 name", r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"),
+        default="workspace",
+    )
+    fic_prefix: str = setting("--fic-prefix", "FIC name prefix; it marks the FICs this job owns", default="coder-ws-")
+    max_fics_per_identity: int = setting(
+        "--max-fics-per-identity", "FIC limit per identity (Entra: 20)", parse=int_at_least(1), default=20
+    )
+    max_deletes: int | None = setting(
+        "--max-deletes",
+        "refuse plans deleting more (default: max(10, 25% of ours))",
+        parse=int_at_least(0),
+        default=None,
+    )
+    allow_mass_delete: bool = switch("--allow-mass-delete", "override the delete guard")
+    concurrency: int = setting("--concurrency", "identities written in parallel", parse=int_at_least(1), default=4)
+    pushgateway_url: str | None = setting(
+        "--pushgateway-url", "Prometheus Pushgateway", parse=parse_http_url, default=None
+    )
+
+    def check(self) -> None:
+        longest, shortest = self.fic_prefix + "a" * MAX_NAMESPACE, self.fic_prefix + "a"
+        if not (FIC_NAME.fullmatch(longest) and FIC_NAME.fullmatch(shortest)):
+            raise ConfigError(
+                label_of(FicSettings, "fic_prefix"),
+                f"expected 2-{120 - MAX_NAMESPACE} characters of [a-zA-Z0-9-_] starting with a letter or digit, "
+                f"so that prefix + any namespace is a valid FIC name, got {self.fic_prefix!r}",
+            )
+
+    def policy(self) -> Policy:
+        return Policy(
+            self.issuer,
+            self.service_account,
+            self.fic_prefix,
+            self.namespace_prefix,
+            self.max_fics_per_identity,
+            self.max_deletes,
+            self.allow_mass_delete,
+        )

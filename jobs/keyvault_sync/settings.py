@@ -1,0 +1,47 @@
+"""Settings of keyvault-sync: every flag, its env var and its parser (the allowlist file is parsed and validated
+by allowlist.py while the flags are read, so a bad allowlist exits 2 before any request)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from jobs.keyvault_sync.allowlist import Allowlist, load_allowlist
+from jobs.keyvault_sync.plan import Options
+from lib.settings import int_at_least, parse_bool, parse_duration, parse_http_url, parse_https_url, setting, switch
+
+
+@dataclass(frozen=True)
+class Settings:
+    source_vault_url: str = setting("--source-vault-url", "seed Key Vault URL", parse=parse_https_url)
+    target_vault_url: str = setting("--target-vault-url", "cluster Key Vault URL", parse=parse_https_url)
+    allowlist: Allowlist = setting(
+        "--allowlist-file",
+        "YAML list of secret names or {source, target} entries to copy",
+        env="CWJ_ALLOWLIST_FILE",
+        parse=load_allowlist,
+    )
+    adopt: bool = switch("--adopt", "overwrite target secrets not written by this job even if their value differs")
+    prune: bool = switch("--prune", "soft-delete target secrets written by this job that left the allowlist")
+    recover_timeout: timedelta = setting(
+        "--recover-timeout",
+        "how long to wait for a recovered secret to answer",
+        parse=parse_duration,
+        default=timedelta(seconds=60),
+    )
+    concurrency: int = setting(
+        "--concurrency", "seed secrets whose versions are listed in parallel", parse=int_at_least(1), default=8
+    )
+    pushgateway_url: str | None = setting(
+        "--pushgateway-url", "Prometheus Pushgateway to push run metrics to", parse=parse_http_url, default=None
+    )
+    verify_challenge_resource: bool = setting(
+        "--keyvault-verify-challenge-resource",
+        "check that the vault's auth challenge names a Key Vault domain; false only for local emulators",
+        parse=parse_bool,
+        default=True,
+    )
+
+    @property
+    def options(self) -> Options:
+        return Options(adopt=self.adopt, prune=self.prune)

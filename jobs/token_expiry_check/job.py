@@ -1,0 +1,236 @@
+"""token-expiry-check: warn before Coder service-account tokens expire; flag over-long and over-privileged ones.
+
+observe: the accounts (named with --user, or every user) with their site roles and tokens, always listed
+with include_expired=true. plan: the pure rules in rules.py -> findings and the token table, and alerts.py
+-> the alerts new since the last scheduled run. apply: post those alerts to the webhook. Nothing is ever
+written to Coder. publish: per-token expiry timestamps and findings to a Pushgateway.
+Settings (flags, env vars, cross-field rules): settings.py; the policy file: policy.py.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from jobs.token_expiry_check.alerts import Alert
+from jobs.token_expiry_check.rules import Account, Observation, ReadError, VaultHeld, evaluate
+from jobs.token_expiry_check.settings import ExpirySettings
+from lib import harness
+from lib.clients import pushgateway
+from lib.clients.coder import CoderClient, CoderError, Token, User, parse_time, token_id
+from lib.clients.vault import VaultClient, VaultError
+from lib.clients.webhook import Webhook, WebhookError, slack_payload
+from lib.model import Outcome, Plan, Report, has_errors
+from lib.redact import register_secret
+from lib.render import rfc3339
+from lib.settings import ConfigError, label_of
+
+NAME = "token-expiry-check"
+
+
+# ---- connect / observe ---------------------------------------------------------------------------------------
+
+
+def read_token_file(path: Path) -> str:
+    token = path.read_text(encoding="utf-8").strip()
+    if not token:
+        raise ConfigError(
+            label_of(ExpirySettings, "token_file"), f"expected a Coder token in {path}, the file is empty"
+        )
+    return token
+
+
+@dataclass
+class Clients:
+    coder: CoderClient
+    vault: VaultClient | None = None  # logged in by observe, revoked by close
+
+
+def connect(settings: ExpirySettings) -> Clients:
+    return Clients(CoderClient(settings.coder_url, read_token_file(settings.token_file)))
+
+
+def close(clients: Clients) -> None:
+    if clients.vault is not None and clients.vault.owns_token:
+        clients.vault.revoke_self()
+
+
+def observe(clients: Clients, settings: ExpirySettings) -> Observation:
+    coder = clients.coder
+    reader = coder.me()  # a rejected --token-file token fails the run here, in Coder's words
+    version = str(coder.buildinfo().get("version", ""))
+    if settings.all_users:
+        accounts = tuple(observe_account(coder, user.username, False, user) for user in coder.users())
+    else:
+        accounts = tuple(observe_account(coder, name, True) for name in dict.fromkeys(settings.users))
+    vault = observe_vault(clients, settings) if settings.vault_check else None
+    return Observation(version, accounts, vault, reader)
+
+
+def observe_account(coder: CoderClient, name: str, listed: bool, user: User | None = None) -> Account:
+    """Every read failure is kept, in Coder's words, as data for the rules: one user never hides another."""
+    if user is None:
+        try:
+            user = coder.user(name)
+        except CoderError as exc:
+            return Account(name, listed, errors=(read_error("user", exc),))
+    # Site roles come with the user (User.roles): /users/{u}/roles needs user:read_personal, which an
+    # auditor lacks, and it adds only organization roles.
+    try:
+        tokens: tuple[Token, ...] = tuple(coder.tokens(user.id))
+    except CoderError as exc:
+        return Account(name, listed, user, user.roles, None, (read_error("tokens", exc),))
+    return Account(name, listed, user, user.roles, tokens)
+
+
+def read_error(call: str, exc: CoderError) -> ReadError:
+    return ReadError(call, exc.status, coder_words(exc))
+
+
+def coder_words(exc: CoderError) -> str:
+    return exc.message + (f" ({exc.detail})" if exc.detail else "")
+
+
+def vault_login(settings: ExpirySettings) -> VaultClient:
+    token = os.environ.get("VAULT_TOKEN", "").strip()  # an SRE's own token; never a flag (argv is visible)
+    if token:
+        return VaultClient(settings.vault_addr, token)
+    return VaultClient.kubernetes_login(
+        settings.vault_addr, settings.vault_role, settings.vault_jwt_file, settings.vault_auth_mount
+    )
+
+
+def observe_vault(clients: Clients, settings: ExpirySettings) -> VaultHeld:
+    """Read coder-token-mint's entry and ask Coder about the token in it. Checking it authenticates with
+    it, which on servers with sliding expiry also pushes its expiry forward, exactly as a workspace would."""
+    location = f"{settings.kv_mount}/{settings.kv_path}"
+    try:
+        clients.vault = vault_login(settings)
+        entry = clients.vault.read_kv(settings.kv_mount, settings.kv_path)
+    except (VaultError, OSError) as exc:
+        return VaultHeld(location, unreadable=str(exc))
+    data = entry.data or {}
+    token = data.get("token", "")
+    if not token:
+        return VaultHeld(location, problem=f"no token in the entry (version {entry.version})")
+    register_secret(token)
+    try:
+        owner = clients.coder.with_token(token).me()
+    except CoderError as exc:
+        return VaultHeld(location, problem=f"Coder rejects token {token_id(token)}: {coder_words(exc)}")
+    if data.get("user") and data["user"] not in (owner.username, owner.id):
+        return VaultHeld(location, problem=f"token authenticates as {owner.username}, the entry says {data['user']}")
+    issued, expires = parse_time(data.get("issued_at")), parse_time(data.get("expires_at"))
+    try:  # Coder's record is the truth where expiry slides; the entry's copy is the fallback
+        record = clients.coder.token(owner.id, token_id(token))
+        issued, expires = record.created_at or issued, record.expires_at or expires
+    except CoderError:
+        pass
+    name = data.get("token_name", "")
+    return VaultHeld(location, "", "", owner.username, name, token_id(token), issued, expires)
+
+
+# ---- plan ------------------------------------------------------------------------------------------------------
+
+
+def plan(observed: Observation, settings: ExpirySettings, now: datetime) -> Plan:
+    result = evaluate(observed, settings.policy, now, settings.schedule_interval)
+    return Plan(
+        actions=result.alerts,
+        findings=result.findings,
+        sections={
+            "checked_at": rfc3339(now),
+            "server": {"version": observed.server_version, "expiry": expiry_note(result.sliding_observed)},
+            "tokens": list(result.rows),
+        },
+    )
+
+
+def expiry_note(sliding_observed: int) -> str:
+    # Coder slid API-token expiry on every use until PR #26376 (2026-06), which was also backported to
+    # older release branches (#26442, 2.29), so a version number cannot tell; the tokens themselves can.
+    if sliding_observed:
+        return (
+            f"sliding expiry observed on {sliding_observed} token(s): expires_at is a lower bound that moves "
+            "forward with use; lifetime is judged by lifetime_seconds"
+        )
+    return (
+        "no token shows sliding expiry, but servers without PR #26376 slide expires_at on use unless run with "
+        "--disable-session-expiry-refresh: treat expires_at as a lower bound; lifetime is judged by lifetime_seconds"
+    )
+
+
+# ---- apply: post the new alerts ----------------------------------------------------------------------------------
+
+
+def apply(plan: Plan, clients: Clients, settings: ExpirySettings) -> Report:
+    alerts = [a for a in plan.actions if isinstance(a, Alert)]
+    if not alerts:
+        return Report(plan)
+    if settings.webhook_url is None:
+        return Report(plan, tuple(Outcome(a, "skipped", "no --webhook-url") for a in alerts))
+    payload = slack_payload(
+        f"{NAME}: {len(alerts)} Coder token alert(s)",
+        [a.text() for a in alerts],
+        {"alerts": [a.describe() for a in alerts]},
+    )
+    try:
+        Webhook(settings.webhook_url).post(payload)
+    except WebhookError as exc:
+        return Report(plan, tuple(Outcome(a, "failed", str(exc)) for a in alerts))
+    return Report(plan, tuple(Outcome(a, "ok", "posted") for a in alerts))
+
+
+def fail_at(settings: ExpirySettings) -> str:
+    # `error` findings (the check could not see something: unreadable tokens, a 403) fail the run in the
+    # harness whatever --fail-on says: a blind check must never pass as healthy, not even report-only.
+    return settings.fail_on
+
+
+# ---- publish ----------------------------------------------------------------------------------------------------
+
+
+def publish(report: Report, settings: ExpirySettings, code: int) -> None:
+    if settings.pushgateway_url is None:
+        return
+    # the check saw everything and delivered its alerts
+    succeeded = not report.failed and not has_errors(report.all_findings)
+    registry = pushgateway.report_registry(NAME, report, succeeded, extra=lambda r: token_gauges(r, report))
+    pushgateway.push(settings.pushgateway_url, NAME, registry)
+
+
+def token_gauges(registry: CollectorRegistry, report: Report) -> None:
+    expiry = Gauge(
+        "cwj_token_expiry_timestamp_seconds",
+        "Unix time each Coder token expires (a lower bound where expiry slides)",
+        ["user", "token_name"],
+        registry=registry,
+    )
+    rows: list[dict[str, Any]] = list(report.plan.sections.get("tokens", []))
+    for row in rows:
+        if row["expires_at"]:
+            stamp = datetime.fromisoformat(row["expires_at"].replace("Z", "+00:00")).timestamp()
+            expiry.labels(row["user"], row["token_name"]).set(stamp)
+
+
+SPEC = harness.JobSpec(
+    name=NAME,
+    description=__doc__.splitlines()[0] if __doc__ else NAME,
+    settings=ExpirySettings,
+    connect=connect,
+    observe=observe,
+    plan=plan,
+    apply=apply,
+    fail_at=fail_at,
+    publish=publish,
+    close=close,
+)
+
+
+def main() -> None:
+    harness.main(SPEC)

@@ -1,0 +1,96 @@
+"""Settings of token-expiry-check: every flag, its env var, its parser (the --policy-file YAML is parsed and
+validated by policy.py while the flags are read, so a bad policy exits 2 before any request), and
+the cross-field rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from jobs.token_expiry_check.policy import Policy, load_policy_file
+from lib.clients.vault import POD_SA_TOKEN
+from lib.settings import (
+    ConfigError,
+    label_of,
+    one_of,
+    parse_duration,
+    parse_http_url,
+    parse_https_url,
+    parse_kv_path,
+    parse_readable_file,
+    setting,
+    switch,
+)
+
+
+@dataclass(frozen=True)
+class ExpirySettings:
+    coder_url: str = setting("--coder-url", "Coder base URL", env="CODER_URL", parse=parse_https_url)
+    token_file: Path = setting(
+        "--token-file",
+        "file holding a Coder token that can read the accounts' tokens (Owner: Coder hides them from Auditors)",
+        env="CWJ_CODER_TOKEN_FILE",
+        parse=parse_readable_file,
+    )
+    users: tuple[str, ...] = setting("--user", "check this user (username or id)", default=(), repeatable=True)
+    all_users: bool = switch("--all-users", "check every user the token can list")
+    policy_file: Policy | None = setting(
+        "--policy-file",
+        "YAML token policy (defaults plus per-user overrides); built-in defaults when unset",
+        env="CWJ_POLICY_FILE",
+        parse=load_policy_file,
+        default=None,
+    )
+    vault_check: bool = switch("--vault-check", "also check the Vault-held workspace token from coder-token-mint")
+    vault_addr: str = setting("--vault-addr", "Vault address (for --vault-check)", env="VAULT_ADDR", default="")
+    vault_role: str = setting(
+        "--vault-role", "Vault Kubernetes-auth role when VAULT_TOKEN is unset", default="token-expiry-check"
+    )
+    vault_jwt_file: Path = setting(
+        "--vault-jwt-file", "service-account JWT for Vault Kubernetes auth", parse=Path, default=POD_SA_TOKEN
+    )
+    vault_auth_mount: str = setting(
+        "--vault-auth-mount", "mount of the Kubernetes auth method", parse=parse_kv_path, default="kubernetes"
+    )
+    kv_mount: str = setting(
+        "--kv-mount", "KV v2 mount coder-token-mint writes to", parse=parse_kv_path, default="secret"
+    )
+    kv_path: str = setting(
+        "--kv-path", "KV v2 path of coder-token-mint's entry", parse=parse_kv_path, default="coder-cli-session-token"
+    )
+    fail_on: str = setting(
+        "--fail-on",
+        "lowest finding severity that makes the run exit 1",
+        parse=one_of("warning", "critical", "never"),
+        default="critical",
+    )
+    webhook_url: str | None = setting(
+        "--webhook-url", "POST new alerts here (Slack-compatible JSON)", parse=parse_http_url, default=None
+    )
+    pushgateway_url: str | None = setting(
+        "--pushgateway-url", "push metrics to this Prometheus Pushgateway", parse=parse_http_url, default=None
+    )
+    schedule_interval: timedelta = setting(
+        "--schedule-interval",
+        "time between scheduled runs; alerts fire for thresholds crossed within it",
+        parse=parse_duration,
+        default=timedelta(hours=24),
+    )
+
+    @property
+    def policy(self) -> Policy:
+        return self.policy_file or Policy()
+
+    def check(self) -> None:
+        if bool(self.users) == self.all_users:
+            raise ConfigError(
+                f"{label_of(ExpirySettings, 'users')} / {label_of(ExpirySettings, 'all_users')}",
+                "expected either one or more --user or --all-users",
+            )
+        if self.schedule_interval <= timedelta(0):
+            raise ConfigError(label_of(ExpirySettings, "schedule_interval"), "expected a positive duration such as 24h")
+        if self.vault_check and not self.vault_addr.startswith(("http://", "https://")):
+            raise ConfigError(
+                label_of(ExpirySettings, "vault_addr"), "expected an http(s):// Vault address with --vault-check"
+            )

@@ -1,0 +1,235 @@
+"""A small client over azure-keyvault-secrets' SecretClient: the calls keyvault-sync needs, one-line errors,
+and one retry layer that we control and log.
+
+Retries: azure-core's own status retries are switched off (`retry_status=0`) so that 429/5xx (honouring
+Retry-After) and the eventual-consistency 409s of soft-delete (`ObjectIsBeingRecovered`,
+`ObjectIsBeingDeleted`, shared/api-specs/azure/NOTES.md §2.2-2.3) go through `lib.retry` with one deadline;
+connection retries stay with azure-core. Values: every value read is registered with the redactor before
+it is returned, and never appears in a repr, a log line or an exception text.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.keyvault.secrets import SecretClient, SecretProperties
+
+from lib import limits
+from lib.clients.keyvault_types import KeyVaultError, Props, SecretMeta, SecretValue
+from lib.logs import get_logger
+from lib.redact import register_secret
+from lib.retry import Backoff, call_with_retry, retry_after_of
+
+R = TypeVar("R")
+TRANSIENT_CONFLICTS = frozenset({"ObjectIsBeingRecovered", "ObjectIsBeingDeleted"})
+PAGE_SIZE = 25  # the service's maximum
+
+
+def _seconds(value: datetime | None) -> int | None:
+    return int(value.timestamp()) if value is not None else None
+
+
+def _datetime(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+def meta_of(props: SecretProperties) -> SecretMeta:
+    return SecretMeta(
+        name=str(props.name),
+        props=Props(
+            content_type=props.content_type,
+            tags=dict(props.tags or {}),
+            enabled=bool(props.enabled),
+            expires_on=_seconds(props.expires_on),
+            not_before=_seconds(props.not_before),
+        ),
+        version=props.version or None,
+        created=_seconds(props.created_on),
+    )
+
+
+def error_codes(exc: HttpResponseError) -> tuple[str, str]:
+    """(outer code, inner code); the inner one is only in the raw body (NOTES.md §2.3)."""
+    outer = getattr(getattr(exc, "error", None), "code", None) or ""
+    inner = ""
+    try:
+        body = json.loads(exc.response.text()) if exc.response is not None else None
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        outer = outer or str(error.get("code") or "")
+        inner = str((error.get("innererror") or {}).get("code") or "")
+    except (ValueError, AttributeError, TypeError):
+        pass
+    return outer, inner
+
+
+def is_transient(exc: Exception) -> bool:
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        return True
+    if not isinstance(exc, HttpResponseError) or isinstance(exc, ClientAuthenticationError):
+        return False
+    status = exc.status_code or 0
+    if status == 429 or (status >= 500 and status not in (501, 505)):
+        return True
+    return status == 409 and error_codes(exc)[1] in TRANSIENT_CONFLICTS
+
+
+def describe_error(label: str, what: str, exc: Exception, role: str = "") -> KeyVaultError:
+    if isinstance(exc, HttpResponseError) and (exc.status_code or 0) >= 400:  # not a 200 that failed to decode
+        outer, inner = error_codes(exc)
+        message = getattr(getattr(exc, "error", None), "message", None) or exc.reason or ""
+        message = " ".join(str(message).split())  # the service's messages carry \r\n
+        codes = "/".join(c for c in (outer, inner) if c)
+        denied = exc.status_code == 403 and inner != "SecretDisabled" and role
+        hint = f" (the job's identity needs the {role} role on this vault)" if denied else ""
+        return KeyVaultError(
+            f"{label} vault: {what} -> {exc.status_code} {codes}: {message}{hint}", exc.status_code, outer, inner
+        )
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    return KeyVaultError(f"{label} vault: {what} -> {type(exc).__name__}: {first_line}")
+
+
+class KeyVault:
+    def __init__(
+        self,
+        url: str,
+        credential: TokenCredential,
+        *,
+        label: str,
+        role: str = "",
+        verify_challenge_resource: bool = True,
+        backoff: Backoff = Backoff(base=0.5, cap=30.0, deadline=120.0, max_attempts=8),
+    ) -> None:
+        self.url, self.label, self.role, self.backoff = url, label, role, backoff
+        self.client = SecretClient(
+            url,
+            credential,
+            verify_challenge_resource=verify_challenge_resource,
+            retry_status=0,
+            retry_backoff_factor=limits.backoff_factor(0.8, 3),
+            connection_timeout=limits.timeout(10),
+            read_timeout=limits.timeout(60),
+        )
+        self._values: dict[str, SecretValue] = {}  # this run's reads, so a value is fetched once
+        self._log = get_logger(vault=label)
+
+    def _call(self, what: str, fn: Callable[[], R]) -> R:
+        def on_retry(exc: Exception, attempt: int, wait: float) -> None:
+            status = getattr(exc, "status_code", None)
+            self._log.warning("keyvault.retry", call=what, status=status, attempt=attempt, wait_s=round(wait, 2))
+
+        try:
+            return call_with_retry(
+                fn, transient=is_transient, retry_after=retry_after_of, backoff=self.backoff, on_retry=on_retry
+            )
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError, ClientAuthenticationError) as exc:
+            raise describe_error(self.label, what, exc, self.role) from None
+        except ValueError as exc:
+            if "challenge resource" not in str(exc):
+                raise
+            raise KeyVaultError(  # the SDK's own text tells a developer to pass a kwarg; an SRE needs the cause
+                f"{self.label} vault: {what} -> {self.url} answered with an authentication challenge for a domain "
+                "it is not under; check the vault URL (verification is turned off only for local emulators)"
+            ) from None
+
+    # ---- reads without values ----------------------------------------------------------------------------
+
+    def list_secrets(self) -> list[SecretMeta]:
+        """Every secret (all pages); a page that fails restarts the listing, which is harmless for a read."""
+        return self._call(
+            "list secrets", lambda: _metas(self.client.list_properties_of_secrets(max_page_size=PAGE_SIZE))
+        )
+
+    def list_versions(self, name: str) -> list[SecretMeta]:
+        return self._call(
+            f"list versions of {name}",
+            lambda: _metas(self.client.list_properties_of_secret_versions(name, max_page_size=PAGE_SIZE)),
+        )
+
+    def list_deleted(self) -> list[SecretMeta]:
+        return self._call(
+            "list deleted secrets",
+            lambda: [meta_of(d.properties) for d in self.client.list_deleted_secrets(max_page_size=PAGE_SIZE)],
+        )
+
+    # ---- the value ------------------------------------------------------------------------------------
+
+    def read(self, name: str) -> SecretValue:
+        """The current version with its value (registered with the redactor before anyone sees it)."""
+        key = name.lower()
+        if key not in self._values:
+            secret = self._call(f"get {name}", lambda: self.client.get_secret(name))
+            register_secret(secret.value)
+            self._values[key] = SecretValue(meta_of(secret.properties), secret.value or "")
+        return self._values[key]
+
+    # ---- writes ---------------------------------------------------------------------------------------
+
+    def set(self, name: str, value: str, props: Props) -> SecretMeta:
+        secret = self._call(
+            f"set {name}",
+            lambda: self.client.set_secret(name, value, **_sdk_properties(props)),
+        )
+        self._values.pop(name.lower(), None)
+        return meta_of(secret.properties)
+
+    def update(self, name: str, version: str | None, props: Props) -> SecretMeta:
+        """Properties only (no new version). Expiry and not-before can be set but not cleared by a PATCH
+        that omits them, so the caller compares before deciding to update."""
+        updated = self._call(
+            f"update {name}",
+            lambda: self.client.update_secret_properties(name, version, **_sdk_properties(props)),
+        )
+        return meta_of(updated)
+
+    def recover(self, name: str) -> SecretMeta:
+        poller = self._call(f"recover {name}", lambda: self.client.begin_recover_deleted_secret(name))
+        return meta_of(poller.result())  # result() does not poll; wait_until_recovered does, without values
+
+    def wait_until_recovered(
+        self, name: str, timeout: float, interval: float = 0.5, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        """Poll the versions list (metadata only, never a value) until the recovered secret answers.
+        Real Key Vault answers 404 or 409 ObjectIsBeingRecovered for a while after a recover call."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.list_versions(name)
+                return
+            except KeyVaultError as exc:
+                if exc.status not in (404, 409):
+                    raise
+                if time.monotonic() + interval > deadline:
+                    raise KeyVaultError(
+                        f"{self.label} vault: {name} not readable {timeout:.0f}s after recover: {exc}", exc.status
+                    ) from None
+            sleep(interval)
+
+    def soft_delete(self, name: str) -> None:
+        # result() returns the deleted bundle without polling /deletedsecrets (NOTES.md §2.2)
+        self._call(f"delete {name}", lambda: self.client.begin_delete_secret(name).result())
+
+
+def _metas(items: Iterable[SecretProperties]) -> list[SecretMeta]:
+    return [meta_of(p) for p in items]
+
+
+def _sdk_properties(props: Props) -> dict[str, Any]:
+    """The SDK keywords for the properties a set or an update carries (the same five either way)."""
+    return {
+        "enabled": props.enabled,
+        "tags": dict(props.tags),
+        "content_type": props.content_type,
+        "not_before": _datetime(props.not_before),
+        "expires_on": _datetime(props.expires_on),
+    }

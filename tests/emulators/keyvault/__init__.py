@@ -1,0 +1,1 @@
+"""The keyvault emulator: emulator.py is the service, the other modules its parts; test_*.py its fidelity tests."""

@@ -1,0 +1,1 @@
+"""Unit tests of coder_token_mint/."""

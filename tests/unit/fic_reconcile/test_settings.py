@@ -1,0 +1,86 @@
+"""fic-reconcile's settings: flags and env vars, defaults, and every bad input as a one-line exit 2 that
+names the setting, before any request (the harness stops before connect)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jobs.fic_reconcile.job import SPEC
+from jobs.fic_reconcile.settings import FicSettings
+from lib import harness
+from lib.settings import ConfigError, build_parser, resolve
+
+CLIENTS = ["11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"]
+GOOD = {
+    "CWJ_OIDC_ISSUER": "https://oidc.example.test/t/c/",
+    "AZURE_CLIENT_IDS_JSON": json.dumps(CLIENTS),
+    "AZURE_SUBSCRIPTION_ID": "33333333-3333-3333-3333-333333333333",
+    "CWJ_IDENTITY_RESOURCE_GROUP": "rg-pool",
+}
+
+
+def load(argv: list[str], environ: dict[str, str]) -> FicSettings:
+    parsed = build_parser("fic-reconcile", "", [FicSettings]).parse_args(argv)
+    return resolve(FicSettings, parsed, environ)
+
+
+def test_defaults_and_env_vars() -> None:
+    s = load([], GOOD)
+    assert s.client_ids == tuple(CLIENTS)  # order kept: it is the shard contract
+    assert (s.namespace_prefix, s.fic_prefix, s.service_account) == ("ameide-ws-", "coder-ws-", "workspace")
+    assert (s.max_fics_per_identity, s.max_deletes, s.allow_mass_delete, s.concurrency) == (20, None, False, 4)
+    assert s.arm_endpoint == "https://management.azure.com" and s.pushgateway_url is None
+    policy = s.policy()
+    assert policy.issuer == "https://oidc.example.test/t/c/" and policy.limit == 20
+
+
+def test_flags_override_env_vars() -> None:
+    s = load(["--fic-prefix", "ws_", "--max-deletes", "3", "--allow-mass-delete", "--namespace-selector", "a=b"], GOOD)
+    assert (s.fic_prefix, s.max_deletes, s.allow_mass_delete, s.namespace_selector) == ("ws_", 3, True, "a=b")
+
+
+@pytest.mark.parametrize(
+    ("env", "argv", "names"),
+    [
+        ({"AZURE_CLIENT_IDS_JSON": "not json"}, [], "--client-ids-json (AZURE_CLIENT_IDS_JSON)"),
+        ({"AZURE_CLIENT_IDS_JSON": "[]"}, [], "--client-ids-json (AZURE_CLIENT_IDS_JSON)"),
+        ({"AZURE_CLIENT_IDS_JSON": json.dumps([CLIENTS[0], CLIENTS[0].upper()])}, [], "AZURE_CLIENT_IDS_JSON"),
+        ({"AZURE_CLIENT_IDS_JSON": '{"a": 1}'}, [], "AZURE_CLIENT_IDS_JSON"),
+        ({"CWJ_OIDC_ISSUER": "http://oidc.example.test/"}, [], "--issuer (CWJ_OIDC_ISSUER)"),
+        ({}, ["--fic-prefix=-bad"], "--fic-prefix (CWJ_FIC_PREFIX)"),
+        ({}, ["--fic-prefix", "has space"], "--fic-prefix (CWJ_FIC_PREFIX)"),
+        ({}, ["--fic-prefix", "x" * 58], "--fic-prefix (CWJ_FIC_PREFIX)"),
+        ({}, ["--fic-prefix", ""], "--fic-prefix (CWJ_FIC_PREFIX)"),
+        ({}, ["--fic-prefix", "a"], "--fic-prefix (CWJ_FIC_PREFIX)"),
+        ({}, ["--concurrency", "0"], "--concurrency (CWJ_CONCURRENCY)"),
+        ({}, ["--max-deletes", "-1"], "--max-deletes (CWJ_MAX_DELETES)"),
+        ({}, ["--service-account", "Work_Space"], "--service-account (CWJ_SERVICE_ACCOUNT)"),
+        ({}, ["--namespace-prefix", "Ameide"], "--namespace-prefix (CWJ_NAMESPACE_PREFIX)"),
+        ({"AZURE_SUBSCRIPTION_ID": "my-sub"}, [], "--subscription-id (AZURE_SUBSCRIPTION_ID)"),
+        ({"CWJ_IDENTITY_RESOURCE_GROUP": ""}, [], "--resource-group (CWJ_IDENTITY_RESOURCE_GROUP)"),
+    ],
+)
+def test_bad_input_is_a_config_error_naming_the_setting(env: dict[str, str], argv: list[str], names: str) -> None:
+    environ = {**GOOD, **env}
+    with pytest.raises(ConfigError) as exc:
+        load(argv, environ)
+    assert names in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_the_longest_prefix_that_still_fits_is_accepted() -> None:
+    assert load(["--fic-prefix", "x" * 57], GOOD).fic_prefix == "x" * 57  # 57 + 63 = 120
+
+
+def test_missing_required_settings_exit_2_before_any_request(capsys: pytest.CaptureFixture[str]) -> None:
+    environ = {k: v for k, v in GOOD.items() if k != "AZURE_SUBSCRIPTION_ID"}
+    assert harness.run(SPEC, [], environ) == harness.EXIT_CONFIG
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["fic-reconcile: configuration error: --subscription-id (AZURE_SUBSCRIPTION_ID): is required"]
+
+
+def test_http_issuer_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert harness.run(SPEC, ["--issuer", "http://insecure.test/"], GOOD) == harness.EXIT_CONFIG
+    assert "--issuer (CWJ_OIDC_ISSUER): expected an https:// URL" in capsys.readouterr().err

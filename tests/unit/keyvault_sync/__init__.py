@@ -1,0 +1,1 @@
+"""Unit tests of keyvault_sync/."""

@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_NO_CONFIG := 1
 SYNCED := $(VENV)/.synced
 
-.PHONY: venv test test-image lint demo bench wheels image lock clean
+.PHONY: venv test test-image lint demo bench wheels image lock lock-tools clean
 
 # uv itself comes from the same lock (exported to requirements-bootstrap.txt), installed by hash.
 $(UV): requirements-bootstrap.txt
@@ -50,6 +50,12 @@ lock: $(UV)
 	$(UV) export --frozen --no-default-groups --no-emit-project --format requirements-txt \
 		--quiet -o requirements-image.txt
 	@$(MAKE) --no-print-directory venv
+	@$(MAKE) --no-print-directory lock-tools
+
+# checkov's own venv (tests/helm/checkov.py) installs tests/helm/checkov-requirements.txt by hash: uv pins
+# checkov and all it pulls in there, outside uv.lock, whose pins checkov's conflict with.
+lock-tools: venv
+	$(BIN)/python -m tests.helm.checkov lock $(if $(UPGRADE),--upgrade)
 
 lint: venv
 	$(BIN)/ruff check .

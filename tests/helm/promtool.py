@@ -3,6 +3,9 @@
 Installing that package would set up a Prometheus server and its service, so the .deb is only downloaded
 (`apt-get download`, which needs the package lists: `apt-get update` once, as root) and unpacked with
 `dpkg-deb -x` into a scratch directory under .tools/; promtool alone is kept in .tools/promtool-2.42.0/.
+apt checks the .deb against Debian's signed Release -> Packages chain itself (nothing here lets it skip that:
+no --allow-unauthenticated, and download_deb refuses options that would); the .deb's sha256 is pinned below
+as well (for amd64, from `apt-cache show prometheus=DEB_VERSION`) and checked before anything is unpacked.
 The work runs under an exclusive file lock, so two pytest processes never unpack at the same time, and the
 finished directory appears by one rename with its marker file already in it: a killed run leaves only
 scratch, never a half-installed promtool. Run `python -m tests.helm.promtool` to fetch it ahead of time.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import hashlib
 import re
 import shutil
 import subprocess
@@ -23,6 +27,11 @@ TOOLS = ROOT / ".tools"
 PACKAGE = "prometheus"
 DEB_VERSION = "2.42.0+ds-5+deb12u1"  # Debian bookworm (12); `apt-cache policy prometheus` shows what is served
 VERSION = "2.42.0"
+# The SHA256 field of `apt-cache show prometheus=2.42.0+ds-5+deb12u1`, per architecture (the .deb name ends in
+# it). An architecture not listed relies on apt's own signed-index check alone.
+DEB_SHA256 = {"amd64": "81d59a24fce84f7fbe97a45a4f2914b6a5881b5cd1db2a6a0e129e515e1a5f55"}
+# apt options that would let an unsigned or unverified package through; download_deb refuses them.
+UNVERIFIED = re.compile(r"allow-?unauthenticated|allow-?insecure|allow-?downgrade-?to-?insecure|trusted", re.I)
 HOME = TOOLS / f"promtool-{VERSION}"
 PROMTOOL = HOME / "promtool"
 MARKER = HOME / ".installed"
@@ -43,6 +52,8 @@ def _run(command: list[str], cwd: Path, timeout: int = 300) -> subprocess.Comple
 
 def download_deb(scratch: Path, *apt_options: str) -> Path:
     """`apt-get download` the pinned .deb into `scratch` (apt_options, e.g. "-o", "Dir::State::Lists=...")."""
+    if any(UNVERIFIED.search(option) for option in apt_options):
+        raise PromtoolUnavailable(f"refusing apt options that skip apt's signature checks: {apt_options}")
     command = ["apt-get", *apt_options, "download", f"{PACKAGE}={DEB_VERSION}"]
     done = _run(command, scratch)
     debs = sorted(scratch.glob(f"{PACKAGE}_*.deb"))
@@ -59,6 +70,19 @@ def download_deb(scratch: Path, *apt_options: str) -> Path:
     else:
         hint = "it needs Debian's package mirror"
     raise PromtoolUnavailable(f"{' '.join(command)} exited {done.returncode}: {output[-600:]}; {hint}")
+
+
+def verify_deb(deb: Path) -> None:
+    """Raise PromtoolUnavailable (naming both hashes) unless `deb` has its architecture's pinned sha256."""
+    arch = deb.name.removesuffix(".deb").rsplit("_", 1)[-1]
+    expected = DEB_SHA256.get(arch)
+    if expected is None:
+        return  # apt verified it against the signed index; no extra pin for this architecture
+    actual = hashlib.sha256(deb.read_bytes()).hexdigest()
+    if actual != expected:
+        raise PromtoolUnavailable(
+            f"{deb.name} has sha256 {actual}, expected {expected} (DEB_SHA256 in tests/helm/promtool.py)"
+        )
 
 
 def _unpack(deb: Path, scratch: Path) -> Path:
@@ -86,7 +110,9 @@ def _install() -> None:
     with tempfile.TemporaryDirectory(prefix=f"promtool-{VERSION}.partial-", dir=TOOLS) as name:
         scratch = Path(name)
         scratch.chmod(0o755)  # apt drops to the _apt user to download; it needs to read the directory
-        binary = _unpack(download_deb(scratch), scratch)
+        deb = download_deb(scratch)
+        verify_deb(deb)
+        binary = _unpack(deb, scratch)
         check_version(binary)
         done = scratch / "done"
         done.mkdir()

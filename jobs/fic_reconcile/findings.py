@@ -35,6 +35,14 @@ def observation_findings(observed: Observed, blind: set[str]) -> list[Finding]:
     if not observed.namespaces_complete:
         detail = observed.namespaces_error or "incomplete"
         findings.append(Finding("error", "observe-failed", "namespaces", f"Kubernetes namespace list: {detail}"))
+    if observed.accounts_error:
+        detail = f"Kubernetes ServiceAccount list: {observed.accounts_error}; placement unknown, no writes"
+        findings.append(Finding("error", "observe-failed", "serviceaccounts", detail))
+    if observed.state_error:
+        detail = f"relocation record: {observed.state_error}; no relocation deletes"
+        findings.append(Finding("error", "observe-failed", "relocation-record", detail))
+    for problem in observed.state_problems:
+        findings.append(Finding("warning", "record-entry-dropped", "relocation-record", problem))
     for identity in observed.identities:
         if identity.name in blind:
             detail = identity.error or "incomplete"

@@ -1,6 +1,7 @@
 """fic-reconcile: one federated identity credential per workspace namespace, on the pool identity its
-CRC-32 shard selects, and no FIC of ours outliving its namespace. The plan is plan.py (pure), the settings
-settings.py; this module only reads, writes and reports. Docs: docs/fic-reconcile.md."""
+workspace ServiceAccount names (else the one its shard predicts), and no FIC of ours outliving its namespace.
+The plan is plan.py (pure), the settings settings.py, the Kubernetes reads cluster.py; this module only
+reads, writes and reports. Docs: docs/fic-reconcile.md."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from jobs.fic_reconcile import cluster
 from jobs.fic_reconcile import plan as fic_plan
-from jobs.fic_reconcile.model import DeleteFic, FicAction, IdentityState, Observed, PutFic
-from jobs.fic_reconcile.plan import is_ours
+from jobs.fic_reconcile.model import DeleteFic, FicAction, IdentityState, Observed, PutFic, RecordRelocations
+from jobs.fic_reconcile.placement import is_ours
 from jobs.fic_reconcile.settings import FicSettings
 from lib import harness
 from lib.clients.arm_types import ObservedFic
@@ -35,6 +37,7 @@ JOB = "fic-reconcile"
 class Clients:
     arm: ArmMsi
     pool: tuple[PoolIdentity, ...]
+    state_namespace: str  # where the relocation record lives
 
 
 def connect(s: FicSettings) -> Clients:
@@ -44,6 +47,7 @@ def connect(s: FicSettings) -> Clients:
     from lib.clients.azure_auth import azure_credential
 
     log = get_logger()
+    state_namespace = cluster.state_namespace(s)  # a configuration error before any request
 
     def on_retry(exc: Exception, attempt: int, wait: float) -> None:
         log.warning("arm.retry", status=status_of(exc), code=error_code(exc), attempt=attempt, wait_s=round(wait, 2))
@@ -62,26 +66,35 @@ def connect(s: FicSettings) -> Clients:
         raise ConfigError(label_of(FicSettings, field), f"not found ({describe_error(exc)})") from None
     except AzureError as exc:  # connection refused, timeouts, an answer that is not JSON
         raise ArmError(f"ARM list identities in {s.resource_group}: {describe_error(exc)}") from None
-    return Clients(arm, tuple(pool))
+    return Clients(arm, tuple(pool), state_namespace)
 
 
-def _namespaces(selector: str | None) -> list[str]:
-    from lib.clients.kube import NamespaceApi, api_client, namespace_names
-
-    return namespace_names(NamespaceApi(api_client(os.environ)), selector)
+def _read_cluster(s: FicSettings, namespace: str) -> cluster.ClusterView:
+    try:
+        return cluster.read_cluster(cluster.kube_api(), s, namespace)
+    except Exception as exc:  # no usable configuration: nothing from the cluster, so no deletes
+        return cluster.ClusterView(namespaces_error=f"{type(exc).__name__}: {exc}".splitlines()[0])
 
 
 def observe(c: Clients, s: FicSettings) -> Observed:
-    """Every identity's FICs (--concurrency at a time) and, beside them, the namespace list (the Kubernetes
-    client's ~0.2 s of imports are spent while the ARM reads wait on the network)."""
+    """Every identity's FICs (--concurrency at a time) and, beside them, the cluster's side: namespaces,
+    workspace ServiceAccounts, the relocation record (the Kubernetes client's ~0.2 s of imports are spent
+    while the ARM reads wait on the network)."""
     with ThreadPoolExecutor(max_workers=1) as kube, ThreadPoolExecutor(max_workers=s.concurrency) as workers:
-        listing = kube.submit(_namespaces, s.namespace_selector)
+        reading = kube.submit(_read_cluster, s, c.state_namespace)
         identities = tuple(workers.map(lambda p: _read_identity(c.arm, p), c.pool))
-        try:
-            names = listing.result()
-        except Exception as exc:  # any failure: the plan may create but must not delete
-            return Observed((), False, identities, f"{type(exc).__name__}: {exc}".splitlines()[0])
-    return Observed(tuple(names), True, identities)
+        view = reading.result()
+    return Observed(
+        namespaces=view.namespaces,
+        namespaces_complete=not view.namespaces_error,
+        identities=identities,
+        namespaces_error=view.namespaces_error,
+        accounts_error=view.accounts_error,
+        relocations=view.relocations,
+        state_error=view.state_error,
+        state_problems=view.state_problems,
+        state_version=view.state_version,
+    )
 
 
 def _read_identity(arm: ArmMsi, p: PoolIdentity) -> IdentityState:
@@ -93,40 +106,47 @@ def _read_identity(arm: ArmMsi, p: PoolIdentity) -> IdentityState:
         return IdentityState(p.name, p.client_id, (), complete=False, error=describe_error(exc))
 
 
-def plan(state: Observed, s: FicSettings, _now: datetime) -> Plan:
-    return fic_plan.plan(state, s.policy())
+def plan(state: Observed, s: FicSettings, now: datetime) -> Plan:
+    return fic_plan.plan(state, s.policy(), now)
 
 
 def apply(p: Plan, c: Clients, s: FicSettings) -> Report:
-    """Phase by phase (the plan's cross-identity order); within a phase one lane per identity, lanes in
-    parallel, each lane strictly sequential. A relocation delete whose replacement failed is skipped."""
+    """The FIC writes: one lane per identity, lanes in parallel, each lane strictly sequential (deletes
+    first). Then the relocation record, less the namespaces whose new FIC could not be written."""
     outcomes: dict[int, Outcome] = {}
-    unwritten: set[str] = set()  # namespaces whose put failed: their old FICs must stay
-    phases: dict[int, dict[str, list[tuple[int, FicAction]]]] = defaultdict(lambda: defaultdict(list))
+    lanes: dict[str, list[tuple[int, FicAction]]] = defaultdict(list)
+    records: list[tuple[int, RecordRelocations]] = []
     for index, action in enumerate(p.actions):
-        assert isinstance(action, PutFic | DeleteFic)
-        phases[action.phase][action.identity].append((index, action))
+        if isinstance(action, RecordRelocations):
+            records.append((index, action))
+        else:
+            assert isinstance(action, PutFic | DeleteFic)
+            lanes[action.identity].append((index, action))
     with ThreadPoolExecutor(max_workers=s.concurrency) as workers:
-        for phase in sorted(phases):
-            lanes = [(c.arm, lane, frozenset(unwritten)) for lane in phases[phase].values()]
-            for lane in workers.map(lambda args: _run_lane(*args), lanes):
-                for index, outcome in lane:
-                    outcomes[index] = outcome
-                    if outcome.result == "failed" and isinstance(outcome.action, PutFic):
-                        unwritten.add(outcome.action.namespace)
+        for lane in workers.map(lambda lane: _run_lane(c.arm, lane), lanes.values()):
+            outcomes.update(lane)
+    unwritten = {o.action.namespace for o in outcomes.values() if o.result == "failed" and isinstance(o.action, PutFic)}
+    for index, record in records:
+        outcomes[index] = _write_record(record, unwritten, c, s)
     done = tuple(outcomes[i] for i in sorted(outcomes))
     findings, occupancy = verify(c, s, p, done)
     return Report(p, done, tuple(findings), {"occupancy_after": occupancy})
 
 
-def _run_lane(arm: ArmMsi, lane: Sequence[tuple[int, FicAction]], skip: frozenset[str]) -> list[tuple[int, Outcome]]:
+def _write_record(record: RecordRelocations, unwritten: set[str], c: Clients, s: FicSettings) -> Outcome:
+    entries = [r for r in record.relocations if r.namespace not in unwritten]
+    try:
+        cluster.write_record(cluster.kube_api(), c.state_namespace, s.state_configmap, entries, record.version)
+    except Exception as exc:  # a conflict (another run wrote first) or an outage: the next run starts over
+        return Outcome(record, "failed", f"{type(exc).__name__}: {exc}".splitlines()[0])
+    return Outcome(record, "ok", f"{len(entries)} entries" if len(entries) != len(record.relocations) else "")
+
+
+def _run_lane(arm: ArmMsi, lane: Sequence[tuple[int, FicAction]]) -> list[tuple[int, Outcome]]:
     from lib.clients.arm_msi import describe_error
 
     results = []
     for index, action in lane:
-        if isinstance(action, DeleteFic) and action.after_put and action.namespace in skip:
-            results.append((index, Outcome(action, "skipped", "its replacement was not written; kept")))
-            continue
         try:
             if isinstance(action, PutFic):
                 arm.put_fic(action.identity, action.fic, action.spec)
@@ -163,7 +183,7 @@ def verify(c: Clients, s: FicSettings, p: Plan, done: Sequence[Outcome]) -> tupl
     rows = [dict(r) for r in p.sections.get("capacity", [])]
     for row in rows:
         if row["identity"] in now:
-            ours = sum(1 for f in now[row["identity"]] if is_ours(f.name, s.fic_prefix))
+            ours = sum(1 for f in now[row["identity"]] if is_ours(f, s.fic_prefix, s.issuer))
             row.update(ours=str(ours), unmanaged=str(len(now[row["identity"]]) - ours))
         row.pop("planned", None)
     return findings, rows

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from lib.clients.arm_types import FicSpec, ObservedFic
+from lib.render import rfc3339
 
 
 @dataclass(frozen=True)
@@ -17,12 +19,34 @@ class IdentityState:
     error: str = ""
 
 
+@dataclass(frozen=True, order=True)
+class Namespace:
+    name: str
+    terminating: bool = False  # deletionTimestamp set: gone for this job, though still listed
+    client_id: str | None = None  # what its workspace ServiceAccount names; None: no such SA or annotation
+
+
+@dataclass(frozen=True, order=True)
+class Relocation:
+    """A namespace whose FIC moved to `identity`, as this job's record (a ConfigMap) holds it: ARM FICs carry
+    no creation time, so `since` is when this job created, or first saw, the FIC there."""
+
+    namespace: str
+    identity: str
+    since: datetime
+
+
 @dataclass(frozen=True)
 class Observed:
-    namespaces: tuple[str, ...]
+    namespaces: tuple[Namespace, ...]
     namespaces_complete: bool
     identities: tuple[IdentityState, ...]  # in pool order: the order is the shard contract
     namespaces_error: str = ""
+    accounts_error: str = ""  # the workspace ServiceAccount list failed: placement is unknown
+    relocations: tuple[Relocation, ...] = ()
+    state_error: str = ""  # the relocation record could not be read
+    state_problems: tuple[str, ...] = ()  # record entries that did not parse (dropped: their clock restarts)
+    state_version: str | None = None  # the record's resourceVersion; None: there is none yet
 
 
 @dataclass(frozen=True)
@@ -51,7 +75,6 @@ class DeleteFic:
     fic: str
     namespace: str
     reason: str
-    after_put: bool = False  # only once this namespace's FIC on its shard was written (earlier phase)
     phase: int = 0
 
     @property
@@ -62,7 +85,30 @@ class DeleteFic:
         return _columns(self.phase, self.identity, self.kind, self.fic, self.namespace, self.reason)
 
 
+@dataclass(frozen=True)
+class RecordRelocations:
+    """Replace the relocation record with `relocations` (written last, after the FIC writes)."""
+
+    relocations: tuple[Relocation, ...]
+    reason: str
+    phase: int = 0
+    version: str | None = None  # the resourceVersion read: a concurrent writer makes this write fail (409)
+
+    @property
+    def kind(self) -> str:
+        return "record"
+
+    @property
+    def identity(self) -> str:
+        return "-"
+
+    def describe(self) -> dict[str, str]:
+        moving = ", ".join(f"{r.namespace}->{r.identity}@{rfc3339(r.since)}" for r in self.relocations) or "none"
+        return _columns(self.phase, "-", "record", "relocations", moving, self.reason)
+
+
 FicAction = PutFic | DeleteFic
+Action = PutFic | DeleteFic | RecordRelocations
 
 
 def _columns(phase: int, identity: str, kind: str, fic: str, namespace: str, reason: str) -> dict[str, str]:

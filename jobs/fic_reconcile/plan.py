@@ -1,23 +1,25 @@
-"""The pure plan of fic-reconcile: observed namespaces + every pool identity's FICs -> ordered writes.
+"""The pure plan of fic-reconcile: observed namespaces, their workspace ServiceAccounts, every pool
+identity's FICs and the relocation record -> ordered writes.
 
-No I/O and no clock. The same inputs in any order give the same plan. Ownership is the name prefix only
-(FICs carry no tags); an unmanaged FIC is never touched but still counts toward the identity's limit.
+No I/O and no clock (`now` is an input). The same inputs in any order give the same plan. Where a FIC
+belongs and which FICs are ours: placement.py. When a FIC left behind by a relocation may go: relocation.py.
+A FIC that is not ours is never touched but still counts toward its identity's limit.
 
-Ordering (why phases): a write to one identity must be sequential, different identities run in parallel,
-so an order *across* identities only exists between phases. The plan is a simulation of the FIC count
-per identity: each phase first deletes what may go now (stale FICs, and relocated or duplicated ones
-whose replacement was written in an *earlier* phase), then creates what fits now. So a namespace's new
-FIC is always created one phase before its old one is deleted (never without a credential), deletes
-free capacity before creates on the same identity, and no identity exceeds its limit at any moment.
-A create that never fits (two full identities swapping namespaces) is reported, never forced.
-Its findings and capacity sections are built in findings.py.
+Ordering: writes to one identity are sequential, different identities run in parallel. On each identity
+the deletes come first (they free capacity), then the creates that fit, so no identity passes its limit at
+any moment. A relocated namespace's old FIC goes only in a later run, once the new one has existed for the
+grace period, so a namespace is never without a credential on the identity its pods present. A create that
+does not fit (two full identities swapping namespaces) is reported, never forced; it fits once the FICs
+relocating away are gone. The record of relocations is written last (phase 1). Findings and capacity
+sections are built in findings.py.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from jobs.fic_reconcile.findings import (
     capacity_sections,
@@ -26,10 +28,20 @@ from jobs.fic_reconcile.findings import (
     suppressed_finding,
     unplaceable_findings,
 )
-from jobs.fic_reconcile.model import DeleteFic, FicAction, Observed, PutFic
-from jobs.fic_reconcile.shard import shard_index
+from jobs.fic_reconcile.model import (
+    Action,
+    DeleteFic,
+    FicAction,
+    Namespace,
+    Observed,
+    PutFic,
+    RecordRelocations,
+    Relocation,
+)
+from jobs.fic_reconcile.placement import collision, place_namespaces, split_by_owner
+from jobs.fic_reconcile.relocation import plan_relocations
 from lib.clients.arm_types import FicSpec, ObservedFic
-from lib.model import Plan
+from lib.model import Finding, Plan
 
 AUDIENCE = "api://AzureADTokenExchange"
 
@@ -43,6 +55,8 @@ class Policy:
     limit: int
     max_deletes: int | None = None  # None: the larger of 10 and 25% of ours
     allow_mass_delete: bool = False
+    shard_rule: str = "crc32"
+    relocation_grace: timedelta = timedelta(hours=1)
 
     def spec_for(self, namespace: str) -> FicSpec:
         return FicSpec(self.issuer, f"system:serviceaccount:{namespace}:{self.service_account}", (AUDIENCE,))
@@ -51,43 +65,59 @@ class Policy:
 # ---- the plan -------------------------------------------------------------------------------------------
 
 
-def plan(observed: Observed, policy: Policy) -> Plan:
+def plan(observed: Observed, policy: Policy, now: datetime) -> Plan:
     pool = [i.name for i in observed.identities]
-    workspaces = sorted({ns for ns in observed.namespaces if ns.startswith(policy.namespace_prefix)})
-    targets = {ns: pool[shard_index(ns, len(pool))] for ns in workspaces}
-    ours = ours_by_identity(observed, policy.fic_prefix)
-    unmanaged = {i.name: len(i.fics) - len(ours[i.name]) for i in observed.identities}
-    placed, unplaceable = place(workspaces, targets, ours, unmanaged, policy.limit)
+    spaces = {ns.name: ns for ns in observed.namespaces if ns.name.startswith(policy.namespace_prefix)}
+    live = sorted(name for name, ns in spaces.items() if not ns.terminating)
+    where = place_namespaces((spaces[n] for n in live), observed.identities, policy.shard_rule)
+    ours, others = split_by_owner(observed.identities, policy.fic_prefix, policy.issuer)
+    targets = dict(where.targets)
     blind = {i.name for i in observed.identities if not i.complete}
+    findings: list[Finding] = [*where.findings, *observation_findings(observed, blind)]
+    for ns, target in sorted(where.targets.items()):
+        if ns in others[target]:  # the name we need is another cluster's FIC there
+            findings.append(collision(ns, target, others[target][ns], policy.issuer))
+            del targets[ns]
+    unmanaged = {i.name: len(i.fics) - len(ours[i.name]) for i in observed.identities}
+    placed, unplaceable = place(sorted(targets), targets, ours, unmanaged, policy.limit)
+    findings += unplaceable_findings(unplaceable, targets, policy.limit)
     puts = [p for p in wanted_puts(placed, targets, ours, observed, policy) if p.identity not in blind]
-    deletes = wanted_deletes(workspaces, placed, targets, ours, observed, policy)
-    findings = [*unplaceable_findings(unplaceable, targets, policy.limit), *observation_findings(observed, blind)]
+    if observed.accounts_error:  # placement is unknown: write nothing
+        puts = []
+    moves = plan_relocations(
+        observed.identities, ours, targets, placed, {p.namespace for p in puts if not p.update},
+        {ns: policy.spec_for(ns) for ns in targets}, observed.relocations, now, policy.relocation_grace,
+    )  # fmt: skip
+    deletes = [*stale_deletes(spaces, ours, observed), *moves.deletes]
     if deletes and not deletion_allowed(observed):
         findings.append(suppressed_finding(len(deletes)))
         deletes = []
     counts = {i.name: len(i.fics) for i in observed.identities}
-    actions, stuck, after = schedule(puts, deletes, counts, policy.limit, pool)
+    fic_actions, stuck, after = schedule(puts, deletes, counts, policy.limit, pool)
     findings += [stuck_finding(p, policy.limit) for p in stuck]
+    actions: list[Action] = [*fic_actions, *record_action(observed, moves.record, fic_actions, stuck)]
     n_ours = sum(len(v) for v in ours.values())
+    sections = capacity_sections(observed, ours, unmanaged, after, len(live), policy.limit)
     return Plan(
         actions=tuple(actions),
         findings=tuple(sorted(findings, key=lambda f: (f.rule, f.subject))),
-        refusal=guard(actions, n_ours, observed, workspaces, policy),
-        sections=capacity_sections(observed, ours, unmanaged, after, len(workspaces), policy.limit),
+        refusal=guard(fic_actions, n_ours, observed, live, policy),
+        sections={**sections, "placement": where.counts, "relocations_waiting": moves.waiting},
     )
 
 
-def ours_by_identity(observed: Observed, prefix: str) -> dict[str, dict[str, ObservedFic]]:
-    """identity -> namespace -> our FIC there (name = prefix + namespace). ARM resource names are
-    case-insensitive, so is ownership: `Coder-WS-x` is the same resource as our `coder-ws-x`."""
-    return {
-        i.name: {f.name[len(prefix) :].lower(): f for f in i.fics if is_ours(f.name, prefix)}
-        for i in observed.identities
-    }
-
-
-def is_ours(name: str, prefix: str) -> bool:
-    return name.lower().startswith(prefix.lower())
+def record_action(
+    observed: Observed, record: tuple[Relocation, ...], actions: Sequence[FicAction], stuck: Sequence[PutFic]
+) -> list[RecordRelocations]:
+    """The new record, when it differs and the old one was read; a create that never fits is not moving."""
+    unscheduled = {p.namespace for p in stuck}
+    record = tuple(r for r in record if r.namespace not in unscheduled)
+    if observed.state_error or observed.accounts_error or record == tuple(sorted(observed.relocations)):
+        return []
+    phase = 1 + max((a.phase for a in actions), default=-1)
+    n_new = len({r.namespace for r in record} - {r.namespace for r in observed.relocations})
+    reason = f"{len(record)} relocating, {n_new} new"
+    return [RecordRelocations(record, reason, phase, observed.state_version)]
 
 
 def place(
@@ -127,7 +157,7 @@ def wanted_puts(
         target, want = targets[ns], policy.spec_for(ns)
         have = ours[target].get(ns)
         if have is None:
-            reason = "relocated: shard changed" if held[ns] else "missing"
+            reason = "relocated: placement changed" if held[ns] else "missing"
             puts.append(PutFic(target, client[target], policy.fic_prefix + ns, ns, want, reason))
         elif have.spec != want:
             puts.append(
@@ -141,68 +171,51 @@ def _differs(have: FicSpec, want: FicSpec) -> str:
     return "/".join(fields)
 
 
-def wanted_deletes(
-    workspaces: Sequence[str],
-    placed: set[str],
-    targets: dict[str, str],
-    ours: dict[str, dict[str, ObservedFic]],
-    observed: Observed,
-    policy: Policy,
+def stale_deletes(
+    spaces: dict[str, Namespace], ours: dict[str, dict[str, ObservedFic]], observed: Observed
 ) -> list[DeleteFic]:
-    live = set(workspaces)
+    """Our FICs whose namespace is gone, no longer a workspace, or Terminating (deletionTimestamp set: the API
+    server keeps listing it until its finalizers finish, but no pod of it will ask for a token again)."""
     deletes = []
     for identity in observed.identities:
         for ns, fic in sorted(ours[identity.name].items()):
-            if ns not in live:
+            if ns not in spaces:
                 deletes.append(DeleteFic(identity.name, identity.client_id, fic.name, ns, "stale: namespace gone"))
-            elif ns in placed and targets[ns] != identity.name:
-                there = ns in ours[targets[ns]]
-                reason = f"duplicate: belongs on {targets[ns]}" if there else f"relocated: now on {targets[ns]}"
-                deletes.append(DeleteFic(identity.name, identity.client_id, fic.name, ns, reason, after_put=True))
-            # an unplaceable namespace keeps its old FIC: a stale credential beats none
+            elif spaces[ns].terminating:
+                reason = "stale: namespace terminating"
+                deletes.append(DeleteFic(identity.name, identity.client_id, fic.name, ns, reason))
     return deletes
 
 
 def deletion_allowed(observed: Observed) -> bool:
-    return observed.namespaces_complete and all(i.complete for i in observed.identities)
+    complete = observed.namespaces_complete and not observed.accounts_error and not observed.state_error
+    return complete and all(i.complete for i in observed.identities)
 
 
 def schedule(
     puts: Sequence[PutFic], deletes: Sequence[DeleteFic], counts: dict[str, int], limit: int, pool: Sequence[str]
 ) -> tuple[list[FicAction], list[PutFic], dict[str, int]]:
-    """Simulate the per-identity FIC count phase by phase (see the module docstring).
-    Returns (actions in apply order, creates that never fit, counts after the plan)."""
+    """Deletes first on each identity (they free capacity), then the creates that fit, in pool order, so no
+    identity passes its limit at any moment. Returns (actions in apply order, creates that do not fit,
+    counts after the plan)."""
     counts = dict(counts)
     order = {name: i for i, name in enumerate(pool)}
-    pending_puts = sorted(puts, key=lambda p: (order[p.identity], p.namespace))
-    pending_deletes = sorted(deletes, key=lambda d: (order[d.identity], d.namespace))
-    actions: list[FicAction] = []
-    phase = 0
-    while pending_puts or pending_deletes:
-        waiting = {p.namespace for p in pending_puts}
-        later_deletes = [d for d in pending_deletes if d.after_put and d.namespace in waiting]
-        ready_deletes = [d for d in pending_deletes if not (d.after_put and d.namespace in waiting)]
-        for d in ready_deletes:
-            counts[d.identity] -= 1
-        ready_puts: list[PutFic] = []
-        later_puts: list[PutFic] = []
-        for p in pending_puts:
-            fits = p.update or counts[p.identity] < limit
-            counts[p.identity] += 1 if fits and not p.update else 0
-            (ready_puts if fits else later_puts).append(p)
-        if not ready_deletes and not ready_puts:
-            break  # the rest waits on capacity that only its own deletes would free
-        phase_actions: list[FicAction] = [replace(d, phase=phase) for d in ready_deletes]
-        phase_actions += [replace(p, phase=phase) for p in ready_puts]
-        actions += sorted(phase_actions, key=lambda a: (order[a.identity], a.kind != "delete", a.namespace))
-        pending_deletes, pending_puts = later_deletes, later_puts
-        phase += 1
-    return actions, pending_puts, counts
+    for d in deletes:
+        counts[d.identity] -= 1
+    ready: list[PutFic] = []
+    stuck: list[PutFic] = []
+    for p in sorted(puts, key=lambda p: (order[p.identity], p.namespace)):
+        fits = p.update or counts[p.identity] < limit
+        counts[p.identity] += 1 if fits and not p.update else 0
+        (ready if fits else stuck).append(p)
+    actions: list[FicAction] = [*deletes, *ready]
+    return sorted(actions, key=lambda a: (order[a.identity], a.kind != "delete", a.namespace)), stuck, counts
 
 
 def guard(
     actions: Sequence[FicAction], n_ours: int, observed: Observed, workspaces: Sequence[str], policy: Policy
 ) -> str | None:
+    """Refuse (exit 3, nothing written) a plan that deletes more than an operator would expect."""
     if policy.allow_mass_delete:
         return None
     if observed.namespaces_complete and not workspaces and n_ours:

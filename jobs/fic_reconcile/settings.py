@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from jobs.fic_reconcile.plan import Policy
+from jobs.fic_reconcile.shard import SHARD_RULES
+from jobs.fic_reconcile.state import DEFAULT_NAME
 from lib.settings import (
     ConfigError,
     int_at_least,
     label_of,
+    one_of,
+    parse_duration,
     parse_http_url,
     parse_https_url,
     parse_json_string_list,
@@ -86,6 +91,31 @@ class FicSettings:
         default=None,
     )
     allow_mass_delete: bool = switch("--allow-mass-delete", "override the delete guard")
+    shard_hash: str = setting(
+        "--shard-hash",
+        "the shard rule for namespaces whose ServiceAccount names no identity: crc32 or sha1 (a Terraform "
+        "template can compute sha1, see docs/fic-reconcile.md)",
+        parse=one_of(*SHARD_RULES),
+        default="crc32",
+    )
+    relocation_grace: timedelta = setting(
+        "--relocation-grace",
+        "keep a relocated namespace's old FIC until the new one has existed this long (Entra propagation)",
+        parse=parse_duration,  # never negative: it accepts no sign
+        default=timedelta(hours=1),
+    )
+    state_namespace: str | None = setting(
+        "--state-namespace",
+        "namespace of the relocation record ConfigMap (default: the pod's own namespace)",
+        parse=_matching("a DNS-1123 label", r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"),
+        default=None,
+    )
+    state_configmap: str = setting(
+        "--state-configmap",
+        "name of the ConfigMap in which this job records relocations",
+        parse=_matching("a DNS-1123 name", r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"),
+        default=DEFAULT_NAME,
+    )
     concurrency: int = setting("--concurrency", "identities written in parallel", parse=int_at_least(1), default=4)
     pushgateway_url: str | None = setting(
         "--pushgateway-url", "Prometheus Pushgateway", parse=parse_http_url, default=None
@@ -109,4 +139,6 @@ class FicSettings:
             self.max_fics_per_identity,
             self.max_deletes,
             self.allow_mass_delete,
+            self.shard_hash,
+            self.relocation_grace,
         )

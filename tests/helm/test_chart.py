@@ -78,6 +78,7 @@ def test_full_example_renders_every_object(full: list[dict[str, Any]]) -> None:
     expected = [("CronJob", f"rel-{j}") for j in VALUE_KEYS] + [("ServiceAccount", f"rel-{j}") for j in VALUE_KEYS]
     expected += [("ConfigMap", "rel-keyvault-sync"), ("ConfigMap", "rel-token-expiry-check")]
     expected += [("ClusterRole", "rel-fic-reconcile-jobs"), ("ClusterRoleBinding", "rel-fic-reconcile-jobs")]
+    expected += [("Role", "rel-fic-reconcile-record"), ("RoleBinding", "rel-fic-reconcile-record")]
     expected += [("NetworkPolicy", f"rel-{j}") for j in VALUE_KEYS] + [("PrometheusRule", "rel-coder-wi-jobs")]
     assert names == sorted(expected)
 
@@ -243,12 +244,24 @@ def test_kubernetes_api_token_and_rbac_only_for_fic_reconcile(full: list[dict[st
     automount = {j: pod_spec(cronjob(full, j))["automountServiceAccountToken"] for j in VALUE_KEYS}
     assert automount == {j: j == "fic-reconcile" for j in VALUE_KEYS}
     assert all(sa["automountServiceAccountToken"] is False for sa in kinds(full, "ServiceAccount"))
-    assert not kinds(full, "Role") and not kinds(full, "RoleBinding")
     (role,) = kinds(full, "ClusterRole")
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list"]}]
+    read_only = [{"apiGroups": [""], "resources": ["namespaces", "serviceaccounts"], "verbs": ["get", "list"]}]
+    assert role["rules"] == read_only  # cluster-wide: reads only
     (binding,) = kinds(full, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-fic-reconcile", "namespace": "jobs"}]
+    subjects = [{"kind": "ServiceAccount", "name": "rel-fic-reconcile", "namespace": "jobs"}]
+    assert binding["subjects"] == subjects
+    (record,) = kinds(full, "Role")  # the one write: the relocation record in the release namespace
+    assert record["metadata"]["namespace"] == "jobs"
+    assert record["rules"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["coder-wi-jobs-fic-relocations"],
+         "verbs": ["get", "update"]},
+    ]  # fmt: skip
+    (record_binding,) = kinds(full, "RoleBinding")
+    assert record_binding["roleRef"]["name"] == record["metadata"]["name"] and record_binding["subjects"] == subjects
+    env = {e["name"]: e for e in pod_spec(cronjob(full, "fic-reconcile"))["containers"][0]["env"]}
+    assert env["CWJ_STATE_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
 
 
 def test_workload_identity_only_for_the_azure_jobs(full: list[dict[str, Any]]) -> None:
@@ -410,6 +423,10 @@ def materialize(cj: dict[str, Any], docs: list[dict[str, Any]], root: Path) -> d
     environ = {}
     for name, entry in env_of(cj).items():
         ref = entry.get("valueFrom", {}).get("secretKeyRef")
+        field = entry.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        if field is not None:  # the downward API: the pod's own metadata
+            environ[name] = {"metadata.namespace": cj["metadata"]["namespace"]}[field]
+            continue
         value = SECRET_DATA[ref["name"]][ref["key"]] if ref else entry["value"]
         for mount_path, local in moved.items():
             if value.startswith(mount_path + "/"):

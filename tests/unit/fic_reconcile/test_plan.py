@@ -316,3 +316,14 @@ def test_capacity_section_counts_ours_unmanaged_and_planned() -> None:
     cap = p.sections["pool_capacity"]
     assert cap["pool_size"] == 2 and cap["namespaces"] == 1
     assert cap["safe_namespaces"] == safe_namespace_count([19, 20])
+
+
+def test_relocation_deletes_after_the_grace_do_not_count_toward_the_guard() -> None:
+    old = [f"ws-{i}" for i in range(60)]
+    moved = [n for n in old if shard_index(n, 4) == 3]
+    by_shard = {i: tuple(ours(n) for n in old if shard_index(n, 3) == i) for i in range(3)}
+    record = tuple(Relocation(n, "id-3", NOW - 2 * HOUR) for n in moved)
+    there = tuple(ours(n) for n in moved)
+    observed = Observed(spaces(*old), True, pool(by_shard[0], by_shard[1], by_shard[2], there), relocations=record)
+    p = run(observed, replace(POLICY, limit=40))
+    assert kinds(p)["delete"] == len(moved) > 10 and p.refusal is None

@@ -206,7 +206,7 @@ def page(
     emulator: KubeEmulator, req: Request, keyed: list[tuple[str, dict[str, Any]]], list_kind: str
 ) -> dict[str, Any]:
     """A list answer from (key, object) pairs already filtered: sorted by key (etcd's order), `limit` items,
-    a `continue` token naming the last key and `remainingItemCount` when more remain."""
+    a `continue` token naming the last key when more remain, and `remainingItemCount` if no selector filtered."""
     start = decode_continue(emulator, req.q("continue"))
     matching = sorted(((k, o) for k, o in keyed if k > start), key=lambda pair: pair[0])
     try:
@@ -217,7 +217,8 @@ def page(
     meta: dict[str, Any] = {"resourceVersion": str(emulator.resource_version)}
     if limit > 0 and len(matching) > limit:
         meta["continue"] = encode_continue(chosen[-1][0])
-        meta["remainingItemCount"] = len(matching) - limit
+        if not req.q("labelSelector") and not req.q("fieldSelector"):  # etcd3/store.go: only when unfiltered
+            meta["remainingItemCount"] = len(matching) - limit
     return {"kind": list_kind, "apiVersion": "v1", "metadata": meta, "items": [deepcopy(o) for _, o in chosen]}
 
 

@@ -433,6 +433,7 @@ def test_service_account_cluster_list_with_field_and_label_selectors_and_paging(
             field_selector="metadata.name=workspace", limit=3, _continue=token
         )
         seen += [s.metadata.namespace for s in page.items]
+        assert page.metadata.remaining_item_count is None  # not computed for a filtered list
         token = page.metadata._continue
         if not token:
             break

@@ -1,16 +1,21 @@
-"""Kubernetes namespaces through the official client: in-cluster config in a pod, KUBECONFIG otherwise.
+"""Kubernetes through the official client: in-cluster config in a pod, KUBECONFIG otherwise. Namespaces (with
+whether each is being deleted), the ServiceAccounts of one name across the cluster, and one ConfigMap read and
+written with optimistic concurrency (resourceVersion).
 
 Lists read every page (`limit`/`continue`); a `410 Expired` continue token restarts the list from the
 beginning, as the API's own message advises, a bounded number of times. A 429 or 5xx restarts it too, within
-lib/retry.py's deadline; every request has a timeout (the client's default is to wait forever).
+lib/retry.py's deadline; every request has a timeout (the client's default is to wait forever). Requests go
+through the ApiClient and its generated models without CoreV1Api, whose module takes 0.3-0.5 s to import.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 import urllib3
 from kubernetes import client, config
@@ -19,6 +24,8 @@ from kubernetes.client.exceptions import ApiException
 from lib import limits
 from lib.retry import Backoff, call_with_retry, retry_after_seconds
 
+T = TypeVar("T")
+R = TypeVar("R")
 PAGE_SIZE = 500
 RESTARTS_ON_EXPIRED = 2
 LIST_BACKOFF = Backoff(base=0.5, cap=10.0, deadline=60.0, max_attempts=4)
@@ -26,6 +33,10 @@ LIST_BACKOFF = Backoff(base=0.5, cap=10.0, deadline=60.0, max_attempts=4)
 
 class KubeError(Exception):
     """A failed Kubernetes call, as one line: status, reason and the API's message."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status, when there was an answer
 
 
 def in_cluster(environ: Mapping[str, str]) -> bool:
@@ -84,12 +95,32 @@ def describe(exc: ApiException) -> str:
     return f"{exc.status} {exc.reason}: {message}"
 
 
+@dataclass(frozen=True)
+class NamespaceInfo:
+    name: str
+    terminating: bool  # metadata.deletionTimestamp is set: the namespace is being deleted
+
+
+def list_namespaces(api: Any, label_selector: str | None = None, page_size: int = PAGE_SIZE) -> list[NamespaceInfo]:
+    """Every namespace matching the selector, across all pages; `api` is an ApiClient or a NamespaceApi."""
+    ns_api = api if hasattr(api, "list_namespace") else NamespaceApi(api)
+
+    def info(item: Any) -> NamespaceInfo:
+        return NamespaceInfo(item.metadata.name, item.metadata.deletion_timestamp is not None)
+
+    return _paged("namespace list", ns_api.list_namespace, info, page_size, label_selector=label_selector)
+
+
 def namespace_names(api: Any, label_selector: str | None = None, page_size: int = PAGE_SIZE) -> list[str]:
-    """Every namespace name matching the selector, across all pages."""
+    """Every namespace name matching the selector, across all pages (Terminating ones included)."""
+    return [ns.name for ns in list_namespaces(api, label_selector, page_size)]
+
+
+def _paged(what: str, fetch: Callable[..., Any], convert: Callable[[Any], T], page_size: int, **query: Any) -> list[T]:
     for _ in range(RESTARTS_ON_EXPIRED + 1):
         try:
             return call_with_retry(
-                lambda: _all_pages(api, label_selector, page_size),
+                lambda: _all_pages(fetch, convert, page_size, query),
                 transient=_is_transient,
                 retry_after=lambda e: retry_after_seconds(getattr(e, "headers", None)),
                 backoff=LIST_BACKOFF,
@@ -98,25 +129,138 @@ def namespace_names(api: Any, label_selector: str | None = None, page_size: int 
             if exc.status != 410:
                 raise KubeError(describe(exc)) from None
         except (urllib3.exceptions.HTTPError, ValueError) as exc:  # unreachable, timed out, an answer not JSON
-            raise KubeError(f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}") from None
-    raise KubeError("410 Expired: the namespace list kept changing under paging; try again")
+            raise _transport_error(exc) from None
+    raise KubeError(f"410 Expired: the {what} kept changing under paging; try again")
+
+
+def _transport_error(exc: Exception) -> KubeError:
+    return KubeError(f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
 
 
 def _is_transient(exc: Exception) -> bool:
     return isinstance(exc, ApiException) and (exc.status == 429 or (exc.status or 0) >= 500)
 
 
-def _all_pages(api: Any, label_selector: str | None, page_size: int) -> list[str]:
-    names: list[str] = []
+def _all_pages(
+    fetch: Callable[..., Any], convert: Callable[[Any], T], page_size: int, query: dict[str, Any]
+) -> list[T]:
+    items: list[T] = []
     token: str | None = None
     while True:
         kwargs: dict[str, Any] = {"limit": page_size, "_request_timeout": (limits.timeout(10), limits.timeout(60))}
-        if label_selector:
-            kwargs["label_selector"] = label_selector
+        kwargs.update({key: value for key, value in query.items() if value})
         if token:
             kwargs["_continue"] = token
-        page = api.list_namespace(**kwargs)
-        names += [item.metadata.name for item in page.items]
+        page = fetch(**kwargs)
+        items += [convert(item) for item in page.items]
         token = page.metadata._continue if page.metadata else None
         if not token:
-            return names
+            return items
+
+
+# ---- ServiceAccounts and ConfigMaps ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceAccountInfo:
+    namespace: str
+    name: str
+    annotations: tuple[tuple[str, str], ...]  # sorted (key, value) pairs
+
+    def annotation(self, key: str) -> str | None:
+        return dict(self.annotations).get(key)
+
+
+@dataclass(frozen=True)
+class ConfigMapData:
+    data: tuple[tuple[str, str], ...]  # sorted (key, value) pairs
+    resource_version: str | None  # None: the ConfigMap does not exist yet
+
+
+class KubeConflict(KubeError):
+    """409 on a create or a replace: someone else wrote the object first; read it again."""
+
+
+def _call(api: Any, method: str, path: str, response_type: str, query: Any = (), body: Any = None, **kw: Any) -> Any:
+    """One request through the ApiClient (server, TLS, credentials) and the generated model code."""
+    client_ = getattr(api, "api_client", api)  # a NamespaceApi or a CoreV1Api carries its ApiClient
+    headers = {"Accept": "application/json", **({"Content-Type": "application/json"} if body is not None else {})}
+    request = client_.param_serialize(
+        method, path, query_params=list(query), header_params=headers, body=body, auth_settings=["BearerToken"]
+    )
+    response = client_.call_api(*request, _request_timeout=kw.get("_request_timeout"))
+    response.read()
+    return client_.response_deserialize(response, {"200": response_type, "201": response_type}).data
+
+
+def list_service_accounts(api: Any, name: str, page_size: int = PAGE_SIZE) -> list[ServiceAccountInfo]:
+    """Every ServiceAccount called `name`, in every namespace: one paged cluster-wide list."""
+
+    def fetch(**kwargs: Any) -> Any:
+        params = {
+            "limit": kwargs.get("limit"),
+            "continue": kwargs.get("_continue"),
+            "fieldSelector": f"metadata.name={name}",
+        }
+        query = [(key, value) for key, value in params.items() if value is not None]
+        return _call(api, "GET", "/api/v1/serviceaccounts", "V1ServiceAccountList", query, **kwargs)
+
+    def info(item: Any) -> ServiceAccountInfo:
+        meta = item.metadata
+        return ServiceAccountInfo(meta.namespace, meta.name, tuple(sorted((meta.annotations or {}).items())))
+
+    return _paged("service account list", fetch, info, page_size)
+
+
+def read_config_map(api: Any, namespace: str, name: str) -> ConfigMapData:
+    """The ConfigMap's data and resourceVersion; a missing ConfigMap reads as ConfigMapData((), None)."""
+    path = f"/api/v1/namespaces/{quote(namespace, safe='')}/configmaps/{quote(name, safe='')}"
+    try:
+        found = _retrying(lambda: _call(api, "GET", path, "V1ConfigMap", _request_timeout=_timeouts()))
+    except KubeError as exc:
+        if exc.status == 404:
+            return ConfigMapData((), None)
+        raise
+    return ConfigMapData(tuple(sorted((found.data or {}).items())), found.metadata.resource_version)
+
+
+def write_config_map(
+    api: Any,
+    namespace: str,
+    name: str,
+    data: Mapping[str, str],
+    resource_version: str | None,
+    labels: Mapping[str, str] | None = None,
+) -> str:
+    """Create the ConfigMap (resource_version None) or replace it only if it is still at resource_version; the new
+    resourceVersion. KubeConflict when another writer got there first (409: exists already, or changed since).
+    Both writes are guarded by the API server's concurrency control, so a 429/5xx is safe to try again."""
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if labels:
+        metadata["labels"] = dict(labels)
+    if resource_version is not None:
+        metadata["resourceVersion"] = resource_version
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": dict(data)}
+    collection = f"/api/v1/namespaces/{quote(namespace, safe='')}/configmaps"
+    method, path = ("POST", collection) if resource_version is None else ("PUT", f"{collection}/{quote(name, safe='')}")
+    written = _retrying(lambda: _call(api, method, path, "V1ConfigMap", body=body, _request_timeout=_timeouts()))
+    return str(written.metadata.resource_version)
+
+
+def _timeouts() -> tuple[float, float]:
+    return (limits.timeout(10), limits.timeout(30))
+
+
+def _retrying(fn: Callable[[], R]) -> R:
+    try:
+        return call_with_retry(
+            fn,
+            transient=_is_transient,
+            retry_after=lambda e: retry_after_seconds(getattr(e, "headers", None)),
+            backoff=LIST_BACKOFF,
+        )
+    except ApiException as exc:
+        error = KubeConflict if exc.status == 409 else KubeError
+        raise error(describe(exc), status=exc.status) from None
+    except (urllib3.exceptions.HTTPError, ValueError) as exc:
+        raise _transport_error(exc) from None

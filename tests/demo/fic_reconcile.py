@@ -48,6 +48,8 @@ def run(demo: Demo) -> None:
 
     for name in names[:3]:
         kube.delete_namespace(name)
+    # Namespaces stay Terminating until the namespace controller has removed their content (5 s by default).
+    demo.platform.clock.advance(demo.platform.kube.settings["namespace_cleanup_seconds"])
     demo.say("three workspaces were deleted")
     demo.job("fic-reconcile", title="their three FICs go; github-infra-prod stays")
 

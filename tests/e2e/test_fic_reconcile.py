@@ -42,10 +42,13 @@ def create_namespaces(names: list[str]) -> None:
         api.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
 
 
-def delete_namespaces(names: list[str]) -> None:
+def delete_namespaces(platform: Platform, names: list[str]) -> None:
+    """Delete, then let the emulated namespace controller finish: a deleted namespace stays Terminating (and
+    listed) until its content is gone, `namespace_cleanup_seconds` of emulated time later."""
     api = core_api(os.environ)
     for name in names:
         api.delete_namespace(name)
+    platform.clock.advance(platform.kube.settings["namespace_cleanup_seconds"])
 
 
 def msi(platform: Platform) -> ManagedServiceIdentityClient:
@@ -154,7 +157,7 @@ def test_3_deleting_5_namespaces_deletes_exactly_their_fics_and_keeps_unmanaged(
     msi(platform).federated_identity_credentials.create_or_update(rg, first, "github-infra-deploy", unmanaged)
     assert run(env)[0] == 0
     gone = names[3:8]
-    delete_namespaces(gone)
+    delete_namespaces(platform, gone)
     control.clear_requests()
     code, _report, stderr = run(env)
     assert code == 0, stderr
@@ -266,7 +269,7 @@ def test_6_a_failing_namespace_list_deletes_nothing(platform: Platform, env: dic
     names = namespaces(10)
     create_namespaces(names)
     assert run(env)[0] == 0
-    delete_namespaces(names[:2])
+    delete_namespaces(platform, names[:2])
     control.fault("kube", "namespaces.list", status=500, count=None)
     control.clear_requests()
     code, report, _ = run(env)
@@ -294,7 +297,7 @@ def test_7_over_the_delete_threshold_refuses_with_zero_writes_unless_allowed(
     names = namespaces(25)
     create_namespaces(names)
     assert run(env)[0] == 0
-    delete_namespaces(names[:11])  # 11 > max(10, 25 // 4)
+    delete_namespaces(platform, names[:11])  # 11 > max(10, 25 // 4)
     control.clear_requests()
     code, plan, _ = run(env)
     assert code == 3 and writes(control) == 0
@@ -309,7 +312,7 @@ def test_7_zero_namespaces_while_ours_exist_is_refused(
     names = namespaces(3)
     create_namespaces(names)
     assert run(env)[0] == 0
-    delete_namespaces(names)
+    delete_namespaces(platform, names)
     control.clear_requests()
     code, plan, _ = run(env)
     assert code == 3 and writes(control) == 0 and "zero" in plan["refusal"]

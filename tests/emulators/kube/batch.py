@@ -28,7 +28,8 @@ _CRONJOBS = r"/apis/batch/v1/namespaces/(?P<ns>[^/]+)/cronjobs"
 
 
 class BatchApi:
-    """Mixed into KubeEmulator, which supplies lock, platform, error(), namespaces and resource_version."""
+    """Mixed into KubeEmulator, which supplies lock, platform, error(), namespaces, resource_version and
+    admit_create()."""
 
     cronjobs: dict[tuple[str, str], dict[str, Any]]
 
@@ -124,6 +125,7 @@ class BatchApi:
             )
             raise HttpError(422, self.error(422, "Invalid", message, {"name": name, "kind": "CronJob"}).body)
         self._require_namespace(ns)
+        self.admit_create("cronjobs.batch", str(ns), name)  # NamespaceLifecycle: 403 while Terminating
         if (ns, name) in self.cronjobs:
             details = {"name": name, "group": "batch", "kind": "cronjobs"}
             raise HttpError(

@@ -1,25 +1,32 @@
-"""Kubernetes API: namespaces (list with label selectors and limit/continue paging, get, create, delete)
-and TokenRequest, with bearer auth over TLS; enough for the official Python client via KUBECONFIG.
-batch/v1 CronJobs and their discovery (for `kubectl create job --from=cronjob/...`) are in batch.py.
+"""Kubernetes API: namespaces (list with label and field selectors and limit/continue paging, get, create,
+delete with finalizers and the Terminating phase, merge/strategic-merge PATCH, the finalize subresource) and
+TokenRequest, with bearer auth over TLS; enough for the official Python client via KUBECONFIG.
+ServiceAccounts and ConfigMaps are in objects.py, what every object shares (errors, paging, patches) in
+meta.py, batch/v1 CronJobs and their discovery (for `kubectl create job --from=cronjob/...`) in batch.py.
 
 Sources: Kubernetes API conventions (Status objects, 404 NotFound / 409 AlreadyExists / 422 Invalid /
-410 Expired for a bad continue token), label selector syntax from the k8s.io "Labels and Selectors" page.
-Not modelled: service-account objects (TokenRequest only needs the namespace to exist), watch, patch.
+410 Expired for a bad continue token), label selector syntax from the k8s.io "Labels and Selectors" page;
+kubernetes/kubernetes pkg/registry/core/namespace/storage/storage.go (REST.Delete, ShouldDeleteNamespaceDuringUpdate),
+pkg/registry/core/namespace/strategy.go (PrepareForCreate adds the `kubernetes` finalizer; updates keep
+spec.finalizers and status), pkg/controller/namespace (content deleted, then the `kubernetes` finalizer removed),
+pkg/controller/serviceaccount/serviceaccounts_controller.go (a `default` ServiceAccount in every namespace),
+pkg/registry/core/serviceaccount/storage/token.go (TokenRequest needs the ServiceAccount: 404 otherwise).
+Not modelled: watch, namespace PUT (405), DeleteOptions preconditions and propagation policies, the
+namespace status conditions the controller writes while it deletes content.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 import secrets
-import uuid
+from copy import deepcopy
 from datetime import timedelta
 from typing import Any
 
 from tests.emulators.core import Emulator, HttpError, Request, Response, route
+from tests.emulators.kube import meta as m
 from tests.emulators.kube.batch import BatchApi
+from tests.emulators.kube.objects import CoreObjectsApi
 
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _SELECTOR_TERM = re.compile(
@@ -28,6 +35,8 @@ _SELECTOR_TERM = re.compile(
     r"|\s+(?P<setop>in|notin)\s*\((?P<values>[^)]*)\))?)\s*"
 )
 SYSTEM_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
+IMMORTAL_NAMESPACES = ("default", "kube-public", "kube-system")
+DEFAULTS: dict[str, float] = {"namespace_cleanup_seconds": 5.0}
 
 
 def parse_selector(text: str) -> list[tuple[str, str, frozenset[str]]]:
@@ -70,7 +79,7 @@ def selector_matches(terms: list[tuple[str, str, frozenset[str]]], labels: dict[
     return True
 
 
-class KubeEmulator(BatchApi, Emulator):
+class KubeEmulator(CoreObjectsApi, BatchApi, Emulator):
     service = "kube"
 
     def reset(self) -> None:
@@ -78,11 +87,37 @@ class KubeEmulator(BatchApi, Emulator):
             self.token = self.platform.remember_secret(
                 secrets.token_urlsafe(32)
             )  # stays valid across resets: the kubeconfig names it
+        self.settings = dict(DEFAULTS)
         self.namespaces: dict[str, dict[str, Any]] = {}
+        self.deleting: dict[str, float] = {}  # namespace -> emulated time its deletion began
         self.resource_version = 100
+        self.reset_objects()
+        self.reset_batch()
         for name in (*SYSTEM_NAMESPACES, self.platform.baseline.jobs_namespace):
             self._store(name, {})
-        self.reset_batch()
+
+    def configure(self, settings: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(settings) - set(DEFAULTS))
+        if unknown:
+            raise ValueError(f"kube settings are {sorted(DEFAULTS)}; got unknown {unknown}")
+        for key, value in settings.items():
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{key} must be a number of seconds >= 0")
+            self.settings[key] = float(value)
+        return dict(self.settings)
+
+    def timestamp(self) -> str:
+        return self.platform.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def label_terms(self, req: Request) -> list[tuple[str, str, frozenset[str]]]:
+        try:
+            return parse_selector(req.q("labelSelector") or "")
+        except ValueError as exc:
+            raise HttpError(400, self.error(400, "BadRequest", f"unable to parse requirement: {exc}").body) from None
+
+    @staticmethod
+    def labels_match(terms: list[tuple[str, str, frozenset[str]]], obj: dict[str, Any]) -> bool:
+        return selector_matches(terms, obj["metadata"].get("labels") or {})
 
     def kubeconfig(self, ca_path: str) -> dict[str, Any]:
         return {
@@ -127,21 +162,17 @@ class KubeEmulator(BatchApi, Emulator):
     # ---- state ----------------------------------------------------------------------------------------
 
     def _store(self, name: str, labels: dict[str, str]) -> dict[str, Any]:
-        self.resource_version += 1
-        obj = {
+        obj: dict[str, Any] = {
             "kind": "Namespace",
             "apiVersion": "v1",
-            "metadata": {
-                "name": name,
-                "uid": str(uuid.uuid4()),
-                "resourceVersion": str(self.resource_version),
-                "creationTimestamp": self.platform.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "labels": {**labels, "kubernetes.io/metadata.name": name},
-            },
+            "metadata": {"name": name, "labels": {**labels, "kubernetes.io/metadata.name": name}},
             "spec": {"finalizers": ["kubernetes"]},
             "status": {"phase": "Active"},
         }
+        m.stamp(self, obj["metadata"])
         self.namespaces[name] = obj
+        # The serviceaccounts controller creates "default" in every new namespace.
+        self.create_object("serviceaccounts", name, {"metadata": {"name": "default"}})
         return obj
 
     def seed_namespaces(self, names: list[str], labels: dict[str, str] | None = None) -> None:
@@ -164,7 +195,7 @@ class KubeEmulator(BatchApi, Emulator):
     def api(self, req: Request) -> Response:
         return Response(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})
 
-    @route("GET", r"/api/v1", "discovery.v1")
+    @route("GET", r"/api/v1/?", "discovery.v1")  # the Python client asks with a trailing slash
     def api_v1(self, req: Request) -> Response:
         return Response(
             200,
@@ -177,8 +208,31 @@ class KubeEmulator(BatchApi, Emulator):
                         "singularName": "namespace",
                         "namespaced": False,
                         "kind": "Namespace",
-                        "verbs": ["create", "delete", "get", "list"],
+                        "verbs": ["create", "delete", "get", "list", "patch"],
                         "shortNames": ["ns"],
+                    },
+                    {
+                        "name": "namespaces/finalize",
+                        "singularName": "",
+                        "namespaced": False,
+                        "kind": "Namespace",
+                        "verbs": ["update"],
+                    },
+                    {
+                        "name": "serviceaccounts",
+                        "singularName": "serviceaccount",
+                        "namespaced": True,
+                        "kind": "ServiceAccount",
+                        "verbs": ["create", "delete", "get", "list", "patch", "update"],
+                        "shortNames": ["sa"],
+                    },
+                    {
+                        "name": "configmaps",
+                        "singularName": "configmap",
+                        "namespaced": True,
+                        "kind": "ConfigMap",
+                        "verbs": ["create", "delete", "get", "list", "patch", "update"],
+                        "shortNames": ["cm"],
                     },
                     {
                         "name": "serviceaccounts/token",
@@ -195,46 +249,23 @@ class KubeEmulator(BatchApi, Emulator):
 
     @route("GET", r"/api/v1/namespaces", "namespaces.list")
     def list_namespaces(self, req: Request) -> Response:
-        try:
-            terms = parse_selector(req.q("labelSelector") or "")
-        except ValueError as exc:
-            raise HttpError(400, self.error(400, "BadRequest", f"unable to parse requirement: {exc}").body) from None
+        terms = self.label_terms(req)
+        fields = m.parse_field_selector(
+            self, req.q("fieldSelector"), ("metadata.name", "status.phase"), "field label not supported: {label}"
+        )
         with self.lock:
-            names = sorted(self.namespaces)
-            start = self._decode_continue(req.q("continue"))
-            matching = [
-                self.namespaces[n]
-                for n in names
-                if n > start and selector_matches(terms, self.namespaces[n]["metadata"]["labels"])
+            keyed = [
+                (name, obj)
+                for name, obj in self.namespaces.items()
+                if self.labels_match(terms, obj)
+                and m.field_matches(fields, {"metadata.name": name, "status.phase": obj["status"]["phase"]})
             ]
-            limit = int(req.q("limit") or 0)
-            page = matching[:limit] if limit > 0 else matching
-            meta: dict[str, Any] = {"resourceVersion": str(self.resource_version)}
-            if limit > 0 and len(matching) > limit:
-                meta["continue"] = self._encode_continue(page[-1]["metadata"]["name"])
-                meta["remainingItemCount"] = len(matching) - limit
-            return Response(200, {"kind": "NamespaceList", "apiVersion": "v1", "metadata": meta, "items": page})
-
-    def _encode_continue(self, last: str) -> str:
-        return base64.urlsafe_b64encode(json.dumps({"v": "meta.k8s.io/v1", "start": last}).encode()).decode()
-
-    def _decode_continue(self, token: str | None) -> str:
-        if not token:
-            return ""
-        try:
-            return str(json.loads(base64.urlsafe_b64decode(token.encode()))["start"])
-        except (binascii.Error, ValueError, KeyError, TypeError):
-            body = self.error(
-                410,
-                "Expired",
-                "The provided continue parameter is too old to display a consistent "
-                "list result. You can start a new list without the continue parameter.",
-            ).body
-            raise HttpError(410, body) from None
+            return Response(200, m.page(self, req, keyed, "NamespaceList"))
 
     @route("POST", r"/api/v1/namespaces", "namespaces.create")
     def create_namespace(self, req: Request) -> Response:
-        body = req.json() or {}
+        body = m.json_body(self, req)
+        m.check_identity(self, body, "Namespace", None, None)
         meta = body.get("metadata") or {}
         name = meta.get("name", "")
         if not name or len(name) > 63 or not DNS1123_LABEL.fullmatch(name):
@@ -250,26 +281,119 @@ class KubeEmulator(BatchApi, Emulator):
                 raise HttpError(
                     409, self.error(409, "AlreadyExists", message, {"name": name, "kind": "namespaces"}).body
                 )
-            return Response(201, self._store(name, dict(meta.get("labels") or {})))
+            labels = m.string_map(self, meta.get("labels"), "metadata.labels")
+            obj = self._store(name, labels)
+            extra = {k: meta[k] for k in ("annotations", "finalizers") if meta.get(k)}
+            obj["metadata"].update(deepcopy(extra))
+            # namespaceStrategy.PrepareForCreate: spec.finalizers as sent, plus "kubernetes" when missing.
+            sent = list((body.get("spec") or {}).get("finalizers") or [])
+            obj["spec"]["finalizers"] = sent + [f for f in ["kubernetes"] if f not in sent]
+            return Response(201, deepcopy(obj))
 
     @route("GET", r"/api/v1/namespaces/(?P<name>[^/]+)", "namespaces.get")
     def get_namespace(self, req: Request) -> Response:
         with self.lock:
-            if req.params["name"] not in self.namespaces:
-                raise self._missing(req.params["name"])
-            return Response(200, self.namespaces[req.params["name"]])
+            return Response(200, deepcopy(self._namespace(req.params["name"])))
 
     @route("DELETE", r"/api/v1/namespaces/(?P<name>[^/]+)", "namespaces.delete")
     def delete_namespace(self, req: Request) -> Response:
-        # The real API answers with the object in phase Terminating; finalizers here complete at once.
+        # pkg/registry/core/namespace/storage/storage.go REST.Delete: the first DELETE sets deletionTimestamp and
+        # phase Terminating and answers 200 with the object; a later DELETE while spec.finalizers is not empty
+        # answers the object again (200). The namespace controller (namespace_controller below) does the rest.
+        name = req.params["name"]
+        if name in IMMORTAL_NAMESPACES:  # the NamespaceLifecycle admission plugin
+            details = {"name": name, "kind": "namespaces"}
+            message = f'namespaces "{name}" is forbidden: this namespace may not be deleted'
+            raise m.status_error(self, 403, "Forbidden", message, details)
         with self.lock:
-            obj = self.namespaces.pop(req.params["name"], None)
+            obj = self._namespace(name)
+            if not obj["metadata"].get("deletionTimestamp"):
+                obj["metadata"]["deletionTimestamp"] = self.timestamp()
+                obj["status"]["phase"] = "Terminating"
+                self.deleting[obj["metadata"]["name"]] = self.platform.clock.timestamp()
+                m.bump(self, obj)
+            answer = deepcopy(obj)
+            self._purge_if_finalized(obj["metadata"]["name"])
+            return Response(200, answer)
+
+    @route("PATCH", r"/api/v1/namespaces/(?P<name>[^/]+)", "namespaces.patch")
+    def patch_namespace(self, req: Request) -> Response:
+        # namespaceStrategy.PrepareForUpdate keeps spec.finalizers and status: only /finalize changes the former.
+        with self.lock:
+            old = self._namespace(req.params["name"])
+            new = m.apply_patch(self, req, old)
+            m.check_identity(self, new, "Namespace", req.params["name"], None)
+            new["spec"], new["status"] = deepcopy(old["spec"]), deepcopy(old["status"])
+            return Response(200, self._update_namespace(old, new))
+
+    @route("PUT", r"/api/v1/namespaces/(?P<name>[^/]+)/finalize", "namespaces.finalize")
+    def finalize_namespace(self, req: Request) -> Response:
+        # The finalize subresource (FinalizeREST, namespaceFinalizeStrategy): spec.finalizers from the body, status
+        # kept; with no finalizer left on a namespace being deleted, the object is gone
+        # (ShouldDeleteNamespaceDuringUpdate). It answers 200 with the object as written.
+        body = m.json_body(self, req)
+        m.check_identity(self, body, "Namespace", req.params["name"], None)
+        finalizers = (body.get("spec") or {}).get("finalizers") or []
+        if not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers):
+            raise m.bad_request(self, "spec.finalizers: expected a list of strings")
+        with self.lock:
+            old = self._namespace(req.params["name"])
+            new = deepcopy(body)
+            new["spec"], new["status"] = {**(body.get("spec") or {}), "finalizers": finalizers}, deepcopy(old["status"])
+            return Response(200, self._update_namespace(old, new))
+
+    def _update_namespace(self, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+        name = old["metadata"]["name"]
+        m.require_version(self, "namespaces", old, new)
+        new["metadata"]["labels"] = m.string_map(self, new["metadata"].get("labels"), "metadata.labels")
+        m.finalizer_growth(self, "Namespace", old, new)
+        m.carry_server_metadata(old, new)
+        new["metadata"]["labels"]["kubernetes.io/metadata.name"] = name  # namespaceStrategy.Canonicalize
+        m.bump(self, new)
+        self.namespaces[name] = new
+        answer = deepcopy(new)
+        self._purge_if_finalized(name)
+        return answer
+
+    def _namespace(self, name: str) -> dict[str, Any]:
+        if name not in self.namespaces:
+            raise self._missing(name)
+        return self.namespaces[name]
+
+    # ---- the namespace controller, evaluated lazily on every request -------------------------------------------
+
+    def dispatch(self, req: Request) -> Response:
+        with self.lock:
+            self.namespace_controller()
+        return super().dispatch(req)
+
+    def namespace_controller(self) -> None:
+        """pkg/controller/namespace/deletion/namespaced_resources_deleter.go: once a namespace is being deleted,
+        delete its content, then remove the `kubernetes` spec finalizer (PUT .../finalize), then delete the
+        namespace when no finalizer is left. Here the content goes `namespace_cleanup_seconds` of emulated time
+        after deletionTimestamp; other finalizers (spec or metadata) keep the namespace Terminating."""
+        now = self.platform.clock.timestamp()
+        for name, since in list(self.deleting.items()):
+            obj = self.namespaces.get(name)
             if obj is None:
-                raise self._missing(req.params["name"])
+                self.deleting.pop(name, None)
+                continue
+            finalizers = obj["spec"].get("finalizers") or []
+            if "kubernetes" in finalizers and now - since >= self.settings["namespace_cleanup_seconds"]:
+                self.drop_namespace_content(name)
+                obj["spec"]["finalizers"] = [f for f in finalizers if f != "kubernetes"]
+                m.bump(self, obj)
+            self._purge_if_finalized(name)
+
+    def _purge_if_finalized(self, name: str) -> None:
+        obj = self.namespaces.get(name)
+        if obj is None or not obj["metadata"].get("deletionTimestamp"):
+            return
+        if not obj["spec"].get("finalizers") and not obj["metadata"].get("finalizers"):
+            self.drop_namespace_content(name)
+            del self.namespaces[name]
+            self.deleting.pop(name, None)
             self.resource_version += 1
-            obj["metadata"]["deletionTimestamp"] = self.platform.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
-            obj["status"]["phase"] = "Terminating"
-            return Response(200, obj)
 
     @route(
         "POST",
@@ -280,8 +404,9 @@ class KubeEmulator(BatchApi, Emulator):
         body = req.json() or {}
         spec = body.get("spec") or {}
         with self.lock:
-            if req.params["ns"] not in self.namespaces:
-                raise self._missing(req.params["ns"])
+            self.admit_create("serviceaccounts", req.params["ns"], req.params["name"])
+            if (req.params["ns"], req.params["name"]) not in self.objects["serviceaccounts"]:
+                raise m.not_found(self, "serviceaccounts", req.params["name"])
         seconds = int(spec.get("expirationSeconds") or 3600)
         if seconds < 600:
             raise HttpError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import re
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,17 @@ def _default(value: Any) -> str:
         return "—"
     if isinstance(value, bool):
         return "off" if value is False else "on"
+    if isinstance(value, timedelta):  # as the flag takes it: 1h, 30m, 1d
+        return f"`{_duration(value)}`"
     return f"`{value}`"
+
+
+def _duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def table(cls: type[Any]) -> str:

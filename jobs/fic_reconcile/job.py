@@ -125,21 +125,28 @@ def apply(p: Plan, c: Clients, s: FicSettings) -> Report:
     with ThreadPoolExecutor(max_workers=s.concurrency) as workers:
         for lane in workers.map(lambda lane: _run_lane(c.arm, lane), lanes.values()):
             outcomes.update(lane)
-    unwritten = {o.action.namespace for o in outcomes.values() if o.result == "failed" and isinstance(o.action, PutFic)}
+    failed = [o.action for o in outcomes.values() if o.result == "failed"]
+    unwritten = {a.namespace for a in failed if isinstance(a, PutFic)}
+    undeleted = {a.namespace for a in failed if isinstance(a, DeleteFic)}
     for index, record in records:
-        outcomes[index] = _write_record(record, unwritten, c, s)
+        outcomes[index] = _write_record(record, unwritten, undeleted, c, s)
     done = tuple(outcomes[i] for i in sorted(outcomes))
     findings, occupancy = verify(c, s, p, done)
     return Report(p, done, tuple(findings), {"occupancy_after": occupancy})
 
 
-def _write_record(record: RecordRelocations, unwritten: set[str], c: Clients, s: FicSettings) -> Outcome:
+def _write_record(
+    record: RecordRelocations, unwritten: set[str], undeleted: set[str], c: Clients, s: FicSettings
+) -> Outcome:
+    """The planned record, less namespaces whose new FIC failed, plus those whose old FIC is still there."""
     entries = [r for r in record.relocations if r.namespace not in unwritten]
+    entries += [r for r in record.finishing if r.namespace in undeleted]
     try:
         cluster.write_record(cluster.kube_api(), c.state_namespace, s.state_configmap, entries, record.version)
     except Exception as exc:  # a conflict (another run wrote first) or an outage: the next run starts over
         return Outcome(record, "failed", f"{type(exc).__name__}: {exc}".splitlines()[0])
-    return Outcome(record, "ok", f"{len(entries)} entries" if len(entries) != len(record.relocations) else "")
+    differs = len(entries) != len(record.relocations)
+    return Outcome(record, "ok", f"{len(entries)} entries written" if differs else "")
 
 
 def _run_lane(arm: ArmMsi, lane: Sequence[tuple[int, FicAction]]) -> list[tuple[int, Outcome]]:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from lib.clients.arm_types import FicSpec, ObservedFic
-from lib.render import rfc3339
 
 
 @dataclass(frozen=True)
@@ -88,12 +87,14 @@ class DeleteFic:
 
 @dataclass(frozen=True)
 class RecordRelocations:
-    """Replace the relocation record with `relocations` (written last, after the FIC writes)."""
+    """Replace the relocation record with `relocations` (written last, after the FIC writes). `finishing` are
+    the entries whose old FIC this plan deletes: they leave the record, unless that delete fails."""
 
     relocations: tuple[Relocation, ...]
     reason: str
     phase: int = 0
     version: str | None = None  # the resourceVersion read: a concurrent writer makes this write fail (409)
+    finishing: tuple[Relocation, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -104,8 +105,7 @@ class RecordRelocations:
         return "-"
 
     def describe(self) -> dict[str, str]:
-        moving = ", ".join(f"{r.namespace}->{r.identity}@{rfc3339(r.since)}" for r in self.relocations) or "none"
-        return _columns(self.phase, "-", "record", "relocations", moving, self.reason)
+        return _columns(self.phase, "-", "record", "relocations", f"{len(self.relocations)} namespace(s)", self.reason)
 
 
 FicAction = PutFic | DeleteFic

@@ -95,7 +95,10 @@ def plan(observed: Observed, policy: Policy, now: datetime) -> Plan:
     counts = {i.name: len(i.fics) for i in observed.identities}
     fic_actions, stuck, after = schedule(puts, deletes, counts, policy.limit, pool)
     findings += [stuck_finding(p, policy.limit) for p in stuck]
-    actions: list[Action] = [*fic_actions, *record_action(observed, moves.record, fic_actions, stuck)]
+    # withheld deletes leave their entries in the record, so their clocks keep running
+    finishing = moves.finishing if deletes else ()
+    kept = moves.record if deletes else tuple(sorted({*moves.record, *moves.finishing}))
+    actions: list[Action] = [*fic_actions, *record_action(observed, kept, finishing, fic_actions, stuck)]
     n_ours = sum(len(v) for v in ours.values())
     sections = capacity_sections(observed, ours, unmanaged, after, len(live), policy.limit)
     return Plan(
@@ -107,7 +110,11 @@ def plan(observed: Observed, policy: Policy, now: datetime) -> Plan:
 
 
 def record_action(
-    observed: Observed, record: tuple[Relocation, ...], actions: Sequence[FicAction], stuck: Sequence[PutFic]
+    observed: Observed,
+    record: tuple[Relocation, ...],
+    finishing: tuple[Relocation, ...],
+    actions: Sequence[FicAction],
+    stuck: Sequence[PutFic],
 ) -> list[RecordRelocations]:
     """The new record, when it differs and the old one was read; a create that never fits is not moving."""
     unscheduled = {p.namespace for p in stuck}
@@ -117,7 +124,7 @@ def record_action(
     phase = 1 + max((a.phase for a in actions), default=-1)
     n_new = len({r.namespace for r in record} - {r.namespace for r in observed.relocations})
     reason = f"{len(record)} relocating, {n_new} new"
-    return [RecordRelocations(record, reason, phase, observed.state_version)]
+    return [RecordRelocations(record, reason, phase, observed.state_version, finishing)]
 
 
 def place(

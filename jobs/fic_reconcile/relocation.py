@@ -29,6 +29,7 @@ from lib.render import rfc3339
 class Relocations:
     deletes: list[DeleteFic] = field(default_factory=list)  # old FICs whose grace is over
     record: tuple[Relocation, ...] = ()  # the record after this run
+    finishing: tuple[Relocation, ...] = ()  # entries whose old FIC is deleted by this run
     waiting: list[dict[str, str]] = field(default_factory=list)  # old FICs kept for now, and until when
 
 
@@ -46,6 +47,7 @@ def plan_relocations(
     """`creating`: namespaces whose FIC on their target this plan creates; `wanted`: the spec per namespace."""
     previous = {r.namespace: r for r in recorded}
     record: dict[str, Relocation] = {}
+    finishing: dict[str, Relocation] = {}
     result = Relocations()
     for identity in identities:
         for ns, fic in sorted(ours[identity.name].items()):
@@ -57,14 +59,18 @@ def plan_relocations(
             if not ready and ns not in creating:
                 continue  # nothing to move to yet (its target could not be read): keep the old one
             since = _since(previous.get(ns), target, ready, now)
-            record[ns] = Relocation(ns, target, since)
             due = since + grace
             if ready and now >= due:
+                finishing[ns] = Relocation(ns, target, since)
                 reason = f"relocated: on {target} since {rfc3339(since)}"
                 result.deletes.append(DeleteFic(identity.name, identity.client_id, fic.name, ns, reason, replaced=True))
             else:
+                record[ns] = Relocation(ns, target, since)
                 result.waiting.append(_waiting(ns, identity.name, target, since, due, ready))
-    return Relocations(result.deletes, tuple(sorted(record.values())), result.waiting)
+    # every old copy of a namespace shares its target and clock, so a namespace is finishing or waiting, not both
+    return Relocations(
+        result.deletes, tuple(sorted(record.values())), tuple(sorted(finishing.values())), result.waiting
+    )
 
 
 def _since(previous: Relocation | None, target: str, ready: bool, now: datetime) -> datetime:

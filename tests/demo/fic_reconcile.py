@@ -1,10 +1,12 @@
-"""fic-reconcile in `make demo`: 12 workspace namespaces and a FIC someone else owns, then dry-run, apply,
-apply again (nothing to do), a few namespaces go away, the delete guard refuses a plan that would delete
-every FIC, and a pool that grows 3 -> 4 relocates credentials create-before-delete."""
+"""fic-reconcile in `make demo`: 12 workspace namespaces (one whose ServiceAccount names its identity) and a
+FIC someone else owns, then dry-run, apply, apply again (nothing to do), a few namespaces go away (one held
+Terminating by a finalizer), the delete guard refuses a plan that would delete every FIC, and a pool that
+grows 3 -> 4 relocates credentials: create at once, delete the old copies after the grace."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.msi.models import FederatedIdentityCredential, Identity
@@ -40,18 +42,26 @@ def run(demo: Demo) -> None:
     arm.federated_identity_credentials.create_or_update(
         b.pool_resource_group, b.pool_identity_name(0), "github-infra-prod", foreign
     )
-    demo.say("seeded 12 workspace namespaces and one FIC that belongs to someone else (github-infra-prod)")
+    named = b.pool_client_ids[2]
+    sa = k8s.V1ServiceAccount(
+        metadata=k8s.V1ObjectMeta(name="workspace", annotations={"azure.workload.identity/client-id": named})
+    )
+    kube.create_namespaced_service_account("ameide-ws-nia", sa)
+    demo.say("seeded 12 workspace namespaces and one FIC that belongs to someone else (github-infra-prod);")
+    demo.say("ameide-ws-nia's workspace ServiceAccount names pool identity 2: its FIC follows the annotation")
 
     demo.job("fic-reconcile", "--dry-run", title="what would change (nothing is written)")
     demo.job("fic-reconcile", title="apply: one FIC per namespace, on its CRC-32 shard")
     demo.job("fic-reconcile", title="again: converged, zero writes")
 
+    kube.patch_namespace(names[2], {"metadata": {"finalizers": ["example.com/backup"]}})
     for name in names[:3]:
         kube.delete_namespace(name)
-    # Namespaces stay Terminating until the namespace controller has removed their content (5 s by default).
+    # Namespaces stay Terminating until the namespace controller has removed their content (5 s by default);
+    # a finalizer of someone else's (a backup tool, say) keeps one listed as Terminating far longer.
     demo.platform.clock.advance(demo.platform.kube.settings["namespace_cleanup_seconds"])
-    demo.say("three workspaces were deleted")
-    demo.job("fic-reconcile", title="their three FICs go; github-infra-prod stays")
+    demo.say(f"three workspaces were deleted; {names[2]} stays Terminating, held by a finalizer")
+    demo.job("fic-reconcile", title="their three FICs go (gone or Terminating); github-infra-prod stays")
 
     demo.say("safety: a broken namespace selector makes every workspace look gone")
     demo.job("fic-reconcile", "--namespace-selector", "team=nobody", expect=3, title="refused, nothing written")
@@ -60,8 +70,11 @@ def run(demo: Demo) -> None:
         b.pool_resource_group, b.pool_identity_name(3), Identity(location=b.location)
     )
     grown = {"AZURE_CLIENT_IDS_JSON": json.dumps([*b.pool_client_ids, new.client_id])}
-    demo.say("the pool grows to 4 identities: most namespaces change shard")
-    demo.job("fic-reconcile", "--dry-run", env=grown, title="review: phase 0 creates on the new shard, phase 1 deletes")
-    demo.job("fic-reconcile", env=grown, title="relocate")
-    demo.job("fic-reconcile", env=grown, title="converged")
+    demo.say("the pool grows to 4 identities: most namespaces without an annotated ServiceAccount change shard")
+    now = datetime.now(UTC)
+    demo.job("fic-reconcile", "--dry-run", env=grown, title="review: creates on the new shards, deletes nothing yet")
+    demo.job("fic-reconcile", env=grown, title="relocate: new FICs now, old ones kept and recorded")
+    later = (now + timedelta(minutes=61)).isoformat()
+    demo.job("fic-reconcile", "--now", later, env=grown, title="61 minutes later: the grace is over, old FICs go")
+    demo.job("fic-reconcile", "--now", later, env=grown, title="converged")
     demo.job("fic-reconcile", env={"AZURE_CLIENT_IDS_JSON": "[]"}, expect=2, title="bad input: exit 2, one line")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -168,10 +169,10 @@ def test_3_deleting_5_namespaces_deletes_exactly_their_fics_and_keeps_unmanaged(
     converged(platform, [n for n in names if n not in gone])
 
 
-# ---- 4: grow the pool; create before delete in the request log ------------------------------------------------
+# ---- 4: grow the pool; create, wait out the grace, then delete, in the request log ---------------------------
 
 
-def test_4_growing_the_pool_converges_in_one_pass_creating_before_deleting(
+def test_4_growing_the_pool_creates_first_and_deletes_the_old_copies_after_the_grace(
     platform: Platform, env: dict[str, str], control: Control
 ) -> None:
     names = namespaces(25)
@@ -183,14 +184,18 @@ def test_4_growing_the_pool_converges_in_one_pass_creating_before_deleting(
     )
     grown = {**env, "AZURE_CLIENT_IDS_JSON": json.dumps([*platform.baseline.pool_client_ids, new.client_id])}
     moved = [ns for ns in names if shard(ns, 3) != shard(ns, 4)]
-    assert len(moved) > 10  # modulo sharding moves most namespaces: the delete guard must notice
+    assert len(moved) > 10  # modulo sharding moves most namespaces: more than the delete guard's 10
 
     control.clear_requests()
-    code, _, _ = run(grown)
-    assert code == 3 and writes(control) == 0  # refused, nothing written, until an SRE allows it
+    t0 = datetime.now(UTC)
+    code, _report, stderr = run(grown, "--now", t0.isoformat())
+    assert code == 0, stderr  # creates only: no delete, so no guard to trip
+    assert control.count("arm", "fic.put") == len(moved) and control.count("arm", "fic.delete") == 0
+    assert run(grown, "--now", (t0 + timedelta(minutes=59)).isoformat())[0] == 0
+    assert control.count("arm", "fic.delete") == 0  # within the grace: the old copies stay
 
-    code, _report, stderr = run(grown, "--allow-mass-delete")
-    assert code == 0, stderr
+    code, report, stderr = run(grown, "--now", (t0 + timedelta(minutes=61)).isoformat())
+    assert code == 0 and report.get("refusal") is None, stderr  # relocation deletes do not count toward the guard
     converged(platform, names, size=4)
     log = control.requests("arm")["log"]
     pool = pool_names(platform, 4)
@@ -210,7 +215,7 @@ def test_4_growing_the_pool_converges_in_one_pass_creating_before_deleting(
     assert control.count("arm", "fic.delete") == len(moved)
 
     control.clear_requests()
-    assert run(grown)[0] == 0 and writes(control) == 0  # converged in the one pass
+    assert run(grown, "--now", (t0 + timedelta(minutes=62)).isoformat())[0] == 0 and writes(control) == 0
 
 
 # ---- 5: overflow -----------------------------------------------------------------------------------------

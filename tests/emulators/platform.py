@@ -240,6 +240,7 @@ class Platform:
             "CWJ_IDENTITY_RESOURCE_GROUP": b.pool_resource_group,
             "AZURE_CLIENT_IDS_JSON": json.dumps(b.pool_client_ids, separators=(",", ":")),
             "CWJ_OIDC_ISSUER": b.oidc_issuer,
+            "CWJ_STATE_NAMESPACE": b.jobs_namespace,  # where fic-reconcile keeps its relocation record
             "CWJ_SOURCE_VAULT_URL": self.kv_source.url,
             "CWJ_TARGET_VAULT_URL": self.kv_target.url,
             "CWJ_KEYVAULT_VERIFY_CHALLENGE_RESOURCE": "false",

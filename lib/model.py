@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol
 
 Severity = Literal["info", "warning", "error", "critical"]
 SEVERITY_ORDER: dict[str, int] = {"info": 0, "warning": 1, "error": 2, "critical": 3}
-Result = Literal["ok", "failed", "skipped"]
+Result = Literal["ok", "failed", "skipped", "deferred"]  # deferred: not started (run budget); not a failure
 
 
 class Action(Protocol):

@@ -59,7 +59,7 @@ def read_cluster(api: Any, s: FicSettings, namespace: str) -> ClusterView:
     accounts, accounts_error = _client_ids(api, s.service_account)
     relocations, problems, version, state_error = _record(api, namespace, s.state_configmap)
     return ClusterView(
-        tuple(Namespace(n.name, n.terminating, accounts.get(n.name)) for n in spaces),
+        tuple(Namespace(n.name, n.terminating, accounts.get(n.name), n.created) for n in spaces),
         "",
         accounts_error,
         relocations,

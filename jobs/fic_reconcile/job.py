@@ -6,38 +6,28 @@ reads, writes and reports. Docs: docs/fic-reconcile.md."""
 from __future__ import annotations
 
 import os
-from collections import defaultdict
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from jobs.fic_reconcile import cluster
 from jobs.fic_reconcile import plan as fic_plan
-from jobs.fic_reconcile.model import DeleteFic, FicAction, IdentityState, Observed, PutFic, RecordRelocations
-from jobs.fic_reconcile.placement import is_ours
+from jobs.fic_reconcile.budget import RunBudget
+from jobs.fic_reconcile.model import Observed
 from jobs.fic_reconcile.settings import FicSettings
+from jobs.fic_reconcile.writes import Clients, apply, read_identity
 from lib import harness
-from lib.clients.arm_types import ObservedFic
 from lib.logs import get_logger
-from lib.model import Finding, Outcome, Plan, Report
+from lib.model import Plan, Report
 from lib.settings import ConfigError, label_of
 
 if TYPE_CHECKING:
-    from lib.clients.arm_msi import ArmMsi, PoolIdentity
+    pass
 
 # The Azure, Kubernetes and Prometheus clients are imported where they are used, not above: `--help` and a
 # configuration error (exit 2) then cost ~0.1 s instead of ~0.35 s of imports (BENCHMARKS.md, start-up).
 
 JOB = "fic-reconcile"
-
-
-@dataclass(frozen=True)
-class Clients:
-    arm: ArmMsi
-    pool: tuple[PoolIdentity, ...]
-    state_namespace: str  # where the relocation record lives
 
 
 def connect(s: FicSettings) -> Clients:
@@ -66,7 +56,8 @@ def connect(s: FicSettings) -> Clients:
         raise ConfigError(label_of(FicSettings, field), f"not found ({describe_error(exc)})") from None
     except AzureError as exc:  # connection refused, timeouts, an answer that is not JSON
         raise ArmError(f"ARM list identities in {s.resource_group}: {describe_error(exc)}") from None
-    return Clients(arm, tuple(pool), state_namespace)
+    budget = RunBudget(s.max_run_seconds, s.arm_writes_per_second)  # the clock starts before the first call
+    return Clients(arm, tuple(pool), state_namespace, budget)
 
 
 def _read_cluster(s: FicSettings, namespace: str) -> cluster.ClusterView:
@@ -82,7 +73,7 @@ def observe(c: Clients, s: FicSettings) -> Observed:
     while the ARM reads wait on the network)."""
     with ThreadPoolExecutor(max_workers=1) as kube, ThreadPoolExecutor(max_workers=s.concurrency) as workers:
         reading = kube.submit(_read_cluster, s, c.state_namespace)
-        identities = tuple(workers.map(lambda p: _read_identity(c.arm, p), c.pool))
+        identities = tuple(workers.map(lambda p: read_identity(c.arm, p), c.pool))
         view = reading.result()
     return Observed(
         namespaces=view.namespaces,
@@ -97,132 +88,18 @@ def observe(c: Clients, s: FicSettings) -> Observed:
     )
 
 
-def _read_identity(arm: ArmMsi, p: PoolIdentity) -> IdentityState:
-    from lib.clients.arm_msi import describe_error
-
-    try:
-        return IdentityState(p.name, p.client_id, tuple(arm.list_fics(p.name)))
-    except Exception as exc:
-        return IdentityState(p.name, p.client_id, (), complete=False, error=describe_error(exc))
-
-
 def plan(state: Observed, s: FicSettings, now: datetime) -> Plan:
     return fic_plan.plan(state, s.policy(), now)
-
-
-def apply(p: Plan, c: Clients, s: FicSettings) -> Report:
-    """The FIC writes: one lane per identity, lanes in parallel, each lane strictly sequential (deletes
-    first). Then the relocation record, less the namespaces whose new FIC could not be written."""
-    outcomes: dict[int, Outcome] = {}
-    lanes: dict[str, list[tuple[int, FicAction]]] = defaultdict(list)
-    records: list[tuple[int, RecordRelocations]] = []
-    for index, action in enumerate(p.actions):
-        if isinstance(action, RecordRelocations):
-            records.append((index, action))
-        else:
-            assert isinstance(action, PutFic | DeleteFic)
-            lanes[action.identity].append((index, action))
-    with ThreadPoolExecutor(max_workers=s.concurrency) as workers:
-        for lane in workers.map(lambda lane: _run_lane(c.arm, lane), lanes.values()):
-            outcomes.update(lane)
-    failed = [o.action for o in outcomes.values() if o.result == "failed"]
-    unwritten = {a.namespace for a in failed if isinstance(a, PutFic)}
-    undeleted = {a.namespace for a in failed if isinstance(a, DeleteFic)}
-    for index, record in records:
-        outcomes[index] = _write_record(record, unwritten, undeleted, c, s)
-    done = tuple(outcomes[i] for i in sorted(outcomes))
-    findings, occupancy = verify(c, s, p, done)
-    return Report(p, done, tuple(findings), {"occupancy_after": occupancy})
-
-
-def _write_record(
-    record: RecordRelocations, unwritten: set[str], undeleted: set[str], c: Clients, s: FicSettings
-) -> Outcome:
-    """The planned record, less namespaces whose new FIC failed, plus those whose old FIC is still there."""
-    entries = [r for r in record.relocations if r.namespace not in unwritten]
-    entries += [r for r in record.finishing if r.namespace in undeleted]
-    try:
-        cluster.write_record(cluster.kube_api(), c.state_namespace, s.state_configmap, entries, record.version)
-    except Exception as exc:  # a conflict (another run wrote first) or an outage: the next run starts over
-        return Outcome(record, "failed", f"{type(exc).__name__}: {exc}".splitlines()[0])
-    differs = len(entries) != len(record.relocations)
-    return Outcome(record, "ok", f"{len(entries)} entries written" if differs else "")
-
-
-def _run_lane(arm: ArmMsi, lane: Sequence[tuple[int, FicAction]]) -> list[tuple[int, Outcome]]:
-    from lib.clients.arm_msi import describe_error
-
-    results = []
-    for index, action in lane:
-        try:
-            if isinstance(action, PutFic):
-                arm.put_fic(action.identity, action.fic, action.spec)
-            else:
-                arm.delete_fic(action.identity, action.fic)
-            results.append((index, Outcome(action, "ok")))
-        except Exception as exc:  # recorded, and the rest continues
-            results.append((index, Outcome(action, "failed", describe_error(exc))))
-    return results
-
-
-def verify(c: Clients, s: FicSettings, p: Plan, done: Sequence[Outcome]) -> tuple[list[Finding], list[dict[str, str]]]:
-    """Re-read every identity written to (--concurrency at a time); what differs from what was just written
-    is drift."""
-    written = {o.action.identity for o in done if o.result != "skipped" and isinstance(o.action, PutFic | DeleteFic)}
-    reread = sorted((p for p in c.pool if p.name in written), key=lambda p: p.name)
-    now: dict[str, tuple[ObservedFic, ...]] = {}
-    findings = []
-    with ThreadPoolExecutor(max_workers=s.concurrency) as workers:
-        for state in workers.map(lambda p: _read_identity(c.arm, p), reread):
-            if state.complete:
-                now[state.name] = state.fics
-            else:
-                findings.append(Finding("error", "verify-failed", state.name, state.error))
-    for o in done:
-        a = o.action
-        if o.result != "ok" or not isinstance(a, PutFic | DeleteFic) or a.identity not in now:
-            continue
-        seen = {f.name.lower(): f for f in now[a.identity]}.get(a.fic.lower())
-        if isinstance(a, PutFic) and (seen is None or seen.spec != a.spec):
-            findings.append(Finding("error", "drift", f"{a.identity}/{a.fic}", "written, but reads back different"))
-        if isinstance(a, DeleteFic) and seen is not None:
-            findings.append(Finding("error", "drift", f"{a.identity}/{a.fic}", "deleted, but still present"))
-    rows = [dict(r) for r in p.sections.get("capacity", [])]
-    for row in rows:
-        if row["identity"] in now:
-            ours = sum(1 for f in now[row["identity"]] if is_ours(f, s.fic_prefix, s.issuer))
-            row.update(ours=str(ours), unmanaged=str(len(now[row["identity"]]) - ours))
-        row.pop("planned", None)
-    return findings, rows
 
 
 def publish(report: Report, s: FicSettings, code: int) -> None:
     if not s.pushgateway_url:
         return
-    from prometheus_client import CollectorRegistry, Gauge
-
+    from jobs.fic_reconcile.metrics import fic_gauges
     from lib.clients import pushgateway
 
-    def occupancy(registry: CollectorRegistry) -> None:
-        fics = Gauge("cwj_fic_identity_fics", "FICs per pool identity", ["identity", "owner"], registry=registry)
-        limit = Gauge("cwj_fic_identity_limit", "FIC limit per pool identity", ["identity"], registry=registry)
-        for row in report.sections.get("occupancy_after", []):
-            fics.labels(row["identity"], "ours").set(float(row["ours"]))
-            fics.labels(row["identity"], "unmanaged").set(float(row["unmanaged"]))
-            limit.labels(row["identity"]).set(float(row["limit"]))
-        pool = report.plan.sections.get("pool_capacity", {})
-        Gauge("cwj_fic_pool_namespaces", "Workspace namespaces", registry=registry).set(pool.get("namespaces", 0))
-        Gauge("cwj_fic_pool_safe_namespaces", "Namespaces the pool holds at <=1% overflow risk", registry=registry).set(
-            pool.get("safe_namespaces", 0)
-        )
-        disagreeing = report.plan.sections.get("placement", {}).get("disagreeing", 0)
-        Gauge(
-            "cwj_fic_shard_disagreements",
-            "Namespaces whose workspace ServiceAccount names another pool identity than --shard-hash predicts",
-            registry=registry,
-        ).set(disagreeing)
-
-    pushgateway.push(s.pushgateway_url, JOB, pushgateway.report_registry(JOB, report, code == 0, occupancy))
+    registry = pushgateway.report_registry(JOB, report, code == 0, lambda r: fic_gauges(report, r))
+    pushgateway.push(s.pushgateway_url, JOB, registry)
 
 
 SPEC = harness.JobSpec(

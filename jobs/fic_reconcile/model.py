@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from lib.clients.arm_types import FicSpec, ObservedFic
@@ -23,6 +23,7 @@ class Namespace:
     name: str
     terminating: bool = False  # deletionTimestamp set: gone for this job, though still listed
     client_id: str | None = None  # what its workspace ServiceAccount names; None: no such SA or annotation
+    created: datetime | None = field(default=None, compare=False)  # creationTimestamp: time to credential
 
 
 @dataclass(frozen=True, order=True)
@@ -56,8 +57,9 @@ class PutFic:
     namespace: str
     spec: FicSpec
     reason: str
-    phase: int = 0
+    phase: int = 0  # urgency tier: the apply starts lower tiers first (plan.py)
     update: bool = False
+    namespace_created: datetime | None = field(default=None, compare=False)  # for time to credential
 
     @property
     def kind(self) -> str:

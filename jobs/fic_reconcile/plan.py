@@ -17,8 +17,8 @@ sections are built in findings.py.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from jobs.fic_reconcile.findings import (
@@ -44,6 +44,10 @@ from lib.clients.arm_types import FicSpec, ObservedFic
 from lib.model import Finding, Plan
 
 AUDIENCE = "api://AzureADTokenExchange"
+# Urgency tiers (an action's `phase`): the apply starts every action of a tier before any of the next, so a run
+# cut short by its budget has done what matters most. A namespace without any credential cannot reach Azure at
+# all; a relocating one still can; a prune only frees a slot; the record comes last.
+TIER_MISSING, TIER_MOVING, TIER_PRUNE, TIER_RECORD = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,8 @@ def plan(observed: Observed, policy: Policy, now: datetime) -> Plan:
     unmanaged = {i.name: len(i.fics) - len(ours[i.name]) for i in observed.identities}
     placed, unplaceable = place(sorted(targets), targets, ours, unmanaged, policy.limit)
     findings += unplaceable_findings(unplaceable, targets, policy.limit)
-    puts = [p for p in wanted_puts(placed, targets, ours, observed, policy) if p.identity not in blind]
+    created = {name: ns.created for name, ns in spaces.items()}
+    puts = [p for p in wanted_puts(placed, targets, ours, observed, policy, created) if p.identity not in blind]
     if observed.accounts_error:  # placement is unknown: write nothing
         puts = []
     moves = plan_relocations(
@@ -94,6 +99,7 @@ def plan(observed: Observed, policy: Policy, now: datetime) -> Plan:
         deletes = []
     counts = {i.name: len(i.fics) for i in observed.identities}
     fic_actions, stuck, after = schedule(puts, deletes, counts, policy.limit, pool)
+    fic_actions = by_urgency(fic_actions, counts, policy.limit, pool)
     findings += [stuck_finding(p, policy.limit) for p in stuck]
     # withheld deletes leave their entries in the record, so their clocks keep running
     finishing = moves.finishing if deletes else ()
@@ -121,7 +127,7 @@ def record_action(
     record = tuple(r for r in record if r.namespace not in unscheduled)
     if observed.state_error or observed.accounts_error or record == tuple(sorted(observed.relocations)):
         return []
-    phase = 1 + max((a.phase for a in actions), default=-1)
+    phase = TIER_RECORD
     n_new = len({r.namespace for r in record} - {r.namespace for r in observed.relocations})
     reason = f"{len(record)} relocating, {n_new} new"
     return [RecordRelocations(record, reason, phase, observed.state_version, finishing)]
@@ -156,6 +162,7 @@ def wanted_puts(
     ours: dict[str, dict[str, ObservedFic]],
     observed: Observed,
     policy: Policy,
+    created: Mapping[str, datetime | None],
 ) -> list[PutFic]:
     client = {i.name: i.client_id for i in observed.identities}
     held = Counter(ns for fics in ours.values() for ns in fics)  # on how many identities each namespace is
@@ -165,7 +172,8 @@ def wanted_puts(
         have = ours[target].get(ns)
         if have is None:
             reason = "relocated: placement changed" if held[ns] else "missing"
-            puts.append(PutFic(target, client[target], policy.fic_prefix + ns, ns, want, reason))
+            name = policy.fic_prefix + ns
+            puts.append(PutFic(target, client[target], name, ns, want, reason, namespace_created=created.get(ns)))
         elif have.spec != want:
             puts.append(
                 PutFic(target, client[target], have.name, ns, want, "wrong " + _differs(have.spec, want), update=True)
@@ -217,6 +225,29 @@ def schedule(
         (ready if fits else stuck).append(p)
     actions: list[FicAction] = [*deletes, *ready]
     return sorted(actions, key=lambda a: (order[a.identity], a.kind != "delete", a.namespace)), stuck, counts
+
+
+def by_urgency(
+    actions: Sequence[FicAction], counts: dict[str, int], limit: int, pool: Sequence[str]
+) -> list[FicAction]:
+    """Tier each action (TIER_*). A delete that makes room for a create on the same identity moves up to that
+    create's tier, so no identity passes its limit whatever tier the run stops after; on each identity
+    deletes still come before creates within a tier."""
+    order = {name: i for i, name in enumerate(pool)}
+    tiered: list[FicAction] = []
+    for identity in pool:
+        puts = [a for a in actions if isinstance(a, PutFic) and a.identity == identity]
+        deletes = [a for a in actions if isinstance(a, DeleteFic) and a.identity == identity]
+        tier = {id(p): TIER_MISSING if p.reason == "missing" else TIER_MOVING for p in puts}
+        pulled = 0
+        for level in (TIER_MISSING, TIER_MOVING):
+            creates = sum(1 for p in puts if not p.update and tier[id(p)] <= level)
+            need = min(len(deletes), max(pulled, counts[identity] + creates - limit))
+            tiered += [replace(d, phase=level) for d in deletes[pulled:need]]
+            pulled = max(pulled, need)
+        tiered += [replace(d, phase=TIER_PRUNE) for d in deletes[pulled:]]
+        tiered += [replace(p, phase=tier[id(p)]) for p in puts]
+    return sorted(tiered, key=lambda a: (a.phase, order[a.identity], a.kind != "delete", a.namespace))
 
 
 def guard(

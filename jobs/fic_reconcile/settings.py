@@ -38,6 +38,23 @@ def _matching(what: str, pattern: str) -> Any:
     return parse
 
 
+def _positive_seconds(raw: str) -> float:
+    value = float(raw) if raw.strip().replace(".", "", 1).isdigit() else -1.0
+    if value <= 0:
+        raise ValueError(f"expected a number of seconds above zero, got {raw!r}")
+    return value
+
+
+def _positive_rate(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"expected a rate above zero (requests per second), got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class FicSettings:
     issuer: str = setting(
@@ -117,6 +134,19 @@ class FicSettings:
         default=DEFAULT_NAME,
     )
     concurrency: int = setting("--concurrency", "identities written in parallel", parse=int_at_least(1), default=4)
+    max_run_seconds: float = setting(
+        "--max-run-seconds",
+        "start no write after this many seconds (keep it under the Job's activeDeadlineSeconds); the rest is "
+        "deferred to the next run",
+        parse=_positive_seconds,
+        default=600.0,
+    )
+    arm_writes_per_second: float = setting(
+        "--arm-writes-per-second",
+        "pace FIC writes and deletes to this rate (bursts of 4 s worth), well under ARM's throttle",
+        parse=_positive_rate,
+        default=5.0,
+    )
     pushgateway_url: str | None = setting(
         "--pushgateway-url", "Prometheus Pushgateway", parse=parse_http_url, default=None
     )

@@ -9,7 +9,7 @@ only connection/read retries (`retry_status=0`, `retry_total=3`) and every statu
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from azure.core.credentials import TokenCredential
@@ -119,12 +119,17 @@ class ArmMsi:
             read_timeout=limits.timeout(60),
         )
 
-    def call(self, fn: Callable[[], R]) -> R:
+    def call(self, fn: Callable[[], R], within: float | None = None) -> R:
+        """Retry what ARM calls transient, for at most the backoff's deadline or `within` seconds if less (a
+        caller with a run budget: a Retry-After past it ends the call with that 429)."""
+        backoff = (
+            self._backoff if within is None else replace(self._backoff, deadline=min(self._backoff.deadline, within))
+        )
         return call_with_retry(
             fn,
             transient=_TransientBudget(),
             retry_after=retry_after_of,
-            backoff=self._backoff,
+            backoff=backoff,
             on_retry=self._on_retry,
         )
 
@@ -144,16 +149,18 @@ class ArmMsi:
         fics = self._client.federated_identity_credentials
         return self.call(lambda: [_observed(f) for f in fics.list(self.resource_group, identity)])
 
-    def put_fic(self, identity: str, name: str, spec: FicSpec) -> None:
+    def put_fic(self, identity: str, name: str, spec: FicSpec, within: float | None = None) -> None:
         body = FederatedIdentityCredential(issuer=spec.issuer, subject=spec.subject, audiences=list(spec.audiences))
         self.call(
             lambda: self._client.federated_identity_credentials.create_or_update(
                 self.resource_group, identity, name, body
-            )
+            ),
+            within,
         )
 
-    def delete_fic(self, identity: str, name: str) -> None:
-        self.call(lambda: self._client.federated_identity_credentials.delete(self.resource_group, identity, name))
+    def delete_fic(self, identity: str, name: str, within: float | None = None) -> None:
+        fics = self._client.federated_identity_credentials
+        self.call(lambda: fics.delete(self.resource_group, identity, name), within)
 
     def close(self) -> None:
         self._client.close()  # type: ignore[no-untyped-call]

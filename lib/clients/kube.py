@@ -14,6 +14,7 @@ import contextlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -99,6 +100,7 @@ def describe(exc: ApiException) -> str:
 class NamespaceInfo:
     name: str
     terminating: bool  # metadata.deletionTimestamp is set: the namespace is being deleted
+    created: datetime | None = None  # metadata.creationTimestamp
 
 
 def list_namespaces(api: Any, label_selector: str | None = None, page_size: int = PAGE_SIZE) -> list[NamespaceInfo]:
@@ -106,7 +108,8 @@ def list_namespaces(api: Any, label_selector: str | None = None, page_size: int 
     ns_api = api if hasattr(api, "list_namespace") else NamespaceApi(api)
 
     def info(item: Any) -> NamespaceInfo:
-        return NamespaceInfo(item.metadata.name, item.metadata.deletion_timestamp is not None)
+        meta = item.metadata
+        return NamespaceInfo(meta.name, meta.deletion_timestamp is not None, meta.creation_timestamp)
 
     return _paged("namespace list", ns_api.list_namespace, info, page_size, label_selector=label_selector)
 

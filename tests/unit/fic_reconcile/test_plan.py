@@ -331,3 +331,24 @@ def test_relocation_deletes_after_the_grace_do_not_count_toward_the_guard() -> N
     observed = Observed(spaces(*old), True, pool(by_shard[0], by_shard[1], by_shard[2], there), relocations=record)
     p = run(observed, replace(POLICY, limit=40))
     assert kinds(p)["delete"] == len(moved) > 10 and p.refusal is None
+
+
+# ---- urgency tiers ----------------------------------------------------------------------------------------
+
+
+def test_creates_for_namespaces_without_a_credential_come_before_relocations_and_prunes() -> None:
+    new = names_on(0, 2, 1)[0]
+    moving = next(n for n in names_on(1, 2, 50) if n != new)
+    p = run(Observed(spaces(new, moving), True, pool((ours(moving), ours("ws-gone")), ())))
+    tiers = {(a.kind, a.namespace): a.phase for a in p.actions if not isinstance(a, RecordRelocations)}
+    assert tiers == {("create", new): 0, ("create", moving): 1, ("delete", "ws-gone"): 2}
+    assert [a.kind for a in p.actions][-1] == "record"
+
+
+def test_a_delete_that_makes_room_for_an_urgent_create_moves_up_with_it() -> None:
+    live = names_on(0, 1, 2)
+    p = run(Observed(spaces(*live), True, pool((ours("ws-gone-1"), ours("ws-gone-2"), ours(live[0])))),
+            replace(POLICY, limit=3))  # fmt: skip
+    assert [(a.kind, a.namespace, a.phase) for a in p.actions] == [
+        ("delete", "ws-gone-1", 0), ("create", live[1], 0), ("delete", "ws-gone-2", 2)
+    ]  # fmt: skip

@@ -136,8 +136,8 @@ def test_placement_follows_the_annotation_whenever_it_names_a_pool_member(case: 
 @given(scenarios())
 def test_no_delete_of_a_fic_whose_service_account_still_names_its_identity(case: Case) -> None:
     observed, policy = case
-    live = {ns.name: ns for ns in observed.namespaces if not ns.terminating}
-    for a in plan(observed, policy, NOW).actions:
+    live = {ns.name: ns for ns in observed.namespaces if not ns.terminating and ns.name.startswith("ws-")}
+    for a in plan(observed, policy, NOW).actions:  # (a namespace outside the prefix is no workspace: pruned)
         if isinstance(a, DeleteFic) and a.namespace in live:
             assert live[a.namespace].client_id != a.client_id
 
@@ -175,10 +175,24 @@ def test_incomplete_observation_never_deletes(case: Case) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(scenarios())
-def test_on_each_identity_deletes_come_before_creates_and_the_record_comes_last(case: Case) -> None:
+def test_tiers_put_urgent_creates_first_deletes_before_creates_and_the_record_last(case: Case) -> None:
     observed, policy = case
     actions = plan(observed, policy, NOW).actions
+    assert [a.phase for a in actions] == sorted(a.phase for a in actions)
     assert "record" not in [a.kind for a in actions][:-1]
-    for identity in {a.identity for a in actions}:
-        lane = [a.kind for a in actions if a.identity == identity]
-        assert lane == sorted(lane, key=lambda k: k != "delete")
+    for tier in {a.phase for a in actions}:
+        for identity in {a.identity for a in actions}:
+            lane = [a.kind for a in actions if a.phase == tier and a.identity == identity]
+            assert lane == sorted(lane, key=lambda k: k != "delete")
+    missing = [a.phase for a in actions if isinstance(a, PutFic) and a.reason == "missing"]
+    prunes = [a.phase for a in actions if isinstance(a, DeleteFic)]
+    assert all(m == 0 for m in missing) and all(p >= 0 for p in prunes)
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios())
+def test_a_run_stopped_after_any_tier_keeps_every_identity_within_its_limit(case: Case) -> None:
+    observed, policy = case
+    actions = plan(observed, policy, NOW).actions
+    for tier in sorted({a.phase for a in actions}):
+        apply_to(observed, [a for a in actions if a.phase <= tier], policy.limit)  # asserts at every write

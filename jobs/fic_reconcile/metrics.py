@@ -1,0 +1,49 @@
+"""fic-reconcile's own gauges, pushed beside the common ones (lib/clients/pushgateway.py): FIC slots per
+identity, pool headroom, shard disagreements, deferred work and time to credential."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from lib.model import Report
+
+
+def fic_gauges(report: Report, registry: Any) -> None:
+    from prometheus_client import Gauge
+
+    fics = Gauge("cwj_fic_identity_fics", "FICs per pool identity", ["identity", "owner"], registry=registry)
+    limit = Gauge("cwj_fic_identity_limit", "FIC limit per pool identity", ["identity"], registry=registry)
+    for row in report.sections.get("occupancy_after", []):
+        fics.labels(row["identity"], "ours").set(float(row["ours"]))
+        fics.labels(row["identity"], "unmanaged").set(float(row["unmanaged"]))
+        limit.labels(row["identity"]).set(float(row["limit"]))
+    pool = report.plan.sections.get("pool_capacity", {})
+    Gauge("cwj_fic_pool_namespaces", "Workspace namespaces", registry=registry).set(pool.get("namespaces", 0))
+    Gauge("cwj_fic_pool_safe_namespaces", "Namespaces the pool holds at <=1% overflow risk", registry=registry).set(
+        pool.get("safe_namespaces", 0)
+    )
+    Gauge(
+        "cwj_fic_shard_disagreements",
+        "Namespaces whose workspace ServiceAccount names another pool identity than --shard-hash predicts",
+        registry=registry,
+    ).set(report.plan.sections.get("placement", {}).get("disagreeing", 0))
+    deferred = Gauge(
+        "cwj_fic_deferred_actions", "Writes left for the next run (run budget)", ["kind"], registry=registry
+    )
+    counts = Counter(o.action.kind for o in report.outcomes if o.result == "deferred")
+    for kind in ("create", "update", "delete"):
+        deferred.labels(kind).set(counts[kind])
+    waited = report.sections.get("time_to_credential", {})
+    if waited.get("created"):
+        ttc = Gauge(
+            "cwj_fic_time_to_credential_seconds",
+            "Seconds from a namespace's creation to its FIC, over this run's creates",
+            ["quantile"],
+            registry=registry,
+        )
+        ttc.labels("0.5").set(waited["p50_s"])
+        ttc.labels("0.99").set(waited["p99_s"])
+        Gauge(
+            "cwj_fic_time_to_credential_max_seconds", "The longest time to credential in this run", registry=registry
+        ).set(waited["max_s"])

@@ -80,6 +80,7 @@ def test_full_example_renders_every_object(full: list[dict[str, Any]]) -> None:
     expected += [("ClusterRole", "rel-fic-reconcile-jobs"), ("ClusterRoleBinding", "rel-fic-reconcile-jobs")]
     expected += [("Role", "rel-fic-reconcile-record"), ("RoleBinding", "rel-fic-reconcile-record")]
     expected += [("NetworkPolicy", f"rel-{j}") for j in VALUE_KEYS] + [("PrometheusRule", "rel-coder-wi-jobs")]
+    expected += [("ConfigMap", "rel-coder-wi-jobs-dashboard")]  # the Grafana dashboard (test_dashboard.py)
     assert names == sorted(expected)
 
 

@@ -34,16 +34,17 @@ def fic_gauges(report: Report, registry: Any) -> None:
     counts = Counter(o.action.kind for o in report.outcomes if o.result == "deferred")
     for kind in ("create", "update", "delete"):
         deferred.labels(kind).set(counts[kind])
+    ttc = Gauge(
+        "cwj_fic_time_to_credential_seconds",
+        "Seconds from a namespace's creation to its FIC, over this run's creates",
+        ["quantile"],
+        registry=registry,
+    )
+    longest = Gauge(
+        "cwj_fic_time_to_credential_max_seconds", "The longest time to credential in this run", registry=registry
+    )
     waited = report.sections.get("time_to_credential", {})
-    if waited.get("created"):
-        ttc = Gauge(
-            "cwj_fic_time_to_credential_seconds",
-            "Seconds from a namespace's creation to its FIC, over this run's creates",
-            ["quantile"],
-            registry=registry,
-        )
+    if waited.get("created"):  # a run that created nothing pushes no sample: no made-up zero
         ttc.labels("0.5").set(waited["p50_s"])
         ttc.labels("0.99").set(waited["p99_s"])
-        Gauge(
-            "cwj_fic_time_to_credential_max_seconds", "The longest time to credential in this run", registry=registry
-        ).set(waited["max_s"])
+        longest.set(waited["max_s"])

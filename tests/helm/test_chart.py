@@ -457,3 +457,17 @@ def test_pool_order_reaches_the_job_unchanged(home: Path) -> None:
     (spec,) = [s for _, s in specs(cls) if s.env == "AZURE_CLIENT_IDS_JSON"]
     assert spec.parse(env["AZURE_CLIENT_IDS_JSON"]["value"]) == tuple(POOL)
     assert "AZURE_TENANT_ID" not in env  # the Workload Identity webhook sets it
+
+
+def test_the_fic_run_budget_ends_before_the_jobs_deadline(home: Path) -> None:
+    """JSON schema cannot compare two values, so the template refuses a run budget at or past the deadline."""
+    docs = template(home, "-f", str(FULL))
+    env = env_of(cronjob(docs, "fic-reconcile"))
+    deadline = cronjob(docs, "fic-reconcile")["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]
+    assert int(env["CWJ_MAX_RUN_SECONDS"]["value"]) == deadline - 120
+    past = template_error(home, "-f", str(FULL), "--set", f"jobs.ficReconcile.settings.maxRunSeconds={deadline}")
+    assert "must be below jobs.ficReconcile.activeDeadlineSeconds" in past
+    for bad in ("0", "-5"):  # the schema: at least 1
+        assert "maxRunSeconds" in template_error(
+            home, "-f", str(FULL), "--set", f"jobs.ficReconcile.settings.maxRunSeconds={bad}"
+        )

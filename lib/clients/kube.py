@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -100,7 +100,7 @@ def describe(exc: ApiException) -> str:
 class NamespaceInfo:
     name: str
     terminating: bool  # metadata.deletionTimestamp is set: the namespace is being deleted
-    created: datetime | None = None  # metadata.creationTimestamp
+    created: datetime | None = field(default=None, compare=False)  # metadata.creationTimestamp
 
 
 def list_namespaces(api: Any, label_selector: str | None = None, page_size: int = PAGE_SIZE) -> list[NamespaceInfo]:

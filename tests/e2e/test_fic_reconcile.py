@@ -130,6 +130,16 @@ def test_2_entra_grants_a_token_only_to_the_namespace_shard(platform: Platform, 
     create_namespaces(names)
     assert run(env)[0] == 0
     pool = platform.baseline.pool_client_ids
+    # [doc] Entra needs time before a new FIC matches (AADSTS70021 meanwhile; tests/emulators/entra/emulator.py)
+    first = names[0]
+    fresh = ClientAssertionCredential(
+        platform.baseline.tenant_id,
+        pool[shard(first, len(pool))],
+        func=lambda: platform.service_account_jwt(first, "workspace"),
+    )
+    with pytest.raises(ClientAuthenticationError, match="AADSTS70021"):
+        fresh.get_token("https://management.azure.com/.default")
+    platform.clock.advance(platform.entra.settings["fic_propagation_seconds"])
     for ns in names:
         assertion = platform.service_account_jwt(ns, "workspace")
         for index, client_id in enumerate(pool):

@@ -65,6 +65,7 @@ class Request:
     params: dict[str, str] = field(default_factory=dict)  # route groups, percent-decoded
     op: str = ""
     base_url: str = ""
+    response_headers: dict[str, str] = field(default_factory=dict)  # added to whatever answers (ARM's rate limits)
 
     def q(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -237,6 +238,10 @@ class Emulator:
     def authenticate(self, req: Request) -> None:
         """Raise HttpError when the request is not authenticated. Runs before faults and handlers."""
 
+    def admit(self, req: Request) -> None:
+        """The service's own admission control after authentication and before faults and handlers (ARM's
+        throttling): raise HttpError to refuse; headers put in `req.response_headers` go on any answer."""
+
     def error(self, status: int, code: str, message: str) -> Response:
         return Response(status, {"error": {"code": code, "message": message}})
 
@@ -277,6 +282,12 @@ class Emulator:
     # ---- dispatch -------------------------------------------------------------------------------------
 
     def dispatch(self, req: Request) -> Response:
+        resp = self._dispatch(req)
+        for key, value in req.response_headers.items():
+            resp.headers.setdefault(key, value)
+        return resp
+
+    def _dispatch(self, req: Request) -> Response:
         matched = [(r, m) for r in self.routes if (m := r.pattern.fullmatch(req.path))]
         if not matched:
             return self.not_found(req)
@@ -289,6 +300,7 @@ class Emulator:
         req.params = {k: unquote(v) for k, v in m.groupdict().items() if v is not None}
         try:
             self.authenticate(req)
+            self.admit(req)
             fault = self.platform.faults.take(self.service, req.op, req.path)
             if fault is not None:
                 if fault.delay:

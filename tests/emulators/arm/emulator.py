@@ -4,8 +4,11 @@ identity credentials (FICs), the way azure-mgmt-msi 7.1.0 sees them.
 Sources: shared/api-specs/azure/msi/2024-11-30 (routes, shapes, examples) and NOTES.md §1 (status codes,
 error texts, the 20-FIC cap, issuer+subject uniqueness, the concurrent-write 409, paging), §4 (429).
 Operations (fault/request-log names): identity.list_by_subscription, identity.list, identity.get,
-identity.put, identity.delete, fic.list, fic.get, fic.put, fic.delete. Not modelled: PATCH, RBAC,
-system-assigned identities, the per-identity write token bucket (inject 429s with a Fault instead).
+identity.put, identity.delete, fic.list, fic.get, fic.put, fic.delete. ARM's throttling (token buckets per
+subscription, principal and operation type; 429 + Retry-After; the x-ms-ratelimit-remaining-* headers) and,
+off by default, Microsoft.ManagedIdentity's own per-subscription/per-resource limits: throttle.py, which cites
+its sources. Not modelled: PATCH, RBAC, system-assigned identities, tenant-level buckets (every route here
+names a subscription, and ARM counts such requests against the subscription).
 Layout: validation.py (api-version, 401s, names and bodies, ARM error bodies), resources.py (ids,
 JSON shapes, paging), store.py (the identity store, seeding, the contract entra/emulator.py calls, lookups); this
 module is the emulator: settings, authentication, the routes and the concurrent-FIC-write 409.
@@ -21,6 +24,7 @@ from typing import Any
 
 from tests.emulators.arm.resources import FIC_TYPE, IDENTITY_TYPE, page
 from tests.emulators.arm.store import IdentityStore
+from tests.emulators.arm.throttle import GLOBAL_FACTOR, MSI_LIMITS, Buckets, ScaledClock, kind_of
 from tests.emulators.arm.validation import (
     ALLOWED_AUDIENCES,
     API_VERSION,
@@ -69,7 +73,20 @@ DEFAULTS: dict[str, Any] = {
     "fic_limit": 20,  # [doc] "A maximum of 20 federated identity credentials"
     "duplicate_error_code": "BadRequest",  # [unconfirmed] NOTES §1.4: documented 400, one field log says Conflict
     "conflict_retry_after": None,  # NOTES §1.4: keep the 409 without Retry-After, else azure-core retries it
+    # ARM's token buckets (throttle.py cites request-limits-and-throttling): on, at the documented sizes and rates
+    "throttling": True,
+    "read_bucket": 250,
+    "read_refill_per_s": 25.0,
+    "write_bucket": 200,
+    "write_refill_per_s": 10.0,
+    "delete_bucket": 200,
+    "delete_refill_per_s": 10.0,
+    "time_scale": 1.0,  # emulated bucket seconds per real second (refill runs this many times faster)
+    # Microsoft.ManagedIdentity's own limits (throttle.MSI_LIMITS): burst and scope undocumented, so off by default
+    "msi_throttling": False,
+    "msi_resource": "identity",  # what "per resource" counts: the parent "identity" or each "fic"
 }
+_KIND_SETTINGS = {"reads": "read", "writes": "write", "deletes": "delete"}
 
 
 class ArmEmulator(IdentityStore):
@@ -81,6 +98,8 @@ class ArmEmulator(IdentityStore):
         self.resource_groups: dict[str, str] = {}
         self.identities: dict[tuple[str, str], dict[str, Any]] = {}
         self._writing: set[tuple[str, str]] = set()
+        self.bucket_clock = ScaledClock(1.0)
+        self.buckets = Buckets(self.bucket_clock)
         b = self.platform.baseline
         for i in range(b.pool_size):
             name = b.pool_identity_name(i)
@@ -103,6 +122,18 @@ class ArmEmulator(IdentityStore):
                 raise ValueError("duplicate_error_code: expected a non-empty string")
             if key == "conflict_retry_after" and value is not None and not isinstance(value, int | str):
                 raise ValueError("conflict_retry_after: expected null or seconds")
+            if key in ("throttling", "msi_throttling") and not isinstance(value, bool):
+                raise ValueError(f"{key}: expected true or false")
+            if key.endswith("_bucket") and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                raise ValueError(f"{key}: expected an integer >= 1")
+            if (key.endswith("_refill_per_s") or key == "time_scale") and not (
+                isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+            ):
+                raise ValueError(f"{key}: expected a number > 0")
+            if key == "msi_resource" and value not in ("identity", "fic"):
+                raise ValueError('msi_resource: expected "identity" or "fic"')
+            if key == "time_scale":
+                self.bucket_clock.set_scale(float(value))
             self.settings[key] = value
         return dict(self.settings)
 
@@ -123,6 +154,65 @@ class ArmEmulator(IdentityStore):
             if exc.reason != "audience" or claims_of(header).get("aud") not in ALLOWED_AUDIENCES:
                 raise self._unauthorized(exc.reason, header) from None
         check_api_version(req)
+
+    # ---- throttling (throttle.py: sources, the clock, Retry-After) ----------------------------------------
+
+    def admit(self, req: Request) -> None:
+        """ARM's subscription buckets first; a request they let through reaches the resource provider (and has
+        spent its token) even when Microsoft.ManagedIdentity's own limit then refuses it."""
+        if self.settings["throttling"]:
+            self._arm_buckets(req)
+        if self.settings["msi_throttling"]:
+            self._msi_buckets(req)
+
+    def _arm_buckets(self, req: Request) -> None:
+        kind, sub = kind_of(req.method), req.params["sub"].lower()
+        claims = claims_of(req.headers.get("Authorization"))
+        actor = str(claims.get("oid") or claims.get("appid") or "unknown")
+        prefix = _KIND_SETTINGS[kind]
+        size, rate = float(self.settings[f"{prefix}_bucket"]), float(self.settings[f"{prefix}_refill_per_s"])
+        admitted, left, wait = self.buckets.take(
+            [
+                (("arm", sub, actor, kind), size, rate),  # per subscription, principal and operation type
+                (("arm", sub, "*", kind), size * GLOBAL_FACTOR, rate * GLOBAL_FACTOR),  # all principals
+            ]
+        )
+        req.response_headers[f"x-ms-ratelimit-remaining-subscription-{kind}"] = str(left[0])
+        req.response_headers[f"x-ms-ratelimit-remaining-subscription-global-{kind}"] = str(left[1])
+        if not admitted:
+            after = self.bucket_clock.real_seconds(wait)
+            message = (
+                f"Number of '{kind[:-1]}' requests for subscription '{sub}' actor '{actor}' exceeded. Please try "
+                f"again after '{after}' seconds after additional tokens are available. Refer to "
+                "https://aka.ms/arm-throttling for additional information."
+            )  # [field] velero-io/velero#9171
+            body = {"error": {"code": "SubscriptionRequestsThrottled", "message": message}}
+            raise HttpError(429, body, {"Retry-After": str(after)})
+
+    def _msi_buckets(self, req: Request) -> None:
+        op = req.op.rsplit(".", 1)[-1]
+        op = "list" if op.startswith("list") else op
+        per_subscription, per_resource = MSI_LIMITS[op]
+        p = {k: v.lower() for k, v in req.params.items()}
+        resource = "/".join(p.get(k, "") for k in ("rg", "name"))
+        if self.settings["msi_resource"] == "fic" and "fic" in p:
+            resource += "/" + p["fic"]
+        sub = p["sub"]
+        admitted, _, wait = self.buckets.take(
+            [
+                (("msi", sub, op), max(1.0, per_subscription), per_subscription),  # burst: one second's worth
+                (("msi", sub, op, resource), max(1.0, per_resource), per_resource),
+            ]
+        )
+        if not admitted:
+            after = self.bucket_clock.real_seconds(wait)
+            # [doc] "If you exceed a throttling limit, you receive an HTTP 429 error"; the body is [unconfirmed]
+            message = (
+                f"Too many '{op}' requests for Microsoft.ManagedIdentity. Please try again after '{after}' seconds."
+            )
+            raise HttpError(
+                429, {"error": {"code": "TooManyRequests", "message": message}}, {"Retry-After": str(after)}
+            )
 
     def _unauthorized(self, reason: str, header: str | None) -> HttpError:
         # authorization_uri names this platform's Entra, not login.windows.net, so a client that follows it stays local
@@ -206,9 +296,8 @@ class ArmEmulator(IdentityStore):
             existing = ident["fics"].get(name.lower())
             self._check_room(ident, existing)
             self._check_unique(ident, name, props)
-            fic = {"name": existing["name"] if existing else name, **props}
-            ident["fics"][name.lower()] = fic
-            return Response(200 if existing else 201, self._fic_json(ident, fic))
+            fic, existed = self.write_fic(ident, name, props)
+            return Response(200 if existed else 201, self._fic_json(ident, fic))
 
     @route("DELETE", _FICS + r"/(?P<fic>[^/]+)", "fic.delete")
     def delete_fic(self, req: Request) -> Response:

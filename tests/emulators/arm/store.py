@@ -52,6 +52,7 @@ class IdentityStore(Emulator):
             return self.identities[key]
 
     def seed_fic(self, rg: str, identity: str, name: str, issuer: str, subject: str, audiences: Any = None) -> None:
+        """A FIC that exists since long before the test: already propagated to Entra (written_at 0)."""
         with self.lock:
             ident = self.identities[(rg.lower(), identity.lower())]
             ident["fics"][name.lower()] = {
@@ -59,7 +60,35 @@ class IdentityStore(Emulator):
                 "issuer": issuer,
                 "subject": subject,
                 "audiences": list(audiences or ["api://AzureADTokenExchange"]),
+                "written_at": 0.0,
+                "previous": None,
             }
+
+    def write_fic(self, ident: dict[str, Any], name: str, props: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """A FIC PUT through ARM: (the stored FIC, whether it existed). A create or a change of issuer, subject or
+        audiences stamps `written_at` on the emulated clock and keeps what Entra still has cached (`previous`,
+        None for a new FIC) until entra/emulator.py's fic_propagation_seconds have passed; a PUT that changes
+        nothing keeps both. Neither key reaches ARM's wire (resources.fic_json: real FIC bodies have no
+        systemData)."""
+        existing = ident["fics"].get(name.lower())
+        same = existing is not None and all(existing[k] == props[k] for k in ("issuer", "subject", "audiences"))
+        if same:
+            written_at, previous = existing["written_at"], existing["previous"]
+        else:
+            written_at = self.platform.clock.timestamp()
+            previous = None if existing is None else self._cached(existing, written_at)
+        fic = {"name": existing["name"] if existing else name, **props, "written_at": written_at, "previous": previous}
+        ident["fics"][name.lower()] = fic
+        return fic, existing is not None
+
+    def _cached(self, fic: dict[str, Any], now: float) -> dict[str, Any] | None:
+        """What Entra's cache holds for `fic` at `now`: the current properties once propagated, else what
+        it held before (None: nothing yet)."""
+        seconds = float(self.platform.entra.settings["fic_propagation_seconds"])
+        if now - float(fic["written_at"]) >= seconds:
+            return {k: fic[k] for k in ("issuer", "subject", "audiences")}
+        previous: dict[str, Any] | None = fic["previous"]
+        return previous
 
     def identity_by_client_id(self, client_id: str) -> dict[str, Any] | None:
         with self.lock:
@@ -69,10 +98,22 @@ class IdentityStore(Emulator):
         return None
 
     def federated_credentials_of(self, client_id: str) -> list[dict[str, Any]]:
+        """The identity's FICs as ARM stores them now (issuer, subject, audiences; written_at, previous)."""
         with self.lock:
             for ident in self.identities.values():
                 if ident["client_id"].lower() == client_id.lower():
                     return [{**f, "audiences": list(f["audiences"])} for f in ident["fics"].values()]
+        return []
+
+    def propagated_credentials_of(self, client_id: str) -> list[dict[str, Any]]:
+        """What Entra's token service sees of the identity's FICs now: each FIC as it was
+        fic_propagation_seconds ago (a newer create is not there yet, a newer update still shows the old one)."""
+        now = self.platform.clock.timestamp()
+        with self.lock:
+            for ident in self.identities.values():
+                if ident["client_id"].lower() == client_id.lower():
+                    seen = [self._cached(f, now) for f in ident["fics"].values()]
+                    return [{**c, "audiences": list(c["audiences"])} for c in seen if c is not None]
         return []
 
     # ---- lookups --------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import uuid
 from datetime import datetime
 from typing import Any
@@ -406,20 +407,140 @@ def test_injected_429_uses_the_arm_error_envelope_and_retry_after(raw, control, 
     assert r.json()["error"]["code"] == "SubscriptionRequestsThrottled" and "message" in r.json()["error"]
 
 
+# ---- throttling (tests/emulators/arm/throttle.py cites the documents) ------------------------------------
+# [doc] learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling: token buckets
+# per subscription, principal and operation type (reads 250 / 25 s-1, writes 200 / 10 s-1, deletes 200 / 10 s-1),
+# global limits 15x across principals, 429 + Retry-After, x-ms-ratelimit-remaining-subscription-* headers.
+
+
+def _remaining(r: requests.Response, kind: str) -> tuple[int, int]:
+    h = r.headers
+    return int(h[f"x-ms-ratelimit-remaining-subscription-{kind}"]), int(
+        h[f"x-ms-ratelimit-remaining-subscription-global-{kind}"]
+    )
+
+
+def test_doc_arm_throttling_defaults_are_the_documented_token_buckets(platform):
+    s = platform.arm.settings
+    assert s["throttling"] is True and s["time_scale"] == 1.0 and s["msi_throttling"] is False
+    assert (s["read_bucket"], s["read_refill_per_s"]) == (250, 25)
+    assert (s["write_bucket"], s["write_refill_per_s"]) == (200, 10)
+    assert (s["delete_bucket"], s["delete_refill_per_s"]) == (200, 10)
+
+
+def test_doc_arm_remaining_headers_on_every_response_count_down_per_operation_type(raw, control, platform, pool):
+    # documented bucket sizes; refill slowed so the count-down does not depend on how fast this test runs
+    control.configure("arm", read_refill_per_s=0.001, write_refill_per_s=0.001, delete_refill_per_s=0.001)
+    url = fic_url(platform, *pool)
+    first = raw.get(f"{url}?{API}")
+    assert _remaining(first, "reads") == (249, 3749)  # [field] 249 / 3749 on a first read: 250-1, 15*250-1
+    assert _remaining(raw.get(f"{url}/missing-fic?{API}"), "reads") == (248, 3748)  # a 404 is a request too
+    put = raw.put(f"{url}/coder-ws-a?{API}", json=fic(sa("a")))
+    assert put.status_code == 201 and _remaining(put, "writes") == (199, 2999)
+    assert "x-ms-ratelimit-remaining-subscription-reads" not in put.headers
+    gone = raw.delete(f"{url}/coder-ws-a?{API}")
+    assert gone.status_code == 200 and _remaining(gone, "deletes") == (199, 2999)
+    assert _remaining(raw.get(f"{url}?{API}"), "reads") == (247, 3747)  # reads untouched by the write and delete
+
+
+def test_doc_arm_burst_beyond_the_read_bucket_is_429_with_retry_after_and_the_throttled_body(
+    raw, control, platform, pool
+):
+    control.configure("arm", read_bucket=5, read_refill_per_s=0.5)
+    url = f"{fic_url(platform, *pool)}?{API}"
+    seen = [raw.get(url) for _ in range(6)]
+    assert [r.status_code for r in seen] == [200] * 5 + [429]
+    assert [_remaining(r, "reads")[0] for r in seen] == [4, 3, 2, 1, 0, 0]
+    assert _remaining(seen[-1], "reads")[1] == 75 - 5  # the refused request took no token, global ones neither
+    refused = seen[-1]
+    assert refused.headers["Retry-After"] == "2"  # 1 token at 0.5 per second, rounded up to whole seconds
+    error = refused.json()["error"]
+    assert error["code"] == "SubscriptionRequestsThrottled"  # [field] velero-io/velero#9171
+    assert error["message"].startswith(
+        f"Number of 'read' requests for subscription '{platform.baseline.subscription_id}'"
+    )
+    assert "Please try again after '2' seconds" in error["message"]
+    assert raw.put(f"{fic_url(platform, *pool, 'coder-ws-b')}?{API}", json=fic(sa("b"))).status_code == 201  # writes
+
+
+def test_doc_arm_waiting_retry_after_lets_the_next_request_through(raw, control, platform, pool):
+    control.configure("arm", write_bucket=1, write_refill_per_s=1)
+    url = f"{fic_url(platform, *pool, 'coder-ws-c')}?{API}"
+    assert raw.put(url, json=fic(sa("c"))).status_code == 201
+    refused = raw.put(url, json=fic(sa("c")))
+    assert (refused.status_code, refused.headers["Retry-After"]) == (429, "1")
+    time.sleep(float(refused.headers["Retry-After"]))
+    again = raw.put(url, json=fic(sa("c")))
+    assert again.status_code == 200 and _remaining(again, "writes")[0] == 0
+
+
+def test_arm_time_scale_makes_the_buckets_refill_that_many_times_faster(raw, control, platform, pool):
+    url = f"{fic_url(platform, *pool)}?{API}"
+    control.configure("arm", read_bucket=1, read_refill_per_s=1)
+    assert [raw.get(url).status_code for _ in range(2)] == [200, 429]
+    time.sleep(0.1)  # a tenth of the 1 s refill: still refused at time_scale 1
+    assert raw.get(url).status_code == 429
+    control.configure("arm", time_scale=50)  # 0.1 s real = 5 s of bucket time from here on
+    time.sleep(0.1)
+    assert raw.get(url).status_code == 200
+    assert raw.get(url).headers["Retry-After"] == "1"  # real seconds to wait, whole, at least 1 (ARM's format)
+
+
+def test_arm_throttle_429_reaches_the_job_style_sdk_client_and_the_default_sdk_retries_it(control, pool):
+    control.configure("arm", write_bucket=1, write_refill_per_s=1)
+    job_style = client(retry_status=0)  # lib/clients/arm_msi.py: every status retry is the job's own
+    job_style.federated_identity_credentials.create_or_update(*pool, "coder-ws-d", fic(sa("d")))
+    with pytest.raises(HttpResponseError) as err:
+        job_style.federated_identity_credentials.create_or_update(*pool, "coder-ws-d", fic(sa("d")))
+    assert err.value.status_code == 429 and err.value.error.code == "SubscriptionRequestsThrottled"
+    # azure-core's default RetryPolicy sleeps Retry-After (NOTES §4) and the call then goes through
+    status, _ = client().federated_identity_credentials.create_or_update(
+        *pool, "coder-ws-d", fic(sa("d")), cls=status_of
+    )
+    assert status == 200
+
+
+def test_arm_throttling_off_sends_no_headers_and_never_429s(raw, control, platform, pool):
+    control.configure("arm", throttling=False, read_bucket=1)
+    seen = [raw.get(f"{fic_url(platform, *pool)}?{API}") for _ in range(5)]
+    assert {r.status_code for r in seen} == {200}
+    assert not any(k.lower().startswith("x-ms-ratelimit") for r in seen for k in r.headers)
+
+
+def test_doc_msi_per_resource_write_limit_when_on_refuses_a_second_put_on_one_identity(raw, control, platform):
+    control.configure("arm", msi_throttling=True)  # create or update: 0.25 per second per resource
+    b = platform.baseline
+    first, second = (b.pool_resource_group, b.pool_identity_name(0)), (b.pool_resource_group, b.pool_identity_name(1))
+    assert raw.put(f"{fic_url(platform, *first, 'coder-ws-e')}?{API}", json=fic(sa("e"))).status_code == 201
+    refused = raw.put(f"{fic_url(platform, *first, 'coder-ws-f')}?{API}", json=fic(sa("f")))
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "4"
+    assert refused.json()["error"]["code"] == "TooManyRequests"
+    assert _remaining(refused, "writes")[0] == 198  # ARM let it through to the provider: its token is spent
+    assert raw.put(f"{fic_url(platform, *second, 'coder-ws-f')}?{API}", json=fic(sa("f"))).status_code == 201
+    assert raw.put(f"{fic_url(platform, *second, 'coder-ws-g')}?{API}", json=fic(sa("g"))).status_code == 429
+    time.sleep(0.5)  # that was the per-subscription limit (2 per second): half a second gives one token back
+    control.configure("arm", msi_resource="fic")  # "resource" read as each FIC: another name is another bucket
+    assert raw.put(f"{fic_url(platform, *first, 'coder-ws-g')}?{API}", json=fic(sa("g"))).status_code == 201
+
+
 def test_configure_rejects_unknown_and_bad_settings(control):
     with pytest.raises(requests.HTTPError):
         control.configure("arm", no_such_setting=1)
     with pytest.raises(requests.HTTPError):
         control.configure("arm", fic_page_size=0)
+    for bad in ({"time_scale": 0}, {"throttling": "yes"}, {"read_bucket": 0}, {"msi_resource": "tenant"}):
+        with pytest.raises(requests.HTTPError):
+            control.configure("arm", **bad)
     assert control.configure("arm", fic_limit=5)["fic_limit"] == 5
 
 
 def test_reset_restores_settings_and_the_seeded_jobs_fic(control, platform, msi):
-    control.configure("arm", fic_limit=1)
+    control.configure("arm", fic_limit=1, throttling=False, time_scale=10)
     b = platform.baseline
     msi.federated_identity_credentials.delete(b.jobs_resource_group, b.jobs_identity, b.jobs_service_account)
     platform.reset()
     assert platform.arm.settings["fic_limit"] == 20
+    assert platform.arm.settings["throttling"] is True and platform.arm.bucket_clock.scale == 1.0
     [seeded] = platform.arm.federated_credentials_of(b.jobs_client_id)
     assert seeded["issuer"] == b.oidc_issuer
     assert seeded["subject"] == f"system:serviceaccount:{b.jobs_namespace}:{b.jobs_service_account}"

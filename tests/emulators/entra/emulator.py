@@ -3,6 +3,19 @@ checks it for a managed identity, and the bearer tokens the ARM and Key Vault em
 
 Sources: shared/api-specs/azure/NOTES.md §3 (the only request azure-identity makes is the token POST;
 error bodies and AADSTS codes; case-sensitive FIC matching since Aug 2024, Azure/login#517).
+
+FIC propagation ([doc] "Important considerations and restrictions for federated identity credentials",
+learn.microsoft.com/entra/workload-id/workload-identity-federation-considerations, §"Time for federated credential
+changes to propagate"): "It takes time for the federated identity credential to be propagated throughout a region
+after being initially configured. A token request made several minutes after configuring the federated identity
+credential may fail ... During this time window, an authorization request might fail with error message:
+`AADSTS70021: No matching federated identity record found for presented assertion.`" So a FIC created or changed
+through the ARM emulator matches only `fic_propagation_seconds` (default 180: "several minutes") later on the
+platform's emulated clock; until then Entra matches what it had before (nothing for a new FIC, the old issuer/
+subject for an update) and refuses an assertion only the new FIC would match with AADSTS70021 -- as
+`invalid_request`, HTTP 400, with the assertion's issuer, subject and audience, the form quoted in
+Azure/azure-workload-identity docs/book/src/troubleshooting.md. Seeded FICs (the jobs' own) count as long
+propagated. Real propagation fades out (the doc: "the percentage of failures will drop"); here it is one step.
 """
 
 from __future__ import annotations
@@ -28,12 +41,25 @@ class TokenRejected(Exception):
         self.reason = reason
 
 
+DEFAULTS: dict[str, Any] = {"fic_propagation_seconds": 180.0}  # [doc] "several minutes" (module docstring)
+
+
 class EntraEmulator(Emulator):
     service = "entra"
 
     def reset(self) -> None:
+        self.settings = dict(DEFAULTS)
         if not hasattr(self, "signing_key"):
             self.signing_key = SigningKey("entra-emulator")  # kept across resets: issued tokens stay verifiable
+
+    def configure(self, settings: dict[str, Any]) -> dict[str, Any]:
+        for key, value in settings.items():
+            if key not in DEFAULTS:
+                raise ValueError(f"entra settings are {sorted(DEFAULTS)}; got {key!r}")
+            if not (isinstance(value, int | float) and not isinstance(value, bool) and value >= 0):
+                raise ValueError(f"{key}: expected a number of seconds >= 0")
+            self.settings[key] = float(value)
+        return dict(self.settings)
 
     # ---- what the other emulators call ----------------------------------------------------------------
 
@@ -168,8 +194,28 @@ class EntraEmulator(Emulator):
         iss, sub = claims.get("iss", ""), claims.get("sub", "")
         auds = claims.get("aud", [])
         auds = [auds] if isinstance(auds, str) else list(auds)
+        try:
+            self._match(self.platform.arm.propagated_credentials_of(client_id), iss, sub, auds)
+        except HttpError:
+            if not self._matches(self.platform.arm.federated_credentials_of(client_id), iss, sub, auds):
+                raise
+            raise self._refuse(  # only a FIC that has not propagated yet would match (module docstring)
+                70021,
+                "invalid_request",
+                "No matching federated identity record found for presented assertion. "
+                f"Assertion Issuer: '{iss}'. Assertion Subject: '{sub}'. Assertion Audience: '{','.join(auds)}'.",
+            ) from None
+        return claims
+
+    def _matches(self, fics: list[dict[str, Any]], iss: str, sub: str, auds: list[str]) -> bool:
+        try:
+            self._match(fics, iss, sub, auds)
+        except HttpError:
+            return False
+        return True
+
+    def _match(self, fics: list[dict[str, Any]], iss: str, sub: str, auds: list[str]) -> None:
         # Real Entra answers the FIC mismatches as invalid_client (HTTP 401); NOTES §3.2 quotes AADSTS700213 so.
-        fics = self.platform.arm.federated_credentials_of(client_id)
         by_issuer = [f for f in fics if f["issuer"] == iss]  # exact and case-sensitive, like Entra since 2024
         if not by_issuer:
             raise self._refuse(
@@ -195,7 +241,6 @@ class EntraEmulator(Emulator):
                 "invalid_client",
                 f"No matching federated identity record found for presented assertion audience '{','.join(auds)}'.",
             )
-        return claims
 
     def _issue(self, client_id: str, principal_id: str, resource: str, mirid: str) -> Response:
         now = int(self.platform.clock.timestamp())

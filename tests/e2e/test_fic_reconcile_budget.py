@@ -87,3 +87,25 @@ def test_6_a_budget_of_zero_or_less_exits_2_with_zero_requests(
     proc = run_job("fic-reconcile", flag, value, env=env)
     assert proc.returncode == 2 and flag in proc.stderr and proc.stdout == ""
     assert all(control.count(service) == 0 for service in ("arm", "kube", "entra"))
+
+
+def test_4_a_new_fic_is_refused_until_it_has_propagated(platform: Platform, env: dict[str, str]) -> None:
+    from azure.core.exceptions import ClientAuthenticationError
+    from azure.identity import ClientAssertionCredential
+
+    from tests.e2e.test_fic_reconcile import shard
+
+    [ns] = namespaces(1)
+    create_namespaces([ns])
+    assert run(env)[0] == 0
+    client_id = platform.baseline.pool_client_ids[shard(ns, 3)]
+    assertion = platform.service_account_jwt(ns, "workspace")
+
+    def token() -> str:
+        credential = ClientAssertionCredential(platform.baseline.tenant_id, client_id, func=lambda: assertion)
+        return credential.get_token("https://management.azure.com/.default").token
+
+    with pytest.raises(ClientAuthenticationError, match="AADSTS70021"):  # right after the run created it
+        token()
+    platform.clock.advance(platform.entra.settings["fic_propagation_seconds"])
+    assert token()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from tests.faults.common import (
     DELAY_PAST_TIMEOUT,
     Case,
     Converged,
+    Deferred,
     Fails,
     case,
     case_env,
@@ -99,6 +101,22 @@ CASES = [
         fault("arm", "fic.list", status=503, count=None, match=ON_GONE_ID),
     ),
     case("arm-429-retry-after", Converged(("arm", "fic.put")), fault("arm", "fic.put", status=429, retry_after=1)),
+    # Throttling that outlasts the run budget: the write is deferred, not failed; the next run converges.
+    case(
+        "arm-429-sustained-past-the-budget",
+        Deferred(),
+        fault("arm", "fic.put", status=429, retry_after=1, count=None),
+        args=("--max-run-seconds", "8"),
+        observing=False,
+    ),
+    case(
+        "arm-429-retry-after-past-the-budget",
+        Deferred(),
+        fault("arm", "fic.put", status=429, retry_after=3600, count=None),
+        args=("--max-run-seconds", "12"),
+        observing=False,
+        within=20,
+    ),
     case(
         "arm-401",
         Fails(("ARM", "list identities", "401"), ("arm", "identity.list", 1)),
@@ -222,8 +240,10 @@ def test_fic_reconcile_under_fault(
     proc = run_case("fic-reconcile", c, control, _env_for(c, env, tmp_path), "--output", "json")
     check_outcome(c, proc, control)
     control.clear_faults()
+    if isinstance(c.expect, Deferred):  # nothing lost: the next run, without the fault, finishes the work
+        assert run_case("fic-reconcile", replace(c, faults=()), control, _env_for(c, env, tmp_path)).returncode == 0
     after = _fics(platform)
-    if isinstance(c.expect, Converged):
+    if isinstance(c.expect, Converged | Deferred):
         assert after == {
             identity: {f"coder-ws-{ns}" for ns in LIVE if f"id-coder-ws-pool-{shard(ns)}" == identity}
             | ({"unmanaged-app-1", "unmanaged-app-2"} if identity == GONE_ID else set())

@@ -152,6 +152,12 @@ class FicSettings:
     )
 
     def check(self) -> None:
+        if not self.namespace_prefix and not self.namespace_selector:  # kube-system, default, the job's own ...
+            raise ConfigError(
+                label_of(FicSettings, "namespace_prefix"),
+                "is empty and no --namespace-selector (CWJ_NAMESPACE_SELECTOR) narrows the namespaces: every "
+                "namespace would get a FIC; expected a prefix such as ameide-ws-, or a selector",
+            )
         longest, shortest = self.fic_prefix + "a" * MAX_NAMESPACE, self.fic_prefix + "a"
         if not (FIC_NAME.fullmatch(longest) and FIC_NAME.fullmatch(shortest)):
             raise ConfigError(

@@ -471,3 +471,21 @@ def test_the_fic_run_budget_ends_before_the_jobs_deadline(home: Path) -> None:
         assert "maxRunSeconds" in template_error(
             home, "-f", str(FULL), "--set", f"jobs.ficReconcile.settings.maxRunSeconds={bad}"
         )
+
+
+def test_an_empty_namespace_prefix_needs_a_selector(home: Path) -> None:
+    """Without either, every namespace (kube-system, default, the release's own) would get a FIC."""
+    empty = (
+        "--set",
+        "jobs.ficReconcile.settings.namespacePrefix=",
+        "--set",
+        "jobs.ficReconcile.settings.namespaceSelector=",
+    )
+    assert "namespaceSelector" in template_error(home, "-f", str(FULL), *empty)
+    selected = ("--set", "jobs.ficReconcile.settings.namespacePrefix=",
+                "--set", "jobs.ficReconcile.settings.namespaceSelector=coder.com/workspace=true")  # fmt: skip
+    env = env_of(cronjob(template(home, "-f", str(FULL), *selected), "fic-reconcile"))
+    assert (
+        env["CWJ_NAMESPACE_PREFIX"]["value"] == ""
+        and env["CWJ_NAMESPACE_SELECTOR"]["value"] == "coder.com/workspace=true"
+    )

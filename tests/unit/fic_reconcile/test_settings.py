@@ -58,6 +58,7 @@ def test_flags_override_env_vars() -> None:
         ({}, ["--max-deletes", "-1"], "--max-deletes (CWJ_MAX_DELETES)"),
         ({}, ["--service-account", "Work_Space"], "--service-account (CWJ_SERVICE_ACCOUNT)"),
         ({}, ["--namespace-prefix", "Ameide"], "--namespace-prefix (CWJ_NAMESPACE_PREFIX)"),
+        ({}, ["--namespace-prefix", ""], "--namespace-prefix (CWJ_NAMESPACE_PREFIX)"),  # every namespace, no selector
         ({"AZURE_SUBSCRIPTION_ID": "my-sub"}, [], "--subscription-id (AZURE_SUBSCRIPTION_ID)"),
         ({"CWJ_IDENTITY_RESOURCE_GROUP": ""}, [], "--resource-group (CWJ_IDENTITY_RESOURCE_GROUP)"),
     ],
@@ -84,3 +85,8 @@ def test_missing_required_settings_exit_2_before_any_request(capsys: pytest.Capt
 def test_http_issuer_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert harness.run(SPEC, ["--issuer", "http://insecure.test/"], GOOD) == harness.EXIT_CONFIG
     assert "--issuer (CWJ_OIDC_ISSUER): expected an https:// URL" in capsys.readouterr().err
+
+
+def test_an_empty_namespace_prefix_is_accepted_with_a_selector() -> None:
+    settings = load(["--namespace-prefix", "", "--namespace-selector", "coder.com/workspace=true"], GOOD)
+    assert settings.namespace_prefix == "" and settings.namespace_selector == "coder.com/workspace=true"

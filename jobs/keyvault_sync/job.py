@@ -52,15 +52,22 @@ class Clients:
 def connect(settings: Settings) -> Clients:
     from lib.clients.azure_auth import azure_credential  # azure-identity and msal: ~65 ms that `--help` need not pay
     from lib.clients.keyvault import KeyVault  # azure-core and the Key Vault SDK: ~45 ms more
+    from lib.pace import Pacer
 
     credential = azure_credential(os.environ)
     verify = settings.verify_challenge_resource
+    creates = Pacer(settings.creates_per_second, burst=max(1.0, 5 * settings.creates_per_second))
     return Clients(
         source=KeyVault(
             settings.source_vault_url, credential, label="seed", role=SEED_ROLE, verify_challenge_resource=verify
         ),
         target=KeyVault(
-            settings.target_vault_url, credential, label="target", role=TARGET_ROLE, verify_challenge_resource=verify
+            settings.target_vault_url,
+            credential,
+            label="target",
+            role=TARGET_ROLE,
+            verify_challenge_resource=verify,
+            creates=creates,
         ),
     )
 

@@ -31,6 +31,7 @@ from azure.keyvault.secrets import SecretClient, SecretProperties
 from lib import limits
 from lib.clients.keyvault_types import KeyVaultError, Props, SecretMeta, SecretValue
 from lib.logs import get_logger
+from lib.pace import Pacer
 from lib.redact import register_secret
 from lib.retry import Backoff, call_with_retry, retry_after_of
 
@@ -123,8 +124,10 @@ class KeyVault:
         role: str = "",
         verify_challenge_resource: bool = True,
         backoff: Backoff = Backoff(base=0.5, cap=30.0, deadline=120.0, max_attempts=8),
+        creates: Pacer | None = None,
     ) -> None:
         self.url, self.label, self.role, self.backoff = url, label, role, backoff
+        self.creates = creates  # paces new versions (Key Vault's smallest limit: CREATE secret, 300 per 10 s)
         self.client = SecretClient(
             url,
             credential,
@@ -212,6 +215,8 @@ class KeyVault:
     # ---- writes ---------------------------------------------------------------------------------------
 
     def set(self, name: str, value: str, props: Props) -> SecretMeta:
+        if self.creates is not None:
+            self.creates.take()
         secret = self._call(
             f"set {name}",
             lambda: self.client.set_secret(name, value, **_sdk_properties(props)),

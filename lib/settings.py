@@ -202,6 +202,17 @@ def parse_seconds(raw: str) -> float:
     return seconds
 
 
+def parse_rate(raw: str) -> float:
+    """A finite rate above zero (requests per second)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"expected a rate above zero (requests per second), got {raw!r}")
+    return value
+
+
 def parse_timestamp(raw: str) -> datetime:
     try:
         value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))

@@ -1,5 +1,6 @@
 """keyvault-sync: keep each allowlisted secret of the seed Key Vault present, current and enabled in the cluster
-Key Vault. Observe with list calls only; read a value only to copy it or to compare it before adopting.
+Key Vault. Observe with the two vaults' list calls (a seed secret's versions list only where the lists cannot
+decide, detect.py); read a value only to copy it or to compare it before adopting.
 
 See docs/keyvault-sync.md for the settings, the exit codes and the safety rules.
 """
@@ -12,11 +13,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
+from jobs.keyvault_sync.detect import current_version, marker, needs_versions
 from jobs.keyvault_sync.plan import (
     MAX_TAGS,
-    SOURCE_VERSION_TAG,
     Adopt,
     Copy,
     Prune,
@@ -30,7 +31,7 @@ from jobs.keyvault_sync.plan import (
 )
 from jobs.keyvault_sync.settings import Settings
 from lib import harness
-from lib.clients.keyvault_types import KeyVaultError, SecretMeta, current_version
+from lib.clients.keyvault_types import KeyVaultError, Props
 from lib.harness import JobSpec
 from lib.model import Finding, Outcome, Plan, Report
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from lib.clients.keyvault import KeyVault
 
 NAME = "keyvault-sync"
+Result = Literal["ok", "skipped"]
 SEED_ROLE, TARGET_ROLE = "Key Vault Secrets User", "Key Vault Secrets Officer"  # built-in Azure RBAC roles
 
 
@@ -50,37 +52,40 @@ class Clients:
 def connect(settings: Settings) -> Clients:
     from lib.clients.azure_auth import azure_credential  # azure-identity and msal: ~65 ms that `--help` need not pay
     from lib.clients.keyvault import KeyVault  # azure-core and the Key Vault SDK: ~45 ms more
+    from lib.pace import Pacer
 
     credential = azure_credential(os.environ)
     verify = settings.verify_challenge_resource
+    creates = Pacer(settings.creates_per_second, burst=max(1.0, 5 * settings.creates_per_second))
     return Clients(
         source=KeyVault(
             settings.source_vault_url, credential, label="seed", role=SEED_ROLE, verify_challenge_resource=verify
         ),
         target=KeyVault(
-            settings.target_vault_url, credential, label="target", role=TARGET_ROLE, verify_challenge_resource=verify
+            settings.target_vault_url,
+            credential,
+            label="target",
+            role=TARGET_ROLE,
+            verify_challenge_resource=verify,
+            creates=creates,
         ),
     )
 
 
 def observe(clients: Clients, settings: Settings) -> SyncState:
-    """Lists only: both vaults' secrets, the target's deleted secrets, and each allowlisted seed secret's
-    versions (the secrets list has no version ids, and the current version id is what we compare)."""
-    listed = {m.name.lower(): m for m in clients.source.list_secrets()}
-    wanted = {e.source.lower() for e in settings.allowlist.entries}
-    seeds = [meta for key, meta in listed.items() if key in wanted]
-    # One versions list per seed secret and nothing else to wait on: the calls are independent, so the
-    # observation costs ceil(n / concurrency) round trips instead of n.
-    with ThreadPoolExecutor(max_workers=settings.concurrency) as workers:
-        versioned = list(workers.map(lambda meta: _with_current_version(clients.source, meta), seeds))
-    source = {meta.name.lower(): meta for meta in versioned}
+    """Both vaults' secrets and the target's deleted secrets (list pages only); then, for the few seed secrets
+    the lists cannot decide (detect.needs_versions), their versions lists. The seed's `Date` is read before
+    any versions list is sent, so it is a safe lower bound of the time the vault handled each of them."""
+    source = {m.name.lower(): m for m in clients.source.list_secrets()}
+    source_time = clients.source.server_time
     target = {m.name.lower(): m for m in clients.target.list_secrets()}
     deleted = {m.name.lower(): m for m in clients.target.list_deleted()}
-    return SyncState(source=source, target=target, target_deleted=deleted)
-
-
-def _with_current_version(vault: KeyVault, meta: SecretMeta) -> SecretMeta:
-    return SecretMeta(meta.name, meta.props, current_version(vault.list_versions(meta.name)), meta.created)
+    unsure = needs_versions(settings.allowlist, source, target)
+    # Independent calls: ceil(n / concurrency) round trips instead of n.
+    with ThreadPoolExecutor(max_workers=settings.concurrency) as workers:
+        found = list(workers.map(lambda name: current_version(clients.source.list_versions(name)), unsure))
+    versions = {name.lower(): meta for name, meta in zip(unsure, found, strict=True)}
+    return SyncState(source, target, deleted, versions, source_time)
 
 
 def make_plan(state: SyncState, settings: Settings, now: datetime) -> Plan:
@@ -100,45 +105,65 @@ def apply(the_plan: Plan, clients: Clients, settings: Settings) -> Report:
         UpdateProperties: _update,
         Prune: _prune,
     }
+    refused: KeyVaultError | None = None
     for action in the_plan.actions:
+        if refused is not None:  # the role assignment is wrong: every further action would be refused the same way
+            outcomes.append(Outcome(action, "failed", f"not attempted: {refused}"))
+            continue
         try:
             outcome = handlers[type(action)](action, clients, settings, findings)
         except KeyVaultError as exc:
             outcome = Outcome(action, "failed", str(exc))
+            refused = exc if exc.inner == "ForbiddenByRbac" else None
         outcomes.append(outcome)
     return Report(the_plan, tuple(outcomes), tuple(findings))
 
 
 def _write_copy(clients: Clients, source: str, target: str) -> str:
     """Read the seed's current version and write it to the target. Returns the seed version copied."""
+    seen_at = clients.source.server_time  # before the read is sent: detect.settled
     seed = clients.source.read(source)
-    props = desired_props(seed.meta.props, seed.meta.version)
+    props = desired_props(seed.meta.props, seed.meta.version, marker(seed.meta.updated, seen_at))
     if len(props.tags) > MAX_TAGS:
         raise KeyVaultError(f"{source} has {len(seed.meta.props.tags)} tags; the target would exceed {MAX_TAGS}")
     clients.target.set(target, seed.value, props)
     return str(seed.meta.version)
 
 
+def _refresh(
+    clients: Clients, source: str, target: str, carried: str | None, current: Props | None
+) -> tuple[Result, str]:
+    """Bring a target up to date with the seed's current version: when it already holds that version's value
+    (the read names it), PATCH its properties (or nothing); otherwise write a new version."""
+    if carried is not None and current is not None:
+        seen_at = clients.source.server_time
+        seed = clients.source.read(source)  # the lists could not tell; the read names the version
+        if seed.meta.version == carried:
+            desired = desired_props(seed.meta.props, carried, marker(seed.meta.updated, seen_at))
+            if desired == current:
+                return "skipped", f"already carries seed version {carried}"
+            if patch_can_reach(current, desired):
+                clients.target.update(target, None, desired)
+                return "ok", f"already carries seed version {carried}: properties updated"
+    return "ok", f"new version from seed version {_write_copy(clients, source, target)}"
+
+
 def _copy(action: Copy, clients: Clients, settings: Settings, findings: list[Finding]) -> Outcome:
-    if action.current_source_version is not None:
-        seed = clients.source.read(action.source)  # the list could not tell; the read names the version
-        if seed.meta.version == action.current_source_version:
-            return Outcome(action, "skipped", f"already carries seed version {seed.meta.version}")
-    version = _write_copy(clients, action.source, action.target)
-    return Outcome(action, "ok", f"new version from seed version {version}")
+    result, detail = _refresh(clients, action.source, action.target, action.current_source_version, action.target_props)
+    return Outcome(action, result, detail)
 
 
 def _recover_copy(action: RecoverCopy, clients: Clients, settings: Settings, findings: list[Finding]) -> Outcome:
-    recovered = clients.target.recover(action.target)
+    clients.target.recover(action.target)
+    if action.current:
+        return Outcome(action, "ok", "recovered; its tags show the seed's current version and properties")
     clients.target.wait_until_recovered(action.target, settings.recover_timeout.total_seconds())
-    carried = recovered.props.tags.get(SOURCE_VERSION_TAG)
-    if action.source_version and carried == action.source_version:
-        return Outcome(action, "ok", f"recovered; already carries seed version {carried}")
-    version = _write_copy(clients, action.source, action.target)
-    return Outcome(action, "ok", f"recovered, then new version from seed version {version}")
+    _, detail = _refresh(clients, action.source, action.target, action.carried_version, action.target_props)
+    return Outcome(action, "ok", f"recovered, then {detail}")
 
 
 def _adopt(action: Adopt, clients: Clients, settings: Settings, findings: list[Finding]) -> Outcome:
+    seen_at = clients.source.server_time
     seed = clients.source.read(action.source)
     current = clients.target.read(action.target)
     equal = hmac.compare_digest(seed.value.encode(), current.value.encode())  # in memory only, never logged
@@ -147,7 +172,7 @@ def _adopt(action: Adopt, clients: Clients, settings: Settings, findings: list[F
         message = "exists, was not written by this job and holds a different value; rerun with --adopt to overwrite"
         findings.append(Finding("error", "unmanaged-conflict", action.target, message))
         return Outcome(action, "skipped", "refused: value differs from the seed")
-    desired = desired_props(seed.meta.props, seed.meta.version)
+    desired = desired_props(seed.meta.props, seed.meta.version, marker(seed.meta.updated, seen_at))
     if decision == "tag" and patch_can_reach(current.meta.props, desired):
         clients.target.update(action.target, current.meta.version, desired)
         return Outcome(action, "ok", "equal value: tagged as ours, no new version")

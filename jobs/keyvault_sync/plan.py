@@ -1,9 +1,10 @@
 """keyvault-sync's pure plan: the two vaults as their list calls show them (never a value) and the allowlist
 in; ordered actions and findings out. No I/O, no clock (now is an argument).
 
-Ownership: every version the job writes carries OWNER_TAG and SOURCE_VERSION_TAG (the seed version it was
-copied from), so "already current" is decided from two list calls without reading a value, and only
-secrets carrying OWNER_TAG are ever updated without a value check or pruned.
+Ownership: every version the job writes carries OWNER_TAG, SOURCE_VERSION_TAG (the seed version it was
+copied from) and, when safe, SOURCE_UPDATED_TAG (that version's `updated`), so "already current" is decided
+from the two vaults' list calls alone (detect.py); only secrets carrying OWNER_TAG are ever updated without a
+value check or pruned.
 """
 
 from __future__ import annotations
@@ -15,13 +16,20 @@ from datetime import datetime
 from typing import Literal
 
 from jobs.keyvault_sync.allowlist import Allowlist, Entry
+from jobs.keyvault_sync.detect import (
+    OWNER_TAG,
+    OWNER_VALUE,
+    RESERVED_TAGS,
+    SOURCE_UPDATED_TAG,
+    SOURCE_VERSION_TAG,
+    is_ours,
+    list_decides,
+    marker,
+)
 from lib.clients.keyvault_types import Props, SecretMeta
 from lib.model import Finding, Plan
 
-OWNER_TAG = "cwj-managed-by"
-OWNER_VALUE = "coder-wi-jobs-keyvault-sync"
-SOURCE_VERSION_TAG = "cwj-source-version"
-RESERVED_TAGS = (OWNER_TAG, SOURCE_VERSION_TAG)
+__all__ = ["OWNER_TAG", "OWNER_VALUE", "SOURCE_UPDATED_TAG", "SOURCE_VERSION_TAG", "is_ours"]
 MAX_TAGS = 15  # Key Vault's limit per secret
 
 
@@ -29,9 +37,13 @@ MAX_TAGS = 15  # Key Vault's limit per secret
 class SyncState:
     """Keys are lower-cased names (Key Vault names are case-insensitive)."""
 
-    source: Mapping[str, SecretMeta] = field(default_factory=dict)  # version = the current version id (or None)
+    source: Mapping[str, SecretMeta] = field(default_factory=dict)  # the seed's list: current version's properties
     target: Mapping[str, SecretMeta] = field(default_factory=dict)  # current version's tags and attributes
     target_deleted: Mapping[str, SecretMeta] = field(default_factory=dict)
+    # The per-secret check, only for the seed secrets detect.needs_versions named: the current version from its
+    # versions list (None when the list cannot tell which is current: a read decides).
+    source_versions: Mapping[str, SecretMeta | None] = field(default_factory=dict)
+    source_time: int | None = None  # the seed vault's `Date` on its secrets list (detect.settled)
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,8 @@ class Copy:
     source: str
     target: str
     reason: str
-    current_source_version: str | None = None  # what the target already carries: skip if the read shows this
+    current_source_version: str | None = None  # what the target already carries: no new version if the read shows it
+    target_props: Props | None = None  # the target's properties then, to PATCH instead of writing a version
     kind: str = "copy"
 
     def describe(self) -> dict[str, str]:
@@ -59,12 +72,15 @@ class Copy:
 
 @dataclass(frozen=True)
 class RecoverCopy:
-    """Recover the soft-deleted target, wait until it answers, then copy unless it is already current."""
+    """Recover the soft-deleted target; when its tags show it current, that is all. Otherwise wait until it
+    answers, then bring it up to date as a Copy would (the read decides between a PATCH and a new version)."""
 
     source: str
     target: str
-    source_version: str | None
+    current: bool
     reason: str
+    carried_version: str | None = None
+    target_props: Props | None = None
     kind: str = "recover-copy"
 
     def describe(self) -> dict[str, str]:
@@ -117,22 +133,22 @@ AdoptionDecision = Literal["tag", "overwrite", "refuse"]
 # ---- rules ----------------------------------------------------------------------------------------------
 
 
-def is_ours(meta: SecretMeta) -> bool:
-    return meta.props.tags.get(OWNER_TAG) == OWNER_VALUE
-
-
-def desired_tags(seed_tags: Mapping[str, str], seed_version: str | None) -> dict[str, str]:
+def desired_tags(seed_tags: Mapping[str, str], seed_version: str | None, seed_updated: str | None) -> dict[str, str]:
     tags = {k: v for k, v in seed_tags.items() if k not in RESERVED_TAGS}
     tags[OWNER_TAG] = OWNER_VALUE
     if seed_version:
         tags[SOURCE_VERSION_TAG] = seed_version
+    if seed_version and seed_updated:
+        tags[SOURCE_UPDATED_TAG] = seed_updated
     return tags
 
 
-def desired_props(seed: Props, seed_version: str | None) -> Props:
+def desired_props(seed: Props, seed_version: str | None, seed_updated: str | None = None) -> Props:
+    """What the target's current version should carry: the seed's properties and the job's tags
+    (`seed_updated` only when detect.marker found it safe to record)."""
     return Props(
         content_type=seed.content_type,
-        tags=desired_tags(seed.tags, seed_version),
+        tags=desired_tags(seed.tags, seed_version, seed_updated),
         enabled=seed.enabled,
         expires_on=seed.expires_on,
         not_before=seed.not_before,
@@ -140,7 +156,7 @@ def desired_props(seed: Props, seed_version: str | None) -> Props:
 
 
 def too_many_tags(seed: Props) -> bool:
-    return len(desired_tags(seed.tags, "v")) > MAX_TAGS
+    return len(desired_tags(seed.tags, "v", "0")) > MAX_TAGS
 
 
 def patch_can_reach(current: Props, desired: Props) -> bool:
@@ -204,7 +220,10 @@ def plan_entry(
         message = f"disabled in the seed vault; {entry.target} is left as it is"
         return "source-disabled", None, [Finding("warning", "source-disabled", entry.source, message)]
     if too_many_tags(seed.props):
-        message = f"has {len(seed.props.tags)} tags; with the job's 2 the target would exceed Key Vault's {MAX_TAGS}"
+        message = (
+            f"has {len(seed.props.tags)} tags; with the job's {len(RESERVED_TAGS)} the target would exceed "
+            f"Key Vault's {MAX_TAGS}"
+        )
         return "too-many-tags", None, [Finding("error", "too-many-tags", entry.source, message)]
     findings = _seed_notes(entry, seed, now)
     label, action, more = _target_action(entry, seed, state, options)
@@ -231,24 +250,52 @@ def _target_action(
         deleted = state.target_deleted.get(key)
         if deleted is None:
             return "copy", Copy(entry.source, entry.target, "missing in the target"), []
-        if is_ours(deleted) or options.adopt:
-            why = "soft-deleted" + ("" if is_ours(deleted) else ", not ours (--adopt)")
-            return "recover", RecoverCopy(entry.source, entry.target, seed.version, why), []
-        message = "soft-deleted and not written by this job; recover or purge it, or rerun with --adopt"
-        return "conflict", None, [Finding("error", "deleted-unmanaged", entry.target, message)]
+        return _recover_action(entry, seed, deleted, options)
     if not is_ours(target):
         return "adopt", Adopt(entry.source, entry.target, options.adopt), []
     carried = target.props.tags.get(SOURCE_VERSION_TAG)
-    if seed.version is None or carried != seed.version:
-        reason = "new seed version" if seed.version else "seed version unknown"
-        return "copy", Copy(entry.source, entry.target, reason, carried), []
-    desired = desired_props(seed.props, seed.version)
+    if carried and list_decides(seed, target):
+        desired = desired_props(seed.props, carried, str(seed.updated))
+        return _props_action(entry, target, desired, "")
+    return _checked_action(entry, target, carried, state)
+
+
+def _checked_action(
+    entry: Entry, target: SecretMeta, carried: str | None, state: SyncState
+) -> tuple[str, Action | None, list[Finding]]:
+    """The lists could not decide: the seed's versions list (the per-secret check) names its current version."""
+    current = state.source_versions.get(entry.source.lower())
+    if current is None or current.version is None:
+        return "copy", Copy(entry.source, entry.target, "seed version unknown", carried, target.props), []
+    if carried != current.version:
+        return "copy", Copy(entry.source, entry.target, "new seed version"), []
+    desired = desired_props(current.props, carried, marker(current.updated, state.source_time))
+    return _props_action(entry, target, desired, "seed changed: ")
+
+
+def _props_action(
+    entry: Entry, target: SecretMeta, desired: Props, why: str
+) -> tuple[str, Action | None, list[Finding]]:
     drift = prop_drift(target.props, desired)
     if not drift:
         return "in-sync", None, []
     if not patch_can_reach(target.props, desired):
-        return "copy", Copy(entry.source, entry.target, f"{drift} differ (needs a new version)"), []
-    return "update", UpdateProperties(entry.source, entry.target, desired, f"{drift} differ"), []
+        return "copy", Copy(entry.source, entry.target, f"{why}{drift} differ (needs a new version)"), []
+    return "update", UpdateProperties(entry.source, entry.target, desired, f"{why}{drift} differ"), []
+
+
+def _recover_action(
+    entry: Entry, seed: SecretMeta, deleted: SecretMeta, options: Options
+) -> tuple[str, Action | None, list[Finding]]:
+    if not is_ours(deleted) and not options.adopt:
+        message = "soft-deleted and not written by this job; recover or purge it, or rerun with --adopt"
+        return "conflict", None, [Finding("error", "deleted-unmanaged", entry.target, message)]
+    carried = deleted.props.tags.get(SOURCE_VERSION_TAG) if is_ours(deleted) else None
+    current = bool(carried) and list_decides(seed, deleted)
+    if current and prop_drift(deleted.props, desired_props(seed.props, carried, str(seed.updated))):
+        current = False
+    why = "soft-deleted" + ("" if is_ours(deleted) else ", not ours (--adopt)") + (", current" if current else "")
+    return "recover", RecoverCopy(entry.source, entry.target, current, why, carried, deleted.props), []
 
 
 def plan_prune(state: SyncState, allowlist: Allowlist, options: Options) -> tuple[list[Action], list[Finding]]:

@@ -8,7 +8,16 @@ from datetime import timedelta
 
 from jobs.keyvault_sync.allowlist import Allowlist, load_allowlist
 from jobs.keyvault_sync.plan import Options
-from lib.settings import int_at_least, parse_bool, parse_duration, parse_http_url, parse_https_url, setting, switch
+from lib.settings import (
+    int_at_least,
+    parse_bool,
+    parse_duration,
+    parse_http_url,
+    parse_https_url,
+    parse_rate,
+    setting,
+    switch,
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,12 @@ class Settings:
         "how long to wait for a recovered secret to answer",
         parse=parse_duration,
         default=timedelta(seconds=60),
+    )
+    creates_per_second: float = setting(
+        "--keyvault-creates-per-second",
+        "pace new secret versions on the cluster vault (bursts of 5 s worth); Key Vault allows 300 per 10 s",
+        parse=parse_rate,
+        default=25.0,
     )
     concurrency: int = setting(
         "--concurrency", "seed secrets whose versions are listed in parallel", parse=int_at_least(1), default=8

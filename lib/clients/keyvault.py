@@ -10,7 +10,10 @@ it is returned, and never appears in a repr, a log line or an exception text.
 
 from __future__ import annotations
 
+import email.utils
 import json
+import re
+import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -28,6 +31,7 @@ from azure.keyvault.secrets import SecretClient, SecretProperties
 from lib import limits
 from lib.clients.keyvault_types import KeyVaultError, Props, SecretMeta, SecretValue
 from lib.logs import get_logger
+from lib.pace import Pacer
 from lib.redact import register_secret
 from lib.retry import Backoff, call_with_retry, retry_after_of
 
@@ -56,6 +60,7 @@ def meta_of(props: SecretProperties) -> SecretMeta:
         ),
         version=props.version or None,
         created=_seconds(props.created_on),
+        updated=_seconds(props.updated_on),
     )
 
 
@@ -88,15 +93,25 @@ def describe_error(label: str, what: str, exc: Exception, role: str = "") -> Key
     if isinstance(exc, HttpResponseError) and (exc.status_code or 0) >= 400:  # not a 200 that failed to decode
         outer, inner = error_codes(exc)
         message = getattr(getattr(exc, "error", None), "message", None) or exc.reason or ""
-        message = " ".join(str(message).split())  # the service's messages carry \r\n
         codes = "/".join(c for c in (outer, inner) if c)
+        head = f"{label} vault: {what} -> {exc.status_code} {codes}: "
+        if exc.status_code == 403 and inner == "ForbiddenByRbac":
+            return KeyVaultError(head + _rbac_text(str(message), role), exc.status_code, outer, inner)
+        message = " ".join(str(message).split())  # the service's messages carry \r\n
         denied = exc.status_code == 403 and inner != "SecretDisabled" and role
         hint = f" (the job's identity needs the {role} role on this vault)" if denied else ""
-        return KeyVaultError(
-            f"{label} vault: {what} -> {exc.status_code} {codes}: {message}{hint}", exc.status_code, outer, inner
-        )
+        return KeyVaultError(f"{head}{message}{hint}", exc.status_code, outer, inner)
     first_line = (str(exc).strip().splitlines() or [""])[0]
     return KeyVaultError(f"{label} vault: {what} -> {type(exc).__name__}: {first_line}")
+
+
+def _rbac_text(message: str, role: str) -> str:
+    """Key Vault's RBAC refusal names the data action on its own line ("Action: '...'"); that, not the
+    nine-line text, is what an SRE needs to fix the role assignment."""
+    found = re.search(r"Action: '([^']+)'", message)
+    action = found.group(1) if found else "(not named)"
+    needs = f"; it needs the {role} role on this vault" if role else ""
+    return f"the job's identity lacks the data action {action}{needs}"
 
 
 class KeyVault:
@@ -109,8 +124,10 @@ class KeyVault:
         role: str = "",
         verify_challenge_resource: bool = True,
         backoff: Backoff = Backoff(base=0.5, cap=30.0, deadline=120.0, max_attempts=8),
+        creates: Pacer | None = None,
     ) -> None:
         self.url, self.label, self.role, self.backoff = url, label, role, backoff
+        self.creates = creates  # paces new versions (Key Vault's smallest limit: CREATE secret, 300 per 10 s)
         self.client = SecretClient(
             url,
             credential,
@@ -119,9 +136,31 @@ class KeyVault:
             retry_backoff_factor=limits.backoff_factor(0.8, 3),
             connection_timeout=limits.timeout(10),
             read_timeout=limits.timeout(60),
+            raw_response_hook=self._saw_response,
         )
         self._values: dict[str, SecretValue] = {}  # this run's reads, so a value is fetched once
         self._log = get_logger(vault=label)
+        self._clock_lock = threading.Lock()
+        self._server_time: int | None = None
+
+    # ---- the vault's own clock ------------------------------------------------------------------------------
+
+    def _saw_response(self, response: Any) -> None:
+        """Keep the latest `Date` the vault answered with: whole seconds of the vault's clock, the clock that
+        stamps `created`/`updated`. Every request sent after a response was received is handled at or after
+        that second, which is what makes a recorded `updated` time a safe change marker (see detect.py)."""
+        try:
+            stamp = int(email.utils.parsedate_to_datetime(response.http_response.headers["Date"]).timestamp())
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return
+        with self._clock_lock:
+            self._server_time = max(stamp, self._server_time or stamp)
+
+    @property
+    def server_time(self) -> int | None:
+        """The latest `Date` (Unix seconds) of any answer received so far; None before the first."""
+        with self._clock_lock:
+            return self._server_time
 
     def _call(self, what: str, fn: Callable[[], R]) -> R:
         def on_retry(exc: Exception, attempt: int, wait: float) -> None:
@@ -176,6 +215,8 @@ class KeyVault:
     # ---- writes ---------------------------------------------------------------------------------------
 
     def set(self, name: str, value: str, props: Props) -> SecretMeta:
+        if self.creates is not None:
+            self.creates.take()
         secret = self._call(
             f"set {name}",
             lambda: self.client.set_secret(name, value, **_sdk_properties(props)),
@@ -193,20 +234,30 @@ class KeyVault:
         return meta_of(updated)
 
     def recover(self, name: str) -> SecretMeta:
+        """Start the recovery; the answer names the recovered (latest) version. Not yet usable: see
+        wait_until_recovered."""
         poller = self._call(f"recover {name}", lambda: self.client.begin_recover_deleted_secret(name))
-        return meta_of(poller.result())  # result() does not poll; wait_until_recovered does, without values
+        return meta_of(poller.result())  # KeyVaultOperationPoller.result() returns the initial answer, no polling
 
     def wait_until_recovered(
         self, name: str, timeout: float, interval: float = 0.5, sleep: Callable[[float], None] = time.sleep
     ) -> None:
-        """Poll the versions list (metadata only, never a value) until the recovered secret answers.
-        Real Key Vault answers 404 or 409 ObjectIsBeingRecovered for a while after a recover call."""
+        """Poll GET /secrets/{name} until it answers, as the SDK's own recover poller does
+        (azure-keyvault-secrets `_shared/_polling.py` DeleteRecoverPollingMethod: 404 = still recovering,
+        2xx = done, 403 = done but not readable by us). Not the SDK poller itself: its thread cannot be stopped
+        at a deadline and it raises on the 409 ObjectIsBeingRecovered and the 429s a busy vault answers, which
+        here are retried. Not the versions list either: real Key Vault lists no versions (200, empty) for a
+        name it does not hold, so that list cannot tell "recovered" from "not yet". The value read is
+        registered with the redactor and dropped."""
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self.list_versions(name)
+                secret = self._call(f"get {name} (recovery check)", lambda: self.client.get_secret(name))
+                register_secret(secret.value or "")
                 return
             except KeyVaultError as exc:
+                if exc.status == 403 and exc.inner == "SecretDisabled":
+                    return  # recovered; its current version is disabled, which the GET refuses by design
                 if exc.status not in (404, 409):
                     raise
                 if time.monotonic() + interval > deadline:

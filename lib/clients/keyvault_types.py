@@ -28,6 +28,7 @@ class SecretMeta:
     props: Props
     version: str | None = None  # None in a secrets list (the id has no version)
     created: int | None = None
+    updated: int | None = None  # the version's last change (a new version, or a PATCH of its properties)
 
 
 @dataclass(frozen=True)
@@ -42,14 +43,3 @@ class KeyVaultError(Exception):
     def __init__(self, text: str, status: int | None = None, code: str = "", inner: str = "") -> None:
         super().__init__(scrub(text))
         self.status, self.code, self.inner = status, code, inner
-
-
-def current_version(versions: list[SecretMeta]) -> str | None:
-    """The newest version by creation time; None when the newest second holds two versions (the list
-    does not say which is current), and the caller must read the secret to know."""
-    dated = [v for v in versions if v.version and v.created is not None]
-    if not dated:
-        return None
-    newest = max(v.created or 0 for v in dated)
-    top = [v for v in dated if v.created == newest]
-    return top[0].version if len(top) == 1 else None

@@ -15,7 +15,7 @@ from typing import Any
 
 from tests.emulators.core import Emulator, HttpError, Request, Response, route
 from tests.emulators.entra.emulator import TokenRejected
-from tests.emulators.keyvault import rules
+from tests.emulators.keyvault import rbac, rules, throttle
 from tests.emulators.keyvault.store import (
     DeletedSecret,
     SecretStore,
@@ -45,17 +45,36 @@ class KeyVaultEmulator(Emulator):
 
     def reset(self) -> None:
         self.store = SecretStore()
-        self.settings = dict(DEFAULT_SETTINGS)
+        self.settings: dict[str, Any] = {**DEFAULT_SETTINGS, **throttle.DEFAULTS}
+        self.throttle = throttle.VaultThrottle()
+        # The baseline: the jobs' identity may do everything with secrets (it also seeds the vaults in tests and
+        # the demo); tests narrow it to the README's roles (tests/e2e/test_keyvault_sync_rbac.py).
+        principal = self.platform.baseline.principal_id(self.platform.baseline.jobs_identity)
+        self.role_assignments = (rbac.Assignment(principal, "Key Vault Secrets Officer"),)
 
     def configure(self, settings: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(settings) - set(DEFAULT_SETTINGS))
+        known = {*DEFAULT_SETTINGS, *throttle.DEFAULTS, "role_assignments"}
+        unknown = sorted(set(settings) - known)
         if unknown:
-            raise ValueError(f"{self.service} settings are {sorted(DEFAULT_SETTINGS)}; unknown {unknown}")
+            raise ValueError(f"{self.service} settings are {sorted(known)}; unknown {unknown}")
+        assignments = rbac.parse_assignments(settings["role_assignments"]) if "role_assignments" in settings else None
         for key, value in settings.items():
-            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            if key in throttle.DEFAULTS:
+                throttle.validate(key, value)
+            elif key != "role_assignments" and (
+                not isinstance(value, int | float) or isinstance(value, bool) or value < 0
+            ):
                 raise ValueError(f"{self.service} setting {key} must be a number of seconds >= 0, got {value!r}")
-            self.settings[key] = float(value)
-        return dict(self.settings)
+        for key, value in settings.items():
+            if key == "time_scale":
+                self.throttle.clock.set_scale(float(value))
+            if key in DEFAULT_SETTINGS:
+                self.settings[key] = float(value)
+            elif key in throttle.DEFAULTS:
+                self.settings[key] = value
+        if assignments is not None:
+            self.role_assignments = assignments
+        return {**self.settings, "role_assignments": [vars(a) for a in self.role_assignments]}
 
     # ---- dialect: errors, challenge, api-version ----------------------------------------------------------
 
@@ -86,6 +105,15 @@ class KeyVaultEmulator(Emulator):
             resp = self.error(401, "Unauthorized", message)
             raise HttpError(resp.status, resp.body, resp.headers, resp.content_type) from None
         rules.check_api_version(req.q("api-version"))
+
+    def admit(self, req: Request) -> None:
+        """The vault's throttle (throttle.py), then its data-plane RBAC (rbac.py): a throttled request is refused
+        before it is authorized, and neither runs the operation."""
+        self.throttle.admit(req.op, self.settings)
+        claims = rules.unverified_claims(req.headers.get("Authorization"))  # verified by authenticate()
+        name = req.params.get("name")
+        vault = f"kv-{self.service.replace('_', '-')}"
+        rbac.check(self.role_assignments, req.op, name, claims, vault, self.platform.baseline.tenant_id)
 
     def not_found(self, req: Request) -> Response:
         return self._unless_unauthenticated(req) or self.error(404, "NotFound", f"No route for {req.path}")
@@ -180,13 +208,17 @@ class KeyVaultEmulator(Emulator):
     @route("GET", r"/secrets/(?P<name>[^/]+)/versions", "secret.versions")
     def list_versions(self, req: Request) -> Response:
         with self.lock:
-            secret = self.store.readable(rules.valid_name(req.params["name"]), self._now())
-            # Ordered by version id, not by time: the real skiptoken encodes "secret/NAME/VERSIONID" (example).
+            name = rules.valid_name(req.params["name"])
+            secret = self.store.listable(name, self._now())
+            # A name with no live secret (never created, soft-deleted, or still being recovered) lists no versions:
+            # 200 and an empty page, not 404 -- azure-sdk-for-net's live recording GetSecretVersionsNonExisting
+            # (tests/api_specs/azure/keyvault-secrets/recordings/). Ordered by version id, not by time: the real
+            # skiptoken encodes "secret/NAME/VERSIONID" (GetSecretVersions example).
             items = [
                 (v.version.upper(), secret_item(req.base_url, secret, v, versioned=True))
-                for v in secret.versions.values()
+                for v in (secret.versions.values() if secret else ())
             ]
-            return self._page(req, items, f"/secrets/{secret.name}/versions")
+            return self._page(req, items, f"/secrets/{secret.name if secret else name}/versions")
 
     # ---- deleted secrets --------------------------------------------------------------------------------------
 

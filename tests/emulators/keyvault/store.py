@@ -72,6 +72,10 @@ class SecretStore:
             raise rules.secret_not_found(name)
         return secret
 
+    def listable(self, name: str, now: float) -> StoredSecret | None:
+        secret = self.secrets.get(name.lower())
+        return secret if secret is not None and secret.readable_at <= now else None
+
     def version(self, name: str, wanted: str, now: float) -> tuple[StoredSecret, SecretVersion]:
         """`wanted` as the URL spelled it; empty = the latest version."""
         secret = self.readable(name, now)

@@ -83,6 +83,7 @@ def forged_token(platform: Platform, **overrides: Any) -> str:
         "iat": now,
         "nbf": now,
         "exp": now + 3600,
+        "oid": platform.baseline.principal_id(platform.baseline.jobs_identity),  # the baseline's role holder
         **overrides,
     }
     return platform.entra.signing_key.sign({k: v for k, v in claims.items() if v is not None})
@@ -275,8 +276,40 @@ def test_notes_2_3_missing_secret_404_secret_not_found(source: SecretClient) -> 
     source.set_secret("exists", "x")
     with pytest.raises(ResourceNotFoundError):
         source.get_secret("exists", "0" * 32)
-    with pytest.raises(ResourceNotFoundError):
-        list(source.list_properties_of_secret_versions("nope"))
+    assert list(source.list_properties_of_secret_versions("nope")) == []  # not a 404: see the recording below
+
+
+RECORDINGS = API_SPECS / "azure/keyvault-secrets/recordings"
+
+
+def test_recorded_versions_list_of_a_missing_secret_is_200_and_empty(
+    platform: Platform, http: requests.Session, source: SecretClient, control: Control
+) -> None:
+    """Replays azure-sdk-for-net's live recording GetSecretVersionsNonExisting: a real vault answers the
+    versions list of a name it does not hold with 200 `{"value": [], "nextLink": null}`; so does a name that
+    is soft-deleted or still being recovered (nothing is listable under it)."""
+    record = json.loads((RECORDINGS / "GetSecretVersionsNonExisting.json").read_text())
+    challenge, answered = record["Entries"]
+    url = f"{platform.kv_source.url}/secrets/91945129/versions"
+    bare = requests.get(url, params=API, verify=str(platform.ca_path))
+    assert bare.status_code == challenge["StatusCode"] == 401
+    assert bare.json() == challenge["ResponseBody"]
+    r = http.get(url, params=API)
+    assert r.status_code == answered["StatusCode"] == 200
+    assert r.json() == answered["ResponseBody"]
+    assert r.headers["Content-Type"] == answered["ResponseHeaders"]["Content-Type"]
+    source.set_secret("was-here", "value-was-here")
+    source.begin_delete_secret("was-here", **FAST).wait()
+    assert (
+        http.get(f"{platform.kv_source.url}/secrets/was-here/versions", params=API).json() == answered["ResponseBody"]
+    )
+    control.configure("keyvault_source", recover_read_delay_seconds=30)
+    source.begin_recover_deleted_secret("was-here")
+    assert (
+        http.get(f"{platform.kv_source.url}/secrets/was-here/versions", params=API).json() == answered["ResponseBody"]
+    )
+    control.advance(31)
+    assert len(http.get(f"{platform.kv_source.url}/secrets/was-here/versions", params=API).json()["value"]) == 1
 
 
 def test_notes_2_3_disabled_get_403_secret_disabled(source: SecretClient, control: Control) -> None:
@@ -644,3 +677,105 @@ def test_a_rejected_update_changes_nothing(source: SecretClient) -> None:
     assert info.value.status_code == 400
     props = source.get_secret("atomic-update").properties
     assert props.content_type == "text/plain" and props.tags == {"a": "1"}
+
+
+# ---- data-plane RBAC (rbac.py) ----------------------------------------------------------------------------------
+
+
+def _principal(platform: Platform) -> str:
+    return platform.baseline.principal_id(platform.baseline.jobs_identity)
+
+
+def test_rbac_secrets_user_reads_and_is_refused_a_write_with_key_vaults_403(
+    platform: Platform, source: SecretClient, control: Control
+) -> None:
+    source.set_secret("guarded", "value-guarded-1")
+    control.configure(
+        "keyvault_source", role_assignments=[{"principalId": _principal(platform), "role": "Key Vault Secrets User"}]
+    )
+    assert source.get_secret("guarded").value == "value-guarded-1"
+    assert [p.name for p in source.list_properties_of_secrets()] == ["guarded"]
+    with pytest.raises(HttpResponseError) as info:
+        source.set_secret("guarded", "value-guarded-2")
+    assert info.value.status_code == 403 and inner_code(info.value) == "ForbiddenByRbac"
+    assert info.value.error is not None and info.value.error.code == "Forbidden"
+    body = info.value.response.json()["error"]["message"]  # type: ignore[union-attr]
+    lines = body.split("\r\n")
+    assert lines[0] == "Caller is not authorized to perform action on resource."
+    assert f"oid={_principal(platform)};" in lines[2]
+    assert lines[3] == "Action: 'Microsoft.KeyVault/vaults/secrets/setSecret/action'"
+    assert lines[4].endswith("/secrets/guarded'") and lines[5] == "Assignment: (not found)"
+    assert [e["status"] for e in control.requests("keyvault_source", "secret.set")["log"]][-1] == 403
+    control.configure("keyvault_source", role_assignments=[])
+    with pytest.raises(HttpResponseError) as info:
+        list(source.list_properties_of_secrets())
+    assert "Action: 'Microsoft.KeyVault/vaults/secrets/readMetadata/action'" in info.value.response.text()  # type: ignore[union-attr]
+
+
+def test_rbac_a_secret_scope_assignment_covers_that_secret_only_and_not_the_list(
+    platform: Platform, source: SecretClient, control: Control
+) -> None:
+    source.set_secret("mine", "value-mine-1")
+    source.set_secret("other", "value-other-1")
+    only = [{"principalId": _principal(platform), "role": "Key Vault Secrets User", "scope": "/secrets/mine"}]
+    control.configure("keyvault_source", role_assignments=only)
+    assert source.get_secret("mine").value == "value-mine-1"
+    for call in (lambda: source.get_secret("other"), lambda: list(source.list_properties_of_secrets())):
+        with pytest.raises(HttpResponseError) as info:
+            call()
+        assert info.value.status_code == 403
+
+
+def test_rbac_settings_are_validated_and_reset(platform: Platform, control: Control) -> None:
+    for bad in (
+        [{"principalId": "x", "role": "Owner"}],
+        [{"principalId": "x", "role": "Key Vault Reader", "scope": "/keys"}],
+        "all",
+    ):
+        r = control.session.post(
+            f"{control.url}/config", json={"service": "keyvault_source", "settings": {"role_assignments": bad}}
+        )
+        assert r.status_code == 400
+    control.configure("keyvault_source", role_assignments=[])
+    platform.reset()
+    assert [a.role for a in platform.kv_source.role_assignments] == ["Key Vault Secrets Officer"]
+
+
+# ---- service limits (throttle.py) -------------------------------------------------------------------------------
+
+
+def test_throttle_create_bucket_answers_429_throttled_with_retry_after(
+    http: requests.Session, platform: Platform, control: Control
+) -> None:
+    control.configure("keyvault_source", create_per_10s=3, other_per_10s=5)
+    url = f"{platform.kv_source.url}/secrets"
+    statuses = [http.put(f"{url}/burst", params=API, json={"value": f"value-burst-{i}"}).status_code for i in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    r = http.put(f"{url}/burst", params=API, json={"value": "value-burst-x"})
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    assert r.json() == {
+        "error": {
+            "code": "Throttled",
+            "message": "Request was not processed because too many requests were received. "
+            "Reason: VaultRequestTypeLimitReached",
+        }
+    }
+    reads = [http.get(f"{url}/burst", params=API).status_code for _ in range(6)]
+    assert reads == [200] * 5 + [429]  # the other transactions have their own bucket
+    control.configure("keyvault_source", time_scale=1000)  # 10 s of refill in 10 ms
+    time.sleep(0.05)
+    assert http.put(f"{url}/burst", params=API, json={"value": "value-burst-y"}).status_code == 200
+
+
+def test_throttle_defaults_are_the_documented_limits_and_azure_core_honours_retry_after(
+    platform: Platform, control: Control, client: Callable[..., SecretClient]
+) -> None:
+    settings = control.configure("keyvault_target")
+    assert (settings["create_per_10s"], settings["other_per_10s"], settings["throttling"]) == (300, 4000, True)
+    control.configure("keyvault_target", create_per_10s=1, time_scale=5)
+    target = client("target")  # azure-core's own retry policy, with its default status retries
+    started = time.monotonic()
+    target.set_secret("paced", "value-paced-1")
+    target.set_secret("paced", "value-paced-2")  # 429 Retry-After: 2 (10 s / 5), retried by azure-core
+    assert time.monotonic() - started >= 1.5
+    assert [e["status"] for e in control.requests("keyvault_target", "secret.set")["log"]] == [200, 429, 200]

@@ -17,9 +17,9 @@ from lib.settings import (
     label_of,
     one_of,
     parse_duration,
-    parse_http_url,
     parse_https_url,
     parse_json_string_list,
+    parse_service_url,
     parse_uuid,
     setting,
     switch,
@@ -148,7 +148,7 @@ class FicSettings:
         default=5.0,
     )
     pushgateway_url: str | None = setting(
-        "--pushgateway-url", "Prometheus Pushgateway", parse=parse_http_url, default=None
+        "--pushgateway-url", "Prometheus Pushgateway", parse=parse_service_url, default=None
     )
 
     def check(self) -> None:

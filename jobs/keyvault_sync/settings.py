@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from jobs.keyvault_sync.allowlist import Allowlist, load_allowlist
 from jobs.keyvault_sync.plan import Options
-from lib.settings import int_at_least, parse_bool, parse_duration, parse_http_url, parse_https_url, setting, switch
+from lib.settings import int_at_least, parse_bool, parse_duration, parse_https_url, parse_service_url, setting, switch
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Settings:
         "--concurrency", "seed secrets whose versions are listed in parallel", parse=int_at_least(1), default=8
     )
     pushgateway_url: str | None = setting(
-        "--pushgateway-url", "Prometheus Pushgateway to push run metrics to", parse=parse_http_url, default=None
+        "--pushgateway-url", "Prometheus Pushgateway to push run metrics to", parse=parse_service_url, default=None
     )
     verify_challenge_resource: bool = setting(
         "--keyvault-verify-challenge-resource",

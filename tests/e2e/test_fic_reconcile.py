@@ -392,7 +392,7 @@ def test_metrics_push_actions_occupancy_and_last_success(platform: Platform, env
     names = namespaces(7)
     create_namespaces(names)
     with receiver() as rec:
-        assert run(env, "--pushgateway-url", rec.url)[0] == 0
+        assert run(env, "--pushgateway-url", rec.url, "--allow-insecure-http")[0] == 0
     [push] = rec.requests
     assert push.path == "/metrics/job/fic-reconcile"
     samples = pushed_samples(push.body.decode())

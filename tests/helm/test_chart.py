@@ -127,6 +127,9 @@ BAD_VALUES = {
     "cron-with-seconds-field": (["--set", "jobs.ficReconcile.schedule=0 7 * * * *"], "/jobs/ficReconcile/schedule"),
     "cron-four-fields": (["--set", "jobs.keyvaultSync.schedule=*/5 * * *"], "/jobs/keyvaultSync/schedule"),
     "coder-url-http": (["--set", "coder.url=http://coder.example.com"], "/coder/url"),
+    # Pushgateway and Vault too (issue 21): the chart has no http override; that is for loopback tests only.
+    "pushgateway-url-http": (["--set", "pushgatewayUrl=http://pushgateway.monitoring.svc:9091"], "/pushgatewayUrl"),
+    "vault-addr-http": (["--set", "vault.addr=http://vault.vault.svc:8200"], "/vault/addr"),
     "vault-url-http": (
         ["--set", "jobs.keyvaultSync.settings.sourceVaultUrl=http://kv.vault.azure.net"],
         "/jobs/keyvaultSync/settings/sourceVaultUrl",

@@ -28,7 +28,7 @@ from azure.keyvault.secrets import SecretClient, SecretProperties
 from lib import limits
 from lib.clients.keyvault_types import KeyVaultError, Props, SecretMeta, SecretValue
 from lib.logs import get_logger
-from lib.redact import register_secret
+from lib.redact import first_line, one_line, register_secret
 from lib.retry import Backoff, call_with_retry, retry_after_of
 
 R = TypeVar("R")
@@ -88,15 +88,14 @@ def describe_error(label: str, what: str, exc: Exception, role: str = "") -> Key
     if isinstance(exc, HttpResponseError) and (exc.status_code or 0) >= 400:  # not a 200 that failed to decode
         outer, inner = error_codes(exc)
         message = getattr(getattr(exc, "error", None), "message", None) or exc.reason or ""
-        message = " ".join(str(message).split())  # the service's messages carry \r\n
+        message = one_line(message)  # the service's messages carry \r\n: scrubbed before they are joined
         codes = "/".join(c for c in (outer, inner) if c)
         denied = exc.status_code == 403 and inner != "SecretDisabled" and role
         hint = f" (the job's identity needs the {role} role on this vault)" if denied else ""
         return KeyVaultError(
             f"{label} vault: {what} -> {exc.status_code} {codes}: {message}{hint}", exc.status_code, outer, inner
         )
-    first_line = (str(exc).strip().splitlines() or [""])[0]
-    return KeyVaultError(f"{label} vault: {what} -> {type(exc).__name__}: {first_line}")
+    return KeyVaultError(f"{label} vault: {what} -> {type(exc).__name__}: {first_line(exc)}")
 
 
 class KeyVault:

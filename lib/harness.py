@@ -55,7 +55,7 @@ def run(spec: JobSpec[S, C, T], argv: Sequence[str], environ: Mapping[str, str])
     parsed = parser.parse_args(list(argv))  # argparse itself exits 2 on unknown flags
     try:
         options = resolve(RunOptions, parsed, environ)
-        settings = resolve(spec.settings, parsed, environ)
+        settings = resolve(spec.settings, parsed, environ, allow_insecure_http=options.allow_insecure_http)
     except ConfigError as exc:
         print(f"{spec.name}: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -63,6 +63,8 @@ def run(spec: JobSpec[S, C, T], argv: Sequence[str], environ: Mapping[str, str])
     run_id = uuid.uuid4().hex[:12]
     logs.configure(spec.name, run_id, options.log_format, options.log_level)
     log = logs.get_logger()
+    if options.allow_insecure_http:
+        log.warning("run.insecure_http_allowed", note="http:// admitted to loopback hosts: local tests only")
     started = time.monotonic()
     summary: dict[str, Any] = {"dry_run": options.dry_run}
     code = EXIT_FAILED

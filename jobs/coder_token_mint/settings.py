@@ -19,10 +19,10 @@ from lib.settings import (
     label_of,
     one_of,
     parse_duration,
-    parse_http_url,
     parse_https_url,
     parse_kv_path,
     parse_readable_file,
+    parse_service_url,
     setting,
     switch,
 )
@@ -104,7 +104,7 @@ class MintSettings:
     allow: tuple[str, ...] = setting(
         "--allow", "allow-list entry type:id", parse=parse_allow, default=(), repeatable=True
     )
-    vault_addr: str = setting("--vault-addr", "Vault address", env="VAULT_ADDR", parse=parse_http_url)
+    vault_addr: str = setting("--vault-addr", "Vault address", env="VAULT_ADDR", parse=parse_service_url)
     vault_auth: str = setting(
         "--vault-auth",
         "auto: VAULT_TOKEN when set, else Kubernetes auth",
@@ -127,7 +127,7 @@ class MintSettings:
         "--force-rotate", "compromise response: mint, write, revoke every other prefixed token now"
     )
     pushgateway_url: str = setting(
-        "--pushgateway-url", "Prometheus Pushgateway; empty: no push", parse=parse_http_url, default=""
+        "--pushgateway-url", "Prometheus Pushgateway; empty: no push", parse=parse_service_url, default=""
     )
 
     @property

@@ -18,6 +18,7 @@ from typing import Any
 from jobs.fic_reconcile.model import Namespace, Relocation
 from jobs.fic_reconcile.settings import FicSettings
 from jobs.fic_reconcile.state import LABELS, decode, encode
+from lib.redact import first_line
 from lib.settings import ConfigError, label_of
 
 POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -104,4 +105,4 @@ def kube_api() -> Any:
 
 
 def _one_line(exc: Exception) -> str:
-    return (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0]
+    return first_line(f"{type(exc).__name__}: {exc}")

@@ -19,6 +19,7 @@ from jobs.fic_reconcile.writes import Clients, apply, read_identity
 from lib import harness
 from lib.logs import get_logger
 from lib.model import Plan, Report
+from lib.redact import first_line
 from lib.settings import ConfigError, label_of
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def _read_cluster(s: FicSettings, namespace: str) -> cluster.ClusterView:
     try:
         return cluster.read_cluster(cluster.kube_api(), s, namespace)
     except Exception as exc:  # no usable configuration: nothing from the cluster, so no deletes
-        return cluster.ClusterView(namespaces_error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        return cluster.ClusterView(namespaces_error=first_line(f"{type(exc).__name__}: {exc}"))
 
 
 def observe(c: Clients, s: FicSettings) -> Observed:

@@ -1,5 +1,5 @@
 """fic-reconcile's own gauges, pushed beside the common ones (lib/clients/pushgateway.py): FIC slots per
-identity, pool headroom, shard disagreements, deferred work and time to credential."""
+identity, pool headroom, shard disagreements, foreign-issuer FICs, deferred work and time to credential."""
 
 from __future__ import annotations
 
@@ -18,6 +18,15 @@ def fic_gauges(report: Report, registry: Any) -> None:
         fics.labels(row["identity"], "ours").set(float(row["ours"]))
         fics.labels(row["identity"], "unmanaged").set(float(row["unmanaged"]))
         limit.labels(row["identity"]).set(float(row["limit"]))
+    foreign = Gauge(
+        "cwj_fic_foreign_issuer_credentials",
+        "FICs on the pool identity whose issuer is neither the cluster's nor in --known-issuers",
+        ["identity"],
+        registry=registry,
+    )
+    held = Counter(row["identity"] for row in report.plan.sections.get("foreign_issuer_credentials", []))
+    for row in report.plan.sections.get("capacity", []):  # every pool identity: 0 when clean, so alerts resolve
+        foreign.labels(row["identity"]).set(held[row["identity"]])
     pool = report.plan.sections.get("pool_capacity", {})
     Gauge("cwj_fic_pool_namespaces", "Workspace namespaces", registry=registry).set(pool.get("namespaces", 0))
     Gauge("cwj_fic_pool_safe_namespaces", "Namespaces the pool holds at <=1% overflow risk", registry=registry).set(

@@ -17,9 +17,9 @@ from lib.settings import (
     label_of,
     one_of,
     parse_duration,
-    parse_http_url,
     parse_https_url,
     parse_json_string_list,
+    parse_service_url,
     parse_uuid,
     setting,
     switch,
@@ -147,8 +147,16 @@ class FicSettings:
         parse=_positive_rate,
         default=5.0,
     )
+    known_issuers: tuple[str, ...] = setting(
+        "--known-issuers",
+        "OIDC issuers besides --issuer that may hold FICs on pool identities (other clusters sharing the pool); "
+        "any other issuer there is a foreign-issuer finding",
+        parse=parse_https_url,
+        default=(),
+        repeatable=True,
+    )
     pushgateway_url: str | None = setting(
-        "--pushgateway-url", "Prometheus Pushgateway", parse=parse_http_url, default=None
+        "--pushgateway-url", "Prometheus Pushgateway", parse=parse_service_url, default=None
     )
 
     def check(self) -> None:
@@ -177,4 +185,5 @@ class FicSettings:
             self.allow_mass_delete,
             self.shard_hash,
             self.relocation_grace,
+            self.known_issuers,
         )

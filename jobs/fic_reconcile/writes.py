@@ -23,6 +23,7 @@ from jobs.fic_reconcile.placement import is_ours
 from jobs.fic_reconcile.settings import FicSettings
 from lib.clients.arm_types import ObservedFic
 from lib.model import Finding, Outcome, Plan, Report
+from lib.redact import first_line
 
 if TYPE_CHECKING:
     from lib.clients.arm_msi import ArmMsi, PoolIdentity
@@ -133,7 +134,7 @@ def _write_record(
     try:
         cluster.write_record(cluster.kube_api(), c.state_namespace, s.state_configmap, entries, record.version)
     except Exception as exc:  # a conflict (another run wrote first) or an outage: the next run starts over
-        return Outcome(record, "failed", f"{type(exc).__name__}: {exc}".splitlines()[0])
+        return Outcome(record, "failed", first_line(f"{type(exc).__name__}: {exc}"))
     differs = len(entries) != len(record.relocations)
     return Outcome(record, "ok", f"{len(entries)} entries written" if differs else "")
 

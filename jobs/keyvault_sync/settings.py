@@ -12,9 +12,9 @@ from lib.settings import (
     int_at_least,
     parse_bool,
     parse_duration,
-    parse_http_url,
     parse_https_url,
     parse_rate,
+    parse_service_url,
     setting,
     switch,
 )
@@ -48,7 +48,7 @@ class Settings:
         "--concurrency", "seed secrets whose versions are listed in parallel", parse=int_at_least(1), default=8
     )
     pushgateway_url: str | None = setting(
-        "--pushgateway-url", "Prometheus Pushgateway to push run metrics to", parse=parse_http_url, default=None
+        "--pushgateway-url", "Prometheus Pushgateway to push run metrics to", parse=parse_service_url, default=None
     )
     verify_challenge_resource: bool = setting(
         "--keyvault-verify-challenge-resource",

@@ -19,6 +19,7 @@ from azure.mgmt.msi.models import FederatedIdentityCredential
 
 from lib import limits
 from lib.clients.arm_types import FicSpec, ObservedFic
+from lib.redact import first_line
 from lib.retry import Backoff, call_with_retry, retry_after_of
 
 R = TypeVar("R")
@@ -73,7 +74,7 @@ def describe_error(exc: Exception) -> str:
     that is not JSON comes with status 200: it is named by its exception, not its status."""
     status = status_of(exc)
     message = getattr(exc, "message", None) or str(exc)
-    first = str(message).strip().splitlines()[0] if str(message).strip() else type(exc).__name__
+    first = first_line(message) or type(exc).__name__
     if status and status >= 400:
         return f"ARM {status} {error_code(exc)}: {first}".replace(" :", ":")
     return f"ARM {type(exc).__name__}: {first}"

@@ -12,6 +12,7 @@ from azure.core.pipeline.policies import RetryPolicy
 from azure.identity import DefaultAzureCredential, WorkloadIdentityCredential
 
 from lib import limits
+from lib.redact import first_line
 
 WEBHOOK_ENV = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE")
 T = TypeVar("T")
@@ -70,9 +71,9 @@ def _named(scopes: tuple[str, ...], fn: Callable[[], T]) -> T:
         return fn()
     except Exception as exc:
         status = getattr(exc, "status_code", None)
-        lines = str(getattr(exc, "message", None) or exc).strip().splitlines() or [type(exc).__name__]
+        line = first_line(getattr(exc, "message", None) or exc) or type(exc).__name__
         where = f"HTTP {status}: " if status else f"{type(exc).__name__}: "
-        message = f"Entra ID token request for {' '.join(scopes)} failed: {where}{lines[0]}"
+        message = f"Entra ID token request for {' '.join(scopes)} failed: {where}{line}"
         # no response attached: the SDK clients would describe it by the token endpoint's status, as if their
         # own service had answered it
         raise ClientAuthenticationError(message=message) from None

@@ -32,7 +32,7 @@ from lib import limits
 from lib.clients.keyvault_types import KeyVaultError, Props, SecretMeta, SecretValue
 from lib.logs import get_logger
 from lib.pace import Pacer
-from lib.redact import register_secret
+from lib.redact import first_line, one_line, register_secret
 from lib.retry import Backoff, call_with_retry, retry_after_of
 
 R = TypeVar("R")
@@ -97,12 +97,11 @@ def describe_error(label: str, what: str, exc: Exception, role: str = "") -> Key
         head = f"{label} vault: {what} -> {exc.status_code} {codes}: "
         if exc.status_code == 403 and inner == "ForbiddenByRbac":
             return KeyVaultError(head + _rbac_text(str(message), role), exc.status_code, outer, inner)
-        message = " ".join(str(message).split())  # the service's messages carry \r\n
+        message = one_line(str(message))  # the service's messages carry \r\n: scrubbed before they are joined
         denied = exc.status_code == 403 and inner != "SecretDisabled" and role
         hint = f" (the job's identity needs the {role} role on this vault)" if denied else ""
         return KeyVaultError(f"{head}{message}{hint}", exc.status_code, outer, inner)
-    first_line = (str(exc).strip().splitlines() or [""])[0]
-    return KeyVaultError(f"{label} vault: {what} -> {type(exc).__name__}: {first_line}")
+    return KeyVaultError(f"{label} vault: {what} -> {type(exc).__name__}: {first_line(exc)}")
 
 
 def _rbac_text(message: str, role: str) -> str:

@@ -23,6 +23,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from lib import limits
+from lib.redact import first_line
 from lib.retry import Backoff, call_with_retry, retry_after_seconds
 
 T = TypeVar("T")
@@ -137,7 +138,7 @@ def _paged(what: str, fetch: Callable[..., Any], convert: Callable[[Any], T], pa
 
 
 def _transport_error(exc: Exception) -> KubeError:
-    return KubeError(f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
+    return KubeError(f"{type(exc).__name__}: {first_line(exc)}")
 
 
 def _is_transient(exc: Exception) -> bool:

@@ -147,7 +147,7 @@ def test_a_bad_setting_is_named_inside_the_image_too(image: Image) -> None:
     assert done.returncode == 2
     assert done.stderr == (
         "coder-token-mint: configuration error: --coder-url (CODER_URL): expected an https:// URL, "
-        "got 'http://coder.example'\n"
+        "got http:// for coder.example\n"
     )
 
 

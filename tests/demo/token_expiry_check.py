@@ -58,8 +58,10 @@ def run(demo: Demo) -> None:
     def now() -> tuple[str, str]:
         return ("--now", demo.platform.clock.now().isoformat())
 
-    with receiver() as hook, receiver() as gateway:
-        sinks = ("--webhook-url", hook.url, "--pushgateway-url", gateway.url)
+    # The webhook stand-in speaks https with the platform's CA; the Pushgateway stand-in is plain http on
+    # 127.0.0.1, which the jobs take only with the loopback test override.
+    with receiver(tls=demo.platform.server_tls()) as hook, receiver() as gateway:
+        sinks = ("--webhook-url", hook.url, "--pushgateway-url", gateway.url, "--allow-insecure-http")
         demo.job(
             JOB, *users, *sinks, *now(), "--dry-run", env=owner, title="dry-run: findings and the alert it would send"
         )

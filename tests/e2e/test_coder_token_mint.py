@@ -385,9 +385,9 @@ def test_text_output_and_logs_name_actions_but_no_token(world: World) -> None:
 
 def test_metrics_are_pushed_after_a_run_but_not_after_a_dry_run(world: World) -> None:
     with receiver() as gateway:
-        assert world.run("--pushgateway-url", gateway.url, "--dry-run")[0] == 0
+        assert world.run("--pushgateway-url", gateway.url, "--allow-insecure-http", "--dry-run")[0] == 0
         assert gateway.requests == []
-        assert world.run("--pushgateway-url", gateway.url)[0] == 0
+        assert world.run("--pushgateway-url", gateway.url, "--allow-insecure-http")[0] == 0
         (push,) = gateway.requests
     assert push.path == "/metrics/job/coder-token-mint"
     samples = pushed_samples(push.body.decode())

@@ -64,7 +64,7 @@ def test_time_to_credential_is_reported_and_pushed(platform: Platform, env: dict
     create_namespaces(namespaces(5))
     platform.clock.advance(0)
     with receiver() as rec:
-        code, report, stderr = run(env, "--pushgateway-url", rec.url)
+        code, report, stderr = run(env, "--pushgateway-url", rec.url, "--allow-insecure-http")
     assert code == 0, stderr
     waited = report["time_to_credential"]
     assert waited["created"] == 5 and 0 <= waited["p50_s"] <= waited["p99_s"] <= waited["max_s"] < 600

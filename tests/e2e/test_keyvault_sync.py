@@ -410,7 +410,14 @@ def test_metrics_are_pushed_with_names_only(
     source, _ = vaults
     source.set_secret("pushed", new_value("pushed"))
     with receiver() as gateway:
-        proc = sync(env, "--allowlist-file", allowlist(tmp_path, "pushed", "absent"), "--pushgateway-url", gateway.url)
+        proc = sync(
+            env,
+            "--allowlist-file",
+            allowlist(tmp_path, "pushed", "absent"),
+            "--pushgateway-url",
+            gateway.url,
+            "--allow-insecure-http",
+        )
         assert proc.returncode == 1  # "absent" is not seeded
     (body,) = gateway.bodies()
     CAPTURED.append(body)

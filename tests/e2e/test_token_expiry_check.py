@@ -179,12 +179,12 @@ def test_fail_on_decides_the_exit_code_for_warnings(coder: Coder, control: Contr
 
 
 def test_a_daily_job_alerts_only_at_14_7_3_1_days_and_at_expiry(
-    coder: Coder, control: Control, owner_env: dict[str, str]
+    coder: Coder, control: Control, owner_env: dict[str, str], platform: Platform
 ) -> None:
     coder.user("ci-bot")
     coder.token("ci-bot", "ci-deploy-prod-20260101", 30 * 24)
     sent: dict[int, list[dict[str, Any]]] = {}
-    with receiver() as hook:
+    with receiver(tls=platform.server_tls()) as hook:
         for day in range(33):
             before = len(hook.requests)
             proc = check(
@@ -209,12 +209,12 @@ def test_a_daily_job_alerts_only_at_14_7_3_1_days_and_at_expiry(
 
 
 def test_a_webhook_outage_fails_the_run_and_retries_boundedly(
-    coder: Coder, control: Control, owner_env: dict[str, str]
+    coder: Coder, control: Control, owner_env: dict[str, str], platform: Platform
 ) -> None:
     coder.user("ci-bot")
     coder.token("ci-bot", "ci-deploy-prod-20260101", 15 * 24)
     control.advance(DAY)  # 14 days left: the 14-day alert is new
-    with receiver(status=500) as hook:
+    with receiver(status=500, tls=platform.server_tls()) as hook:
         proc = check(control, "--user", "ci-bot", "--webhook-url", hook.url + "/hooks/s3cr3tpath", env=owner_env)
         attempts = len(hook.requests)
     assert proc.returncode == 1
@@ -235,7 +235,15 @@ def test_pushed_metrics_parse_and_carry_the_values(
     coder.use("ci-web-prod-20260101", "ci-api-prod-20260101")
     with receiver() as gateway:
         proc = check(
-            control, "--user", "ci-bot", "--policy-file", policy, "--pushgateway-url", gateway.url, env=owner_env
+            control,
+            "--user",
+            "ci-bot",
+            "--policy-file",
+            policy,
+            "--pushgateway-url",
+            gateway.url,
+            "--allow-insecure-http",  # the recording stand-in is plain http on 127.0.0.1
+            env=owner_env,
         )
         pushes = list(gateway.requests)
     assert proc.returncode == 1  # lifetime-over-max is critical
@@ -254,7 +262,9 @@ def test_a_blind_check_pushes_no_last_success(control: Control, env: dict[str, s
     coder.user("ci-sa", service_account=True)
     coder.token("ci-sa", "ci-sa-prod-20260101", 30 * 24)
     with receiver() as gateway:
-        proc = check(control, "--user", "ci-sa", "--pushgateway-url", gateway.url, env=env)  # the auditor token
+        proc = check(  # the auditor token
+            control, "--user", "ci-sa", "--pushgateway-url", gateway.url, "--allow-insecure-http", env=env
+        )
         body = gateway.requests[0].body.decode()
     assert proc.returncode == 1
     names = {name for name, _ in pushed_samples(body)}
@@ -337,12 +347,12 @@ def test_the_seed_documents_examples(coder: Coder, control: Control, owner_env: 
 
 
 def test_dry_run_prints_findings_but_sends_and_pushes_nothing(
-    coder: Coder, control: Control, owner_env: dict[str, str]
+    coder: Coder, control: Control, owner_env: dict[str, str], platform: Platform
 ) -> None:
     coder.user("ci-bot")
     coder.token("ci-bot", "ci-web-prod-20260101", 15 * 24)
     control.advance(DAY + 60)  # just crossed 14 days left: an alert would be new
-    with receiver() as hook, receiver() as gateway:
+    with receiver(tls=platform.server_tls()) as hook, receiver() as gateway:
         proc = check(
             control,
             "--user",
@@ -351,6 +361,7 @@ def test_dry_run_prints_findings_but_sends_and_pushes_nothing(
             hook.url,
             "--pushgateway-url",
             gateway.url,
+            "--allow-insecure-http",
             "--dry-run",
             "--output",
             "json",
@@ -459,7 +470,7 @@ def test_vault_check_needs_a_vault_address(control: Control, owner_env: dict[str
     env = {k: v for k, v in owner_env.items() if k != "VAULT_ADDR"}
     proc = check(control, "--user", "coder-wi", "--vault-check", env=env)
     assert proc.returncode == 2
-    assert "--vault-addr (VAULT_ADDR): expected an http(s):// Vault address with --vault-check" in proc.stderr
+    assert "--vault-addr (VAULT_ADDR): expected an https:// Vault address with --vault-check" in proc.stderr
     assert control.count("coder") == 0
 
 

@@ -150,15 +150,21 @@ class Platform:
     # ---- lifecycle ------------------------------------------------------------------------------------
 
     def start(self) -> Platform:
-        cert = self.ca.issue_cert("127.0.0.1", "localhost")
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        cert.configure_cert(ctx)
+        ctx = self.server_tls()
         self.ca.cert_pem.write_to_path(str(self.ca_path))
         for emulator in self.emulators:
             emulator.start(ctx)
         self.reset()
         self._write_files()
         return self
+
+    def server_tls(self) -> ssl.SSLContext:
+        """A server context whose certificate (127.0.0.1, localhost) the platform's CA signs: what every emulator
+        serves, and what a test's own loopback server (tests/receivers.py) serves so jobs reach it over https."""
+        cert = self.ca.issue_cert("127.0.0.1", "localhost")
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(ctx)
+        return ctx
 
     def stop(self) -> None:
         for emulator in self.emulators:

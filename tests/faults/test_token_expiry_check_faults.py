@@ -129,18 +129,20 @@ def _seed(platform: Platform, users: int = 0) -> None:
 
 
 @contextmanager
-def _receivers(c: Case) -> Iterator[tuple[dict[str, str], dict[str, Script]]]:
-    """A URL per receiver: a scripted one, or a closed port for the refused case."""
+def _receivers(c: Case, platform: Platform) -> Iterator[tuple[dict[str, str], dict[str, Script]]]:
+    """A URL per receiver: a scripted one, or a closed port for the refused case. The webhook speaks https with
+    the platform's CA; the Pushgateway stand-in is plain http on loopback (the run passes --allow-insecure-http)."""
     target, _, kind = c.id.partition("-")
     urls: dict[str, str] = {}
     scripts: dict[str, Script] = {}
     with ExitStack() as stack:
         for name in ("pushgateway", "webhook"):
+            scheme, tls = ("https", platform.server_tls()) if name == "webhook" else ("http", None)
             if name == target and kind == "refused":
-                urls[name] = closed_port_url("http")
+                urls[name] = closed_port_url(scheme)
                 continue
             answers, then = SCRIPTS[kind] if name == target else ((), None)
-            scripts[name] = stack.enter_context(scripted(*answers, then=then))
+            scripts[name] = stack.enter_context(scripted(*answers, then=then, tls=tls))
             urls[name] = scripts[name].url
         yield urls, scripts
 
@@ -152,7 +154,7 @@ def test_token_expiry_check_under_fault(c: Case, platform: Platform, control: Co
     control.clear_requests()
     owner_env = {**case_env(c, env), "CWJ_CODER_TOKEN_FILE": env["CWJ_BOOTSTRAP_TOKEN_FILE"]}  # owners see tokens
     users = () if "--all-users" in c.args else ("--user", USER)
-    with _receivers(c) as (urls, scripts):
+    with _receivers(c, platform) as (urls, scripts):
         proc = run_case(
             "token-expiry-check",
             c,
@@ -167,6 +169,7 @@ def test_token_expiry_check_under_fault(c: Case, platform: Platform, control: Co
             urls["webhook"] + "/hooks/T000/B000/s3cr3tpath",
             "--pushgateway-url",
             urls["pushgateway"],
+            "--allow-insecure-http",
         )
         seen = {name: list(script.seen) for name, script in scripts.items()}
         headers = {name: list(script.headers) for name, script in scripts.items()}

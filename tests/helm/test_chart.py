@@ -127,6 +127,17 @@ BAD_VALUES = {
     "cron-with-seconds-field": (["--set", "jobs.ficReconcile.schedule=0 7 * * * *"], "/jobs/ficReconcile/schedule"),
     "cron-four-fields": (["--set", "jobs.keyvaultSync.schedule=*/5 * * *"], "/jobs/keyvaultSync/schedule"),
     "coder-url-http": (["--set", "coder.url=http://coder.example.com"], "/coder/url"),
+    # Pushgateway and Vault too (issue 21): the chart has no http override; that is for loopback tests only.
+    "pushgateway-url-http": (["--set", "pushgatewayUrl=http://pushgateway.monitoring.svc:9091"], "/pushgatewayUrl"),
+    "vault-addr-http": (["--set", "vault.addr=http://vault.vault.svc:8200"], "/vault/addr"),
+    "known-issuer-http": (
+        ["--set-json", 'jobs.ficReconcile.settings.knownIssuers=["http://issuer.example/"]'],
+        "/jobs/ficReconcile/settings/knownIssuers/0",
+    ),
+    "known-issuer-with-comma": (  # the chart joins them with commas into CWJ_KNOWN_ISSUERS
+        ["--set-json", 'jobs.ficReconcile.settings.knownIssuers=["https://a.example/x,y/"]'],
+        "/jobs/ficReconcile/settings/knownIssuers/0",
+    ),
     "vault-url-http": (
         ["--set", "jobs.keyvaultSync.settings.sourceVaultUrl=http://kv.vault.azure.net"],
         "/jobs/keyvaultSync/settings/sourceVaultUrl",
@@ -324,6 +335,18 @@ def test_pool_comes_from_the_shared_secret_by_default(full: list[dict[str, Any]]
     env = env_of(cronjob(full, "fic-reconcile"))
     for name in ("AZURE_CLIENT_IDS_JSON", "AZURE_TENANT_ID"):
         assert env[name]["valueFrom"] == {"secretKeyRef": {"name": "coder-workspaces-azure-wi", "key": name}}
+
+
+def test_known_issuers_reach_the_job_comma_separated_and_none_by_default(
+    home: Path, full: list[dict[str, Any]]
+) -> None:
+    env = env_of(cronjob(full, "fic-reconcile"))
+    assert env["CWJ_KNOWN_ISSUERS"]["value"].startswith("https://westeurope.oic.prod-aks.azure.com/")
+    two = ["https://a.example/x/", "https://token.actions.githubusercontent.com"]
+    docs = template(home, "-f", str(FULL), "--set-json", f"jobs.ficReconcile.settings.knownIssuers={json.dumps(two)}")
+    assert env_of(cronjob(docs, "fic-reconcile"))["CWJ_KNOWN_ISSUERS"]["value"] == ",".join(two)
+    docs = template(home, "-f", str(FULL), "--set-json", "jobs.ficReconcile.settings.knownIssuers=[]")
+    assert "CWJ_KNOWN_ISSUERS" not in env_of(cronjob(docs, "fic-reconcile"))
 
 
 def test_no_vault_check_means_no_vault_token(home: Path) -> None:

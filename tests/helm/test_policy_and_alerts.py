@@ -108,7 +108,8 @@ def test_prometheus_rule_shape_and_alerts(full: list[dict[str, Any]]) -> None:
     assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"  # the ruleSelector label from values
     found = rules(full)
     assert [r["alert"] for r in found] == ["CoderWiJobFailed"] + ["CoderWiJobLastSuccessTooOld"] * 4 + [
-        "CoderTokenExpiring"
+        "CoderWiFicForeignIssuer",
+        "CoderTokenExpiring",
     ]
     for r in found:
         assert set(r) == {"alert", "expr", "labels", "annotations"}
@@ -144,9 +145,23 @@ def test_token_expiring_alert_uses_the_metric_the_job_pushes(full: list[dict[str
     assert set(re.findall(r"\$labels\.(\w+)", expiring["annotations"]["summary"])) == {"user", "token_name"}
 
 
+def test_foreign_issuer_alert_uses_the_metric_fic_reconcile_pushes(full: list[dict[str, Any]]) -> None:
+    from jobs.fic_reconcile.metrics import fic_gauges
+
+    (alert,) = [r for r in rules(full) if r["alert"] == "CoderWiFicForeignIssuer"]
+    (metric,) = re.findall(r"(cwj_\w+)\{", alert["expr"])
+    row = {"identity": "id-0", "ours": "0", "unmanaged": "0", "limit": "20"}
+    report = Report(plan=Plan(sections={"capacity": [row]}), sections={"occupancy_after": [row]})
+    registry = report_registry("fic-reconcile", report, succeeded=True, extra=lambda r: fic_gauges(report, r))
+    assert metric in {sample.name for m in registry.collect() for sample in m.samples}
+    assert 'job="fic-reconcile"' in alert["expr"] and alert["expr"].endswith("> 0")
+    assert set(re.findall(r"\$labels\.(\w+)", alert["annotations"]["summary"])) == {"identity"}
+
+
 def test_no_expiry_alert_without_a_pushgateway(home: Path) -> None:
     docs = template(home, "-f", str(FULL), "--set", "pushgatewayUrl=")
-    assert "CoderTokenExpiring" not in [r["alert"] for r in rules(docs)]
+    alerts = [r["alert"] for r in rules(docs)]
+    assert "CoderTokenExpiring" not in alerts and "CoderWiFicForeignIssuer" not in alerts
 
 
 # ---- NOTES.txt ------------------------------------------------------------------------------------------------

@@ -41,6 +41,16 @@ def test_flags_override_env_vars() -> None:
     assert (s.fic_prefix, s.max_deletes, s.allow_mass_delete, s.namespace_selector) == ("ws_", 3, True, "a=b")
 
 
+def test_known_issuers_from_repeated_flags_or_a_comma_separated_env_var_reach_the_policy() -> None:
+    a, b = "https://token.actions.githubusercontent.com", "https://oidc.example.test/t/other/"
+    assert load(["--known-issuers", a, "--known-issuers", b], GOOD).policy().known_issuers == (a, b)
+    assert load([], {**GOOD, "CWJ_KNOWN_ISSUERS": f"{a}, {b}"}).policy().known_issuers == (a, b)
+    assert load([], GOOD).policy().known_issuers == ()
+    with pytest.raises(ConfigError, match=r"--known-issuers \(CWJ_KNOWN_ISSUERS\): expected an https:// URL") as info:
+        load([], {**GOOD, "CWJ_KNOWN_ISSUERS": f"{a},http://issuer.example.test/secret-path"})
+    assert "secret-path" not in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("env", "argv", "names"),
     [

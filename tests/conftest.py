@@ -56,9 +56,12 @@ def platform(platform_session: Platform) -> Platform:
 
 
 @pytest.fixture
-def env(platform: Platform) -> dict[str, str]:
-    """The environment a job process gets: the machine's PATH and the platform's env file, nothing else."""
-    return {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), **platform.env()}
+def env(platform: Platform, tmp_path: Path) -> dict[str, str]:
+    """The environment a job process gets: the machine's PATH, the platform's env file, and an empty home of its
+    own (the jobs read ~/.vault-token, as the vault CLI does: the machine's must never count)."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {"PATH": os.environ.get("PATH", ""), "HOME": str(home), **platform.env()}
 
 
 class Control:

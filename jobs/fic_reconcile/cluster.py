@@ -10,7 +10,7 @@ RBAC (the chart): get/list namespaces and serviceaccounts; get/create/update con
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,10 +98,27 @@ def write_record(api: Any, namespace: str, name: str, record: Sequence[Relocatio
     write_config_map(api, namespace, name, encode(record), version, labels=LABELS)
 
 
-def kube_api() -> Any:
+def kube_api(s: FicSettings) -> Any:
     from lib.clients.kube import api_client
 
-    return api_client(os.environ)
+    return api_client(os.environ, s.kube_context)
+
+
+def check_context(s: FicSettings, environ: Mapping[str, str]) -> None:
+    """A --kube-context the kubeconfig does not have is a configuration error (exit 2), not a blind run."""
+    if not s.kube_context:
+        return
+    from lib.clients.kube import KubeError, kubeconfig_contexts
+
+    label = label_of(FicSettings, "kube_context")
+    try:
+        names = kubeconfig_contexts(environ)
+    except KubeError as exc:
+        raise ConfigError(label, f"needs a kubeconfig (KUBECONFIG or ~/.kube/config): {exc}") from None
+    if s.kube_context not in names:
+        raise ConfigError(
+            label, f"expected one of the kubeconfig's contexts ({', '.join(names) or 'none'}), got {s.kube_context!r}"
+        )
 
 
 def _one_line(exc: Exception) -> str:

@@ -5,10 +5,9 @@ reads, writes and reports. Docs: docs/fic-reconcile.md."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from jobs.fic_reconcile import cluster
 from jobs.fic_reconcile import plan as fic_plan
@@ -17,13 +16,11 @@ from jobs.fic_reconcile.model import Observed
 from jobs.fic_reconcile.settings import FicSettings
 from jobs.fic_reconcile.writes import Clients, apply, read_identity
 from lib import harness
+from lib.auth_choice import check_azure, connect_azure
 from lib.logs import get_logger
 from lib.model import Plan, Report
 from lib.redact import first_line
 from lib.settings import ConfigError, label_of
-
-if TYPE_CHECKING:
-    pass
 
 # The Azure, Kubernetes and Prometheus clients are imported where they are used, not above: `--help` and a
 # configuration error (exit 2) then cost ~0.1 s instead of ~0.35 s of imports (BENCHMARKS.md, start-up).
@@ -35,15 +32,17 @@ def connect(s: FicSettings) -> Clients:
     from azure.core.exceptions import AzureError, HttpResponseError
 
     from lib.clients.arm_msi import ArmError, ArmMsi, UnknownClientIds, describe_error, error_code, status_of
-    from lib.clients.azure_auth import azure_credential
 
     log = get_logger()
-    state_namespace = cluster.state_namespace(s)  # a configuration error before any request
+    state_namespace = cluster.state_namespace(s)
+    target = s.arm_target()
+    credential = connect_azure(s.azure_auth, label_of(FicSettings, "azure_auth"))
+    log.info("arm.target", endpoint=target.endpoint, cloud=target.cloud, scope=target.scope)
 
     def on_retry(exc: Exception, attempt: int, wait: float) -> None:
         log.warning("arm.retry", status=status_of(exc), code=error_code(exc), attempt=attempt, wait_s=round(wait, 2))
 
-    arm = ArmMsi(azure_credential(os.environ), s.subscription_id, s.resource_group, s.arm_endpoint, on_retry)
+    arm = ArmMsi(credential, s.subscription_id, s.resource_group, target.endpoint, target.scope, on_retry)
     try:
         pool = arm.resolve_pool(s.client_ids)
     except UnknownClientIds as exc:
@@ -61,9 +60,17 @@ def connect(s: FicSettings) -> Clients:
     return Clients(arm, tuple(pool), state_namespace, budget)
 
 
+def preflight(s: FicSettings, environ: Mapping[str, str]) -> None:
+    """Configuration errors that need the environment, as one line before any request: where the relocation
+    record lives, the kubeconfig context, and which Azure credential applies."""
+    cluster.state_namespace(s)
+    cluster.check_context(s, environ)
+    check_azure(s.azure_auth, environ, label_of(FicSettings, "azure_auth"))
+
+
 def _read_cluster(s: FicSettings, namespace: str) -> cluster.ClusterView:
     try:
-        return cluster.read_cluster(cluster.kube_api(), s, namespace)
+        return cluster.read_cluster(cluster.kube_api(s), s, namespace)
     except Exception as exc:  # no usable configuration: nothing from the cluster, so no deletes
         return cluster.ClusterView(namespaces_error=first_line(f"{type(exc).__name__}: {exc}"))
 
@@ -113,6 +120,7 @@ SPEC = harness.JobSpec(
     apply=apply,
     publish=publish,
     close=lambda c: c.arm.close(),
+    preflight=preflight,
 )
 
 

@@ -11,6 +11,8 @@ from typing import Any
 from jobs.fic_reconcile.plan import Policy
 from jobs.fic_reconcile.shard import SHARD_RULES
 from jobs.fic_reconcile.state import DEFAULT_NAME
+from lib.arm_cloud import ArmTarget, ArmTargetError, arm_target
+from lib.auth_choice import azure_auth_setting
 from lib.settings import (
     ConfigError,
     int_at_least,
@@ -77,10 +79,28 @@ class FicSettings:
     )
     arm_endpoint: str = setting(
         "--arm-endpoint",
-        "Azure Resource Manager URL",
+        "Azure Resource Manager URL: a known cloud's (public, US Gov, China); the token is asked for that cloud's "
+        "ARM audience",
         env="CWJ_ARM_ENDPOINT",
         parse=parse_https_url,
         default="https://management.azure.com",
+    )
+    allow_custom_arm_endpoint: bool = switch(
+        "--allow-custom-arm-endpoint",
+        "accept an --arm-endpoint outside the known clouds (an emulator, Azure Stack); needs --arm-audience",
+    )
+    arm_audience: str | None = setting(
+        "--arm-audience",
+        "token audience for a custom --arm-endpoint (known clouds use their own)",
+        parse=parse_https_url,
+        default=None,
+    )
+    azure_auth: str = azure_auth_setting()
+    kube_context: str | None = setting(
+        "--kube-context",
+        "kubeconfig context to read the cluster through, even in a pod (default: the pod's own cluster, else the "
+        "kubeconfig's current context)",
+        default=None,
     )
     namespace_prefix: str = setting(
         "--namespace-prefix",
@@ -160,6 +180,7 @@ class FicSettings:
     )
 
     def check(self) -> None:
+        self.arm_target()  # an unknown or mistyped ARM host is refused before any token exists
         if not self.namespace_prefix and not self.namespace_selector:  # kube-system, default, the job's own ...
             raise ConfigError(
                 label_of(FicSettings, "namespace_prefix"),
@@ -173,6 +194,12 @@ class FicSettings:
                 f"expected 2-{120 - MAX_NAMESPACE} characters of [a-zA-Z0-9-_] starting with a letter or digit, "
                 f"so that prefix + any namespace is a valid FIC name, got {self.fic_prefix!r}",
             )
+
+    def arm_target(self) -> ArmTarget:
+        try:
+            return arm_target(self.arm_endpoint, self.allow_custom_arm_endpoint, self.arm_audience)
+        except ArmTargetError as exc:
+            raise ConfigError(label_of(FicSettings, exc.setting), exc.problem) from None
 
     def policy(self) -> Policy:
         return Policy(

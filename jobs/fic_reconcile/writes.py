@@ -132,7 +132,7 @@ def _write_record(
     entries = [r for r in record.relocations if r.namespace not in unwritten]
     entries += [r for r in record.finishing if r.namespace in undeleted]
     try:
-        cluster.write_record(cluster.kube_api(), c.state_namespace, s.state_configmap, entries, record.version)
+        cluster.write_record(cluster.kube_api(s), c.state_namespace, s.state_configmap, entries, record.version)
     except Exception as exc:  # a conflict (another run wrote first) or an outage: the next run starts over
         return Outcome(record, "failed", first_line(f"{type(exc).__name__}: {exc}"))
     differs = len(entries) != len(record.relocations)

@@ -8,8 +8,7 @@ See docs/keyvault-sync.md for the settings, the exit codes and the safety rules.
 from __future__ import annotations
 
 import hmac
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,9 +30,11 @@ from jobs.keyvault_sync.plan import (
 )
 from jobs.keyvault_sync.settings import Settings
 from lib import harness
+from lib.auth_choice import check_azure, connect_azure
 from lib.clients.keyvault_types import KeyVaultError, Props
 from lib.harness import JobSpec
 from lib.model import Finding, Outcome, Plan, Report
+from lib.settings import label_of
 
 if TYPE_CHECKING:
     from lib.clients.keyvault import KeyVault
@@ -50,11 +51,14 @@ class Clients:
 
 
 def connect(settings: Settings) -> Clients:
-    from lib.clients.azure_auth import azure_credential  # azure-identity and msal: ~65 ms that `--help` need not pay
-    from lib.clients.keyvault import KeyVault  # azure-core and the Key Vault SDK: ~45 ms more
+    """One credential for both vaults. Its audience is not ours to pick: the Key Vault SDK asks for the scope
+    the vault's 401 challenge names (`resource="https://vault.azure.net"`, or a sovereign cloud's vault domain)
+    and, unless --keyvault-verify-challenge-resource is false, refuses a challenge whose resource domain the
+    vault URL's host does not end in, so a token only goes to a host inside its own audience's domain."""
+    from lib.clients.keyvault import KeyVault  # azure-core and the Key Vault SDK: ~45 ms that `--help` need not pay
     from lib.pace import Pacer
 
-    credential = azure_credential(os.environ)
+    credential = connect_azure(settings.azure_auth, label_of(Settings, "azure_auth"))
     verify = settings.verify_challenge_resource
     creates = Pacer(settings.creates_per_second, burst=max(1.0, 5 * settings.creates_per_second))
     return Clients(
@@ -70,6 +74,10 @@ def connect(settings: Settings) -> Clients:
             creates=creates,
         ),
     )
+
+
+def preflight(settings: Settings, environ: Mapping[str, str]) -> None:
+    check_azure(settings.azure_auth, environ, label_of(Settings, "azure_auth"))  # exit 2 in one line
 
 
 def observe(clients: Clients, settings: Settings) -> SyncState:
@@ -222,6 +230,7 @@ SPEC = JobSpec(
     plan=make_plan,
     apply=apply,
     publish=publish,
+    preflight=preflight,
 )
 
 

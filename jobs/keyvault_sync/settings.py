@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from jobs.keyvault_sync.allowlist import Allowlist, load_allowlist
 from jobs.keyvault_sync.plan import Options
+from lib.auth_choice import azure_auth_setting
 from lib.settings import (
     int_at_least,
     parse_bool,
@@ -50,6 +51,7 @@ class Settings:
     pushgateway_url: str | None = setting(
         "--pushgateway-url", "Prometheus Pushgateway to push run metrics to", parse=parse_service_url, default=None
     )
+    azure_auth: str = azure_auth_setting()
     verify_challenge_resource: bool = setting(
         "--keyvault-verify-challenge-resource",
         "check that the vault's auth challenge names a Key Vault domain; false only for local emulators",

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from jobs.token_expiry_check.policy import Policy, load_policy_file
+from lib.auth_choice import vault_auth_setting
 from lib.clients.vault import POD_SA_TOKEN
 from lib.settings import (
     ConfigError,
@@ -51,9 +52,8 @@ class ExpirySettings:
         parse=optional(parse_service_url, ""),
         default="",
     )
-    vault_role: str = setting(
-        "--vault-role", "Vault Kubernetes-auth role when VAULT_TOKEN is unset", default="token-expiry-check"
-    )
+    vault_auth: str = vault_auth_setting()
+    vault_role: str = setting("--vault-role", "Vault Kubernetes-auth role", default="token-expiry-check")
     vault_jwt_file: Path = setting(
         "--vault-jwt-file", "service-account JWT for Vault Kubernetes auth", parse=Path, default=POD_SA_TOKEN
     )

@@ -101,9 +101,12 @@ class ArmMsi:
         subscription_id: str,
         resource_group: str,
         endpoint: str,
+        scope: str,
         on_retry: Callable[[Exception, int, float], None] | None = None,
         backoff: Backoff = WRITE_BACKOFF,
     ) -> None:
+        """`scope` is the token scope for `endpoint`'s own audience (lib/arm_cloud.py): without it the SDK asks
+        for its default cloud's (`https://management.azure.com/.default`) whatever host it calls."""
         self.resource_group = resource_group
         self._on_retry = on_retry
         self._backoff = backoff
@@ -111,6 +114,7 @@ class ArmMsi:
             credential,
             subscription_id,
             base_url=endpoint,
+            credential_scopes=[scope],
             retry_total=3,
             retry_connect=3,
             retry_read=1,

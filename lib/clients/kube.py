@@ -45,21 +45,32 @@ def in_cluster(environ: Mapping[str, str]) -> bool:
     return bool(environ.get("KUBERNETES_SERVICE_HOST")) and not environ.get("KUBECONFIG")
 
 
-def core_api(environ: Mapping[str, str]) -> Any:
-    """A CoreV1Api for the pod's own cluster, or the KUBECONFIG file's current context."""
-    return client.CoreV1Api(api_client(environ))
+def core_api(environ: Mapping[str, str], context: str | None = None) -> Any:
+    """A CoreV1Api for the pod's own cluster, or a KUBECONFIG context (`context`, else the current one)."""
+    return client.CoreV1Api(api_client(environ, context))
 
 
-def api_client(environ: Mapping[str, str]) -> Any:
-    """An ApiClient (server, credentials, TLS) for the pod's own cluster, or the KUBECONFIG file's current context."""
+def api_client(environ: Mapping[str, str], context: str | None = None) -> Any:
+    """An ApiClient (server, credentials, TLS) for the pod's own cluster, or the KUBECONFIG file's `context` (else
+    its current context). A named context always means the kubeconfig, even in a pod: an SRE in a Coder
+    workspace names the cluster they mean, not the one the workspace runs in."""
     try:
-        if in_cluster(environ):
+        if in_cluster(environ) and not context:
             configuration = client.Configuration()
             config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             return client.ApiClient(configuration)
-        return config.new_client_from_config(config_file=environ.get("KUBECONFIG") or None)  # type: ignore[no-untyped-call]
+        return config.new_client_from_config(config_file=environ.get("KUBECONFIG") or None, context=context)  # type: ignore[no-untyped-call]
     except config.ConfigException as exc:
         raise KubeError(f"no usable Kubernetes configuration: {exc}") from None
+
+
+def kubeconfig_contexts(environ: Mapping[str, str]) -> list[str]:
+    """The context names of the kubeconfig (KUBECONFIG, else ~/.kube/config); KubeError when there is none."""
+    try:
+        contexts, _current = config.list_kube_config_contexts(config_file=environ.get("KUBECONFIG") or None)  # type: ignore[no-untyped-call]
+    except (config.ConfigException, OSError) as exc:
+        raise KubeError(f"no usable kubeconfig: {exc}") from None
+    return [str(c.get("name")) for c in contexts or []]
 
 
 class NamespaceApi:

@@ -243,6 +243,9 @@ class Platform:
             "REQUESTS_CA_BUNDLE": str(self.ca_path),
             "AZURE_SUBSCRIPTION_ID": b.subscription_id,
             "CWJ_ARM_ENDPOINT": self.arm.url,
+            # the emulator is not a known cloud's ARM host: it plays public ARM, so its tokens are for that audience
+            "CWJ_ALLOW_CUSTOM_ARM_ENDPOINT": "true",
+            "CWJ_ARM_AUDIENCE": "https://management.azure.com/",
             "CWJ_IDENTITY_RESOURCE_GROUP": b.pool_resource_group,
             "AZURE_CLIENT_IDS_JSON": json.dumps(b.pool_client_ids, separators=(",", ":")),
             "CWJ_OIDC_ISSUER": b.oidc_issuer,

@@ -18,7 +18,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from lib.settings import REQUIRED, RunOptions, resolve, specs
+from lib.auth_choice import decide_azure_auth
+from lib.settings import REQUIRED, ConfigError, RunOptions, resolve, specs
 from tests.helm.chart import (
     CHART,
     FULL,
@@ -167,6 +168,11 @@ BAD_VALUES = {
         "/jobs/ficReconcile/poolSecret/name",
     ),
     "unknown-top-level-key": (["--set", "replicas=2"], "'replicas' not allowed"),
+    # a mistyped host would be handed a token that can write FICs (issue 21); the chart has no custom override
+    "arm-endpoint-not-a-cloud": (
+        ["--set", "jobs.ficReconcile.settings.armEndpoint=https://management.azure.co"],
+        "/jobs/ficReconcile/settings/armEndpoint",
+    ),
     "schedule-not-a-string": (["--set-json", "jobs.ficReconcile.schedule=5"], "/jobs/ficReconcile/schedule"),
     "netpol-without-api-server": (["--set-json", "networkPolicy.apiServer.to=[]"], "/networkPolicy/apiServer/to"),
     "netpol-empty-dns-peers": (["--set-json", "networkPolicy.dns.to=[]"], "/networkPolicy/dns/to"),
@@ -292,6 +298,7 @@ def test_workload_identity_only_for_the_azure_jobs(full: list[dict[str, Any]]) -
 @pytest.mark.parametrize("job", ["coder-token-mint", "token-expiry-check"])
 def test_vault_login_uses_a_projected_token_for_vault(full: list[dict[str, Any]], job: str) -> None:
     cj = cronjob(full, job)
+    assert env_of(cj)["CWJ_VAULT_AUTH"]["value"] == "kubernetes"  # never a token file an image might carry
     assert env_of(cj)["CWJ_VAULT_AUTH_MOUNT"]["value"] == "kubernetes"
     jwt_file = Path(env_of(cj)["CWJ_VAULT_JWT_FILE"]["value"])
     (mount,) = [m for m in container(cj)["volumeMounts"] if m["mountPath"] == str(jwt_file.parent)]
@@ -470,6 +477,51 @@ def test_rendered_env_configures_the_job(home: Path, tmp_path: Path, variant: st
     for settings_cls in (RunOptions, cls):
         unset = argparse.Namespace(**{name: None for name, _ in specs(settings_cls)})
         resolve(settings_cls, unset, environ)  # raises ConfigError naming the setting
+
+
+WEBHOOK_ENV = {  # what the Azure Workload Identity webhook adds to a labelled pod
+    "AZURE_CLIENT_ID": "5f3c8a1e-2b4d-4c6e-9f7a-1b2c3d4e5f60",
+    "AZURE_TENANT_ID": POOL[0],
+    "AZURE_FEDERATED_TOKEN_FILE": "/var/run/secrets/azure/tokens/azure-identity-token",
+    "AZURE_AUTHORITY_HOST": "https://login.microsoftonline.com/",
+}
+
+
+@pytest.mark.parametrize("job", ["fic-reconcile", "keyvault-sync"])
+def test_the_azure_jobs_use_workload_identity_and_nothing_else(
+    full: list[dict[str, Any]], tmp_path: Path, job: str
+) -> None:
+    """The chart forces workload-identity: with the webhook's env the job picks it; in a pod the webhook skipped
+    it refuses (exit 2) instead of reaching for the node's managed identity or an `az` in the image."""
+    cj = cronjob(full, job)
+    assert env_of(cj)["CWJ_AZURE_AUTH"]["value"] == "workload-identity"
+    environ = {k: v for k, v in materialize(cj, full, tmp_path).items() if k != "AZURE_TENANT_ID"}
+    environ["KUBERNETES_SERVICE_HOST"] = "10.0.0.1"
+    settings = resolve(
+        settings_class(job), argparse.Namespace(**{n: None for n, _ in specs(settings_class(job))}), environ
+    )
+    chosen = decide_azure_auth(settings.azure_auth, environ | WEBHOOK_ENV, True, "label")
+    assert chosen.method == "workload-identity"
+    with pytest.raises(ConfigError, match="workload-identity needs"):
+        decide_azure_auth(settings.azure_auth, environ, True, "label")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "scope"),
+    [
+        ("https://management.azure.com", "https://management.azure.com/.default"),
+        ("https://management.usgovcloudapi.net/", "https://management.core.usgovcloudapi.net/.default"),
+        ("https://management.chinacloudapi.cn", "https://management.chinacloudapi.cn/.default"),
+    ],
+)
+def test_each_clouds_arm_endpoint_reaches_the_job_with_its_audience(
+    home: Path, tmp_path: Path, endpoint: str, scope: str
+) -> None:
+    docs = template(home, "-f", str(FULL), "--set", f"jobs.ficReconcile.settings.armEndpoint={endpoint}")
+    environ = materialize(cronjob(docs, "fic-reconcile"), docs, tmp_path)
+    cls = settings_class("fic-reconcile")
+    settings = resolve(cls, argparse.Namespace(**{n: None for n, _ in specs(cls)}), environ)
+    assert settings.arm_target().scope == scope
 
 
 def test_pool_order_reaches_the_job_unchanged(home: Path) -> None:

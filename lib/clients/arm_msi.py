@@ -119,6 +119,12 @@ class ArmMsi:
             read_timeout=limits.timeout(60),
         )
 
+    @property
+    def scope(self) -> str:
+        """The scope this client asks Entra for (ARM's, from the SDK's cloud settings): a probe's exchange asks for
+        the same resource."""
+        return str(self._client._config.credential_scopes[0])
+
     def call(self, fn: Callable[[], R], within: float | None = None) -> R:
         """Retry what ARM calls transient, for at most the backoff's deadline or `within` seconds if less (a
         caller with a run budget: a Retry-After past it ends the call with that 429)."""

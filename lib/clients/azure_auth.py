@@ -9,9 +9,10 @@ from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 from azure.core.pipeline import PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy
-from azure.identity import DefaultAzureCredential, WorkloadIdentityCredential
+from azure.identity import ClientAssertionCredential, DefaultAzureCredential, WorkloadIdentityCredential
 
 from lib import limits
+from lib.redact import register_secret
 
 WEBHOOK_ENV = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE")
 T = TypeVar("T")
@@ -99,3 +100,24 @@ class CappedRetryPolicy(RetryPolicy[Any, Any]):
     def get_retry_after(self, response: PipelineResponse[Any, Any]) -> float | None:
         asked = super().get_retry_after(response)
         return None if asked is None else min(asked, limits.deadline(30.0))
+
+
+def exchange_assertion(tenant_id: str, client_id: str, assertion: str, scope: str, timeout: float) -> None:
+    """One client-assertion grant at Entra (`AZURE_AUTHORITY_HOST`), the exchange WorkloadIdentityCredential makes in
+    a workload's pod: `assertion` (a ServiceAccount JWT) for a token of `client_id` for `scope`. No retry (the caller
+    keeps its own schedule), every wait bounded by `timeout`. A refusal raises azure-identity's
+    ClientAuthenticationError, whose message carries Entra's AADSTS code and text (never the assertion). The token
+    granted is registered with the redactor and dropped: only the grant matters."""
+    credential = ClientAssertionCredential(
+        tenant_id,
+        client_id,
+        lambda: assertion,
+        retry_total=0,
+        connection_timeout=timeout,
+        read_timeout=timeout,
+    )
+    try:
+        granted = credential.get_token(scope)
+    finally:
+        credential.close()
+    register_secret(granted.token)

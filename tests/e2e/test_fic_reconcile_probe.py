@@ -182,13 +182,19 @@ def test_a_job_that_may_not_mint_tokens_fails_the_run_once_per_namespace_without
 def test_without_probe_nothing_is_minted_and_nothing_reported(
     platform: Platform, env: dict[str, str], control: Control
 ) -> None:
+    from tests.receivers import receiver
+
     [ns] = namespaces(1, start=350)
     create_namespaces([ns])
     workspace_account(ns)
-    code, report, stderr = run(env)
+    with receiver() as rec:
+        code, report, stderr = run(env, "--pushgateway-url", rec.url)
     assert code == 0, stderr
     assert "probe" not in report and "time_to_usable" not in report
     assert control.count("kube", "tokenrequest.create") == 0
+    pushed = {name for name, _ in pushed_samples(rec.requests[0].body.decode())}
+    assert "cwj_fic_time_to_credential_max_seconds" in pushed  # the run pushed; the probe's families hold no sample
+    assert not {"cwj_fic_probe_namespaces", "cwj_fic_time_to_usable_seconds"} & pushed
 
 
 def test_probe_without_a_tenant_or_past_the_budget_exits_2_with_zero_requests(

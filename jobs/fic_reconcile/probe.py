@@ -243,10 +243,14 @@ AADSTS = re.compile(r"AADSTS\d+:.*?(?= Trace ID:|$)")
 
 def entra_refusal(exc: Exception) -> str:
     """Entra's answer in one line, `AADSTS70021: No matching federated identity record ...`, without the trace and
-    correlation ids; any other failure as its type and first line."""
+    correlation ids; any other failure as its HTTP status (when there was an answer), type and first line."""
     text = str(getattr(exc, "message", None) or exc)
     found = AADSTS.search(text.replace("\n", " "))
-    return found.group(0).strip() if found else f"{type(exc).__name__}: {(text.splitlines() or [''])[0]}"
+    if found:
+        return found.group(0).strip()
+    first = (text.splitlines() or [""])[0].split(" Trace ID:")[0]
+    status = getattr(exc, "status_code", None)
+    return f"{'HTTP ' + str(status) + ' ' if status else ''}{type(exc).__name__}: {first}"
 
 
 def probe_created(

@@ -207,3 +207,22 @@ def test_probe_without_a_tenant_or_past_the_budget_exits_2_with_zero_requests(
     proc = run_job("fic-reconcile", "--probe", "--probe-seconds", "600", env=env)  # = --max-run-seconds
     assert proc.returncode == 2 and "--probe-seconds (CWJ_PROBE_SECONDS)" in proc.stderr
     assert all(control.count(service) == 0 for service in ("arm", "kube", "entra"))
+
+
+def test_an_entra_outage_and_a_failed_token_request_during_the_probe_are_named_warnings(
+    platform: Platform, env: dict[str, str], control: Control
+) -> None:
+    names = namespaces(2, start=360)
+    create_namespaces(names)
+    for ns in names:
+        workspace_account(ns)
+    control.fault("kube", "tokenrequest.create", status=500, count=1)  # the first mint fails, the next round mints
+    control.fault(
+        "entra", "token", status=503, count=None, skip=1
+    )  # the job's own ARM token passes, then Entra is down
+    code, report, stderr = run(env, "--probe", "--probe-seconds", "3")
+    assert code == 0, stderr
+    assert [(f["severity"], f["rule"]) for f in report["findings"]] == [("warning", "not-usable")] * 2
+    assert all("last: HTTP 503 ClientAuthenticationError: " in f["message"] for f in report["findings"])
+    assert all("Trace ID" not in r["last_refusal"] for r in report["probe"])
+    assert control.count("kube", "tokenrequest.create") == 3  # the failed mint was tried again in the next round

@@ -143,6 +143,8 @@ def test_spread_of_nothing_is_nothing_and_of_one_is_that_one() -> None:
          f"{REFUSED} Assertion Issuer: 'https://oidc.test/'."),
         (ServiceRequestError("Connection refused\\nmore"), "ServiceRequestError: Connection refused\\nmore"),
         (TimeoutError("timed out\nand more"), "TimeoutError: timed out"),
+        (ClientAuthenticationError(message="Microsoft Entra ID error '(ServiceUnavailable) down Trace ID: 1'"),
+         "ClientAuthenticationError: Microsoft Entra ID error '(ServiceUnavailable) down"),
     ],
 )  # fmt: skip
 def test_entra_refusals_are_one_line_without_trace_ids(exc: Exception, expected: str) -> None:

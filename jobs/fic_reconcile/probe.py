@@ -265,7 +265,11 @@ def probe_created(
     window = max(0.0, min(s.probe_seconds, budget_left))
     if not targets or window <= 0:
         return ProbeResult(tuple(Probed(t) for t in targets), left_out, window)
-    api, log = kube_api(), get_logger()
+    try:
+        api, log = kube_api(), get_logger()
+    except Exception as exc:  # the writes are done and reported; the probe that cannot start says so
+        failed = Attempt(time.monotonic(), refusal=f"no Kubernetes client: {entra_refusal(exc)}", final=True)
+        return ProbeResult(tuple(Probed(t, (failed,)) for t in targets), left_out, window)
     seconds = max(MIN_TOKEN_SECONDS, math.ceil(window) + 60)  # outlives every attempt; the API's minimum
 
     def mint(namespace: str, timeout: float) -> str:

@@ -5,6 +5,7 @@ reads, writes and reports. Docs: docs/fic-reconcile.md."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -34,7 +35,8 @@ def connect(s: FicSettings) -> Clients:
     from lib.clients.arm_msi import ArmError, ArmMsi, UnknownClientIds, describe_error, error_code, status_of
 
     log = get_logger()
-    state_namespace = cluster.state_namespace(s)
+    state_namespace = cluster.state_namespace(s)  # a configuration error before any request
+    tenant_id = probe_tenant(s, os.environ)
     target = s.arm_target()
     credential = connect_azure(s.azure_auth, label_of(FicSettings, "azure_auth"))
     log.info("arm.target", endpoint=target.endpoint, cloud=target.cloud, scope=target.scope)
@@ -57,7 +59,19 @@ def connect(s: FicSettings) -> Clients:
     except AzureError as exc:  # connection refused, timeouts, an answer that is not JSON
         raise ArmError(f"ARM list identities in {s.resource_group}: {describe_error(exc)}") from None
     budget = RunBudget(s.max_run_seconds, s.arm_writes_per_second)  # the clock starts before the first call
-    return Clients(arm, tuple(pool), state_namespace, budget)
+    return Clients(arm, tuple(pool), state_namespace, budget, tenant_id)
+
+
+def probe_tenant(s: FicSettings, environ: Mapping[str, str]) -> str:
+    """--probe exchanges workspace tokens in the pool's tenant: AZURE_TENANT_ID, as the workspaces' pods get it."""
+    tenant = environ.get("AZURE_TENANT_ID", "").strip()
+    if s.probe and not tenant:
+        raise ConfigError(
+            label_of(FicSettings, "probe"),
+            "needs AZURE_TENANT_ID, the pool identities' tenant (in a pod the chart or the Workload Identity "
+            "webhook sets it)",
+        )
+    return tenant
 
 
 def preflight(s: FicSettings, environ: Mapping[str, str]) -> None:
@@ -66,6 +80,7 @@ def preflight(s: FicSettings, environ: Mapping[str, str]) -> None:
     cluster.state_namespace(s)
     cluster.check_context(s, environ)
     check_azure(s.azure_auth, environ, label_of(FicSettings, "azure_auth"))
+    probe_tenant(s, environ)
 
 
 def _read_cluster(s: FicSettings, namespace: str) -> cluster.ClusterView:

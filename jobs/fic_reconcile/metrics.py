@@ -1,5 +1,6 @@
 """fic-reconcile's own gauges, pushed beside the common ones (lib/clients/pushgateway.py): FIC slots per
-identity, pool headroom, shard disagreements, foreign-issuer FICs, deferred work and time to credential."""
+identity, pool headroom, shard disagreements, foreign-issuer FICs, deferred work, time to credential and (with
+--probe) time to usable."""
 
 from __future__ import annotations
 
@@ -57,3 +58,32 @@ def fic_gauges(report: Report, registry: Any) -> None:
         ttc.labels("0.5").set(waited["p50_s"])
         ttc.labels("0.99").set(waited["p99_s"])
         longest.set(waited["max_s"])
+    _time_to_usable(report, registry)
+
+
+def _time_to_usable(report: Report, registry: Any) -> None:
+    """The families exist in every push; samples only from a run that probed (--probe off: no made-up zeros)."""
+    from prometheus_client import Gauge
+
+    results = Gauge(
+        "cwj_fic_probe_namespaces",
+        "Namespaces the readiness probe tried, by whether Entra granted their exchange within the bound",
+        ["result"],
+        registry=registry,
+    )
+    ttu = Gauge(
+        "cwj_fic_time_to_usable_seconds",
+        "Seconds from a namespace's creation to Entra's first grant of its workspace's exchange (probed)",
+        ["quantile"],
+        registry=registry,
+    )
+    longest = Gauge("cwj_fic_time_to_usable_max_seconds", "The longest time to usable in this run", registry=registry)
+    probed = report.sections.get("time_to_usable")
+    if probed is None:
+        return
+    results.labels("usable").set(probed["usable"])
+    results.labels("not_usable").set(probed["not_usable"])
+    if "p50_s" in probed:  # something was granted
+        ttu.labels("0.5").set(probed["p50_s"])
+        ttu.labels("0.99").set(probed["p99_s"])
+        longest.set(probed["max_s"])

@@ -178,6 +178,25 @@ class FicSettings:
     pushgateway_url: str | None = setting(
         "--pushgateway-url", "Prometheus Pushgateway", parse=parse_service_url, default=None
     )
+    probe: bool = switch(
+        "--probe",
+        "after creating FICs, mint a short-lived token for each new namespace's workspace ServiceAccount and "
+        "exchange it at Entra until granted: time to usable (needs create on serviceaccounts/token; "
+        "docs/fic-reconcile.md)",
+    )
+    probe_seconds: float = setting(
+        "--probe-seconds",
+        "longest the probe waits for Entra to grant a new namespace's exchange; below --max-run-seconds, and "
+        "never past the run budget",
+        parse=_positive_seconds,
+        default=120.0,
+    )
+    probe_max_namespaces: int = setting(
+        "--probe-max-namespaces",
+        "probe at most this many of the namespaces a run created a FIC for (a sample: each costs Entra requests)",
+        parse=int_at_least(1),
+        default=10,
+    )
 
     def check(self) -> None:
         self.arm_target()  # an unknown or mistyped ARM host is refused before any token exists
@@ -186,6 +205,12 @@ class FicSettings:
                 label_of(FicSettings, "namespace_prefix"),
                 "is empty and no --namespace-selector (CWJ_NAMESPACE_SELECTOR) narrows the namespaces: every "
                 "namespace would get a FIC; expected a prefix such as ameide-ws-, or a selector",
+            )
+        if self.probe and self.probe_seconds >= self.max_run_seconds:
+            raise ConfigError(
+                label_of(FicSettings, "probe_seconds"),
+                f"expected fewer seconds than --max-run-seconds ({self.max_run_seconds:g}): the probe runs inside "
+                f"the run budget, got {self.probe_seconds:g}",
             )
         longest, shortest = self.fic_prefix + "a" * MAX_NAMESPACE, self.fic_prefix + "a"
         if not (FIC_NAME.fullmatch(longest) and FIC_NAME.fullmatch(shortest)):

@@ -108,6 +108,7 @@ class ArmMsi:
         """`scope` is the token scope for `endpoint`'s own audience (lib/arm_cloud.py): without it the SDK asks
         for its default cloud's (`https://management.azure.com/.default`) whatever host it calls."""
         self.resource_group = resource_group
+        self.scope = scope  # a probe's exchange asks Entra for the same resource
         self._on_retry = on_retry
         self._backoff = backoff
         self._client = ManagedServiceIdentityClient(

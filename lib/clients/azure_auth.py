@@ -18,10 +18,10 @@ from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 from azure.core.pipeline import PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy
-from azure.identity import AzureCliCredential, WorkloadIdentityCredential
+from azure.identity import AzureCliCredential, ClientAssertionCredential, WorkloadIdentityCredential
 
 from lib import limits
-from lib.redact import first_line
+from lib.redact import first_line, register_secret
 
 T = TypeVar("T")
 CLI_PROCESS_TIMEOUT = 10.0  # azure-identity's own default for the az process
@@ -113,3 +113,24 @@ class CappedRetryPolicy(RetryPolicy[Any, Any]):
     def get_retry_after(self, response: PipelineResponse[Any, Any]) -> float | None:
         asked = super().get_retry_after(response)
         return None if asked is None else min(asked, limits.deadline(30.0))
+
+
+def exchange_assertion(tenant_id: str, client_id: str, assertion: str, scope: str, timeout: float) -> None:
+    """One client-assertion grant at Entra (`AZURE_AUTHORITY_HOST`), the exchange WorkloadIdentityCredential makes in
+    a workload's pod: `assertion` (a ServiceAccount JWT) for a token of `client_id` for `scope`. No retry (the caller
+    keeps its own schedule), every wait bounded by `timeout`. A refusal raises azure-identity's
+    ClientAuthenticationError, whose message carries Entra's AADSTS code and text (never the assertion). The token
+    granted is registered with the redactor and dropped: only the grant matters."""
+    credential = ClientAssertionCredential(
+        tenant_id,
+        client_id,
+        lambda: assertion,
+        retry_total=0,
+        connection_timeout=timeout,
+        read_timeout=timeout,
+    )
+    try:
+        granted = credential.get_token(scope)
+    finally:
+        credential.close()
+    register_secret(granted.token)

@@ -1,6 +1,6 @@
 """Kubernetes through the official client: in-cluster config in a pod, KUBECONFIG otherwise. Namespaces (with
-whether each is being deleted), the ServiceAccounts of one name across the cluster, and one ConfigMap read and
-written with optimistic concurrency (resourceVersion).
+whether each is being deleted), the ServiceAccounts of one name across the cluster, one ConfigMap read and
+written with optimistic concurrency (resourceVersion), and a TokenRequest for a ServiceAccount.
 
 Lists read every page (`limit`/`continue`); a `410 Expired` continue token restarts the list from the
 beginning, as the API's own message advises, a bounded number of times. A 429 or 5xx restarts it too, within
@@ -23,7 +23,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from lib import limits
-from lib.redact import first_line
+from lib.redact import first_line, register_secret
 from lib.retry import Backoff, call_with_retry, retry_after_seconds
 
 T = TypeVar("T")
@@ -279,3 +279,33 @@ def _retrying(fn: Callable[[], R]) -> R:
         raise error(describe(exc), status=exc.status) from None
     except (urllib3.exceptions.HTTPError, ValueError) as exc:
         raise _transport_error(exc) from None
+
+
+# ---- TokenRequest -----------------------------------------------------------------------------------------------
+
+MIN_TOKEN_SECONDS = 600  # the API server refuses a shorter expirationSeconds (422 "less than 10 minutes")
+
+
+def request_token(api: Any, namespace: str, service_account: str, audience: str, seconds: int, timeout: float) -> str:
+    """A token for the ServiceAccount from the TokenRequest API (`POST .../serviceaccounts/<name>/token`), for
+    `audience` and valid `seconds` (at least 600): the same kind of JWT the kubelet projects into its pods. It is a
+    credential: registered with the redactor before it is returned. One attempt, no retry (the caller keeps its own
+    schedule); a failure is a KubeError carrying the HTTP status. CoreV1Api is imported here, by the one caller
+    that needs it."""
+    from kubernetes.client import AuthenticationV1TokenRequest, CoreV1Api, V1TokenRequestSpec
+
+    body = AuthenticationV1TokenRequest(spec=V1TokenRequestSpec(audiences=[audience], expiration_seconds=seconds))
+    core = CoreV1Api(getattr(api, "api_client", api))
+    try:
+        answer = core.create_namespaced_service_account_token(
+            service_account, namespace, body, _request_timeout=(timeout, timeout)
+        )
+    except ApiException as exc:
+        raise KubeError(describe(exc), status=exc.status) from None
+    except (urllib3.exceptions.HTTPError, ValueError) as exc:
+        raise _transport_error(exc) from None
+    token = str(getattr(answer.status, "token", None) or "")
+    register_secret(token)
+    if not token:
+        raise KubeError(f"TokenRequest for {namespace}/{service_account} answered without a token")
+    return token

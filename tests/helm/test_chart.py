@@ -105,6 +105,7 @@ VARIANTS = {
         "jobs.tokenExpiryCheck.settings.users=[]",
     ],
     "tag-no-digest-no-pushgateway": ["--set", "image.digest=,image.tag=1.2.3,pushgatewayUrl="],
+    "fic-probe": ["--set", "jobs.ficReconcile.probe.enabled=true"],
 }
 
 
@@ -185,6 +186,12 @@ BAD_VALUES = {
         "/jobs/keyvaultSync/settings",
     ),
     "retries-over-limit": (["--set", "jobDefaults.backoffLimit=10"], "/jobDefaults/backoffLimit"),
+    "probe-without-time": (["--set", "jobs.ficReconcile.probe.seconds=0"], "/jobs/ficReconcile/probe/seconds"),
+    "probe-sample-of-none": (
+        ["--set", "jobs.ficReconcile.probe.maxNamespaces=0"],
+        "/jobs/ficReconcile/probe/maxNamespaces",
+    ),
+    "probe-unknown-key": (["--set", "jobs.ficReconcile.probe.audience=x"], "'audience' not allowed"),
     # shorter than the job-failed alert's 6 h window: the failed Job would vanish before the alert sees it
     "ttl-under-alert-window": (
         ["--set", "jobDefaults.ttlSecondsAfterFinished=60"],
@@ -564,3 +571,40 @@ def test_an_empty_namespace_prefix_needs_a_selector(home: Path) -> None:
         env["CWJ_NAMESPACE_PREFIX"]["value"] == ""
         and env["CWJ_NAMESPACE_SELECTOR"]["value"] == "coder.com/workspace=true"
     )
+
+
+def test_the_probe_is_off_by_default_and_on_adds_only_token_create_for_the_workspace_account(home: Path) -> None:
+    """Its RBAC lets the job mint workspace tokens (tier 0): nothing of it unless asked, and then one verb on one
+    subresource of one ServiceAccount name, bound to the job's own ServiceAccount."""
+    off = template(home, "-f", str(FULL))
+    assert not any(e.startswith("CWJ_PROBE") for e in env_of(cronjob(off, "fic-reconcile")))
+    assert "serviceaccounts/token" not in json.dumps(off)
+    on = template(home, "-f", str(FULL), *VARIANTS["fic-probe"],
+                  "--set", "jobs.ficReconcile.settings.workspaceServiceAccount=coder-ws")  # fmt: skip
+    env = env_of(cronjob(on, "fic-reconcile"))
+    values = {n: env[n]["value"] for n in ("CWJ_PROBE", "CWJ_PROBE_SECONDS", "CWJ_PROBE_MAX_NAMESPACES")}
+    assert values == {"CWJ_PROBE": "true", "CWJ_PROBE_SECONDS": "120", "CWJ_PROBE_MAX_NAMESPACES": "10"}
+    added = [
+        d for d in on if d not in off and d["kind"] in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+    ]
+    (role,) = [d for d in added if d["kind"] == "ClusterRole"]
+    assert role["metadata"]["name"] == "rel-fic-reconcile-probe-jobs"
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["serviceaccounts/token"], "resourceNames": ["coder-ws"], "verbs": ["create"]}
+    ]
+    (binding,) = [d for d in added if d["kind"] == "ClusterRoleBinding"]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-fic-reconcile", "namespace": "jobs"}]
+    assert len(added) == 2  # the read-only ClusterRole and the record's Role are unchanged
+
+
+def test_the_probe_bound_must_stay_inside_the_run_budget(home: Path) -> None:
+    """The job refuses it too (exit 2); the chart says so at install time, naming both values."""
+    on = [*VARIANTS["fic-probe"], "--set", "jobs.ficReconcile.settings.maxRunSeconds=300"]
+    env = env_of(cronjob(template(home, "-f", str(FULL), *on, "--set", "jobs.ficReconcile.probe.seconds=299"),
+                         "fic-reconcile"))  # fmt: skip
+    assert (env["CWJ_PROBE_SECONDS"]["value"], env["CWJ_MAX_RUN_SECONDS"]["value"]) == ("299", "300")
+    error = template_error(home, "-f", str(FULL), *on, "--set", "jobs.ficReconcile.probe.seconds=300")
+    assert "jobs.ficReconcile.probe.seconds (300) must be below the run budget (300 s" in error
+    off = template(home, "-f", str(FULL), "--set", "jobs.ficReconcile.probe.seconds=5000")
+    assert "CWJ_PROBE_SECONDS" not in env_of(cronjob(off, "fic-reconcile"))  # unused, unchecked while off

@@ -54,6 +54,16 @@ def test_checkov_passes_the_full_chart_with_each_skip_explained(checkov: Path, h
     assert report["summary"]["passed"] > 300 and len(kinds(docs, "CronJob")) == 4
 
 
+def test_checkov_passes_the_chart_with_the_fic_probe(checkov: Path, home: Path, tmp_path: Path) -> None:
+    """The probe's ClusterRole (create on serviceaccounts/token, one name) fails no check and needs no new skip."""
+    path, _ = rendered_file(home, tmp_path, "-f", str(FULL), "--set", "jobs.ficReconcile.probe.enabled=true")
+    report = scan(path, "kubernetes")
+    assert report["results"]["failed_checks"] == []
+    assert {(c["check_id"], c["resource"]) for c in report["results"]["skipped_checks"]} == EXPECTED_SKIPS
+    scanned = {c["resource"] for c in report["results"]["passed_checks"]}
+    assert "ClusterRole.default.rel-fic-reconcile-probe-jobs" in scanned, sorted(scanned)
+
+
 def test_checkov_passes_the_defaults(checkov: Path, home: Path, tmp_path: Path) -> None:
     path, docs = rendered_file(home, tmp_path)
     assert docs == []  # nothing is on until its values are given

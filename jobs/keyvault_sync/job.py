@@ -28,6 +28,7 @@ from jobs.keyvault_sync.plan import (
     patch_can_reach,
     plan,
 )
+from jobs.keyvault_sync.roles import SEED_NEEDS, TARGET_NEEDS
 from jobs.keyvault_sync.settings import Settings
 from lib import harness
 from lib.clients.keyvault_types import KeyVaultError, SecretMeta, current_version
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
     from lib.clients.keyvault import KeyVault
 
 NAME = "keyvault-sync"
-SEED_ROLE, TARGET_ROLE = "Key Vault Secrets User", "Key Vault Secrets Officer"  # built-in Azure RBAC roles
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,10 @@ def connect(settings: Settings) -> Clients:
     verify = settings.verify_challenge_resource
     return Clients(
         source=KeyVault(
-            settings.source_vault_url, credential, label="seed", role=SEED_ROLE, verify_challenge_resource=verify
+            settings.source_vault_url, credential, label="seed", needs=SEED_NEEDS, verify_challenge_resource=verify
         ),
         target=KeyVault(
-            settings.target_vault_url, credential, label="target", role=TARGET_ROLE, verify_challenge_resource=verify
+            settings.target_vault_url, credential, label="target", needs=TARGET_NEEDS, verify_challenge_resource=verify
         ),
     )
 

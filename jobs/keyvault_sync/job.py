@@ -28,6 +28,7 @@ from jobs.keyvault_sync.plan import (
     patch_can_reach,
     plan,
 )
+from jobs.keyvault_sync.roles import SEED_NEEDS, TARGET_NEEDS
 from jobs.keyvault_sync.settings import Settings
 from lib import harness
 from lib.auth_choice import check_azure, connect_azure
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 
 NAME = "keyvault-sync"
 Result = Literal["ok", "skipped"]
-SEED_ROLE, TARGET_ROLE = "Key Vault Secrets User", "Key Vault Secrets Officer"  # built-in Azure RBAC roles
 
 
 @dataclass(frozen=True)
@@ -63,13 +63,13 @@ def connect(settings: Settings) -> Clients:
     creates = Pacer(settings.creates_per_second, burst=max(1.0, 5 * settings.creates_per_second))
     return Clients(
         source=KeyVault(
-            settings.source_vault_url, credential, label="seed", role=SEED_ROLE, verify_challenge_resource=verify
+            settings.source_vault_url, credential, label="seed", needs=SEED_NEEDS, verify_challenge_resource=verify
         ),
         target=KeyVault(
             settings.target_vault_url,
             credential,
             label="target",
-            role=TARGET_ROLE,
+            needs=TARGET_NEEDS,
             verify_challenge_resource=verify,
             creates=creates,
         ),

@@ -365,6 +365,40 @@ def test_throttling_and_transient_errors_on_either_vault_converge(
     assert {r["wait_s"] for r in retries if r["status"] == 429} == {1.0}  # Retry-After honoured
 
 
+def test_a_name_added_to_the_allowlist_without_its_role_assignment_is_not_read(
+    tmp_path: Path, env: dict[str, str], control: Control, vaults: tuple[SecretClient, SecretClient]
+) -> None:
+    """README "Azure": the seed grants are per secret, so a name someone slipped into the allowlist ConfigMap
+    gets Azure's RBAC 403 on its read (api-specs NOTES, Key Vault errors: code Forbidden, innererror
+    ForbiddenByRbac, the getSecret action named), while the granted ones still copy. The run fails on it,
+    names what the identity lacks, and writes nothing for it."""
+    source, target = vaults
+    granted, slipped = new_value("granted"), new_value("slipped-in")
+    source.set_secret("granted", granted)
+    source.set_secret("slipped-in", slipped)
+    message = (
+        "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role "
+        "definitions were changed recently, please observe propagation time.\r\nCaller: appid=6a7b8c9d;oid=0f1e2d3c"
+        "\r\nAction: 'Microsoft.KeyVault/vaults/secrets/getSecret/action'\r\nResource: "
+        "'/subscriptions/3e9c4f5d/resourcegroups/rg-seed/providers/microsoft.keyvault/vaults/kv-seed/secrets/slipped-in'"
+        "\r\nAssignment: (not found)\r\n"
+    )
+    body = json.dumps({"error": {"code": "Forbidden", "message": message, "innererror": {"code": "ForbiddenByRbac"}}})
+    control.fault(SOURCE, "secret.get", status=403, count=None, match="/secrets/slipped-in", body=body)
+    proc = sync(env, "--allowlist-file", allowlist(tmp_path, "granted", "slipped-in"))
+    assert proc.returncode == 1
+    outcomes = {o["target"]: o for o in report(proc)["outcomes"]}
+    assert outcomes["granted"]["result"] == "ok" and target.get_secret("granted").value == granted
+    failed = outcomes["slipped-in"]
+    assert failed["result"] == "failed"
+    assert "403 Forbidden/ForbiddenByRbac" in failed["detail"]
+    assert failed["detail"].endswith(
+        "(the job's identity needs Key Vault Reader on this vault and Key Vault Secrets User on each allowlisted "
+        "secret)"
+    )
+    assert "slipped-in" not in {p.name for p in target.list_properties_of_secrets()}
+
+
 def test_forbidden_on_the_target_is_a_clear_exit_1(
     tmp_path: Path, env: dict[str, str], control: Control, vaults: tuple[SecretClient, SecretClient]
 ) -> None:

@@ -74,6 +74,18 @@ def test_default_values_enable_nothing(home: Path) -> None:
     assert template(home) == []
 
 
+def test_every_container_runs_the_image_by_digest(full: list[dict[str, Any]]) -> None:
+    digest = yaml.safe_load(FULL.read_text())["image"]["digest"]
+    images = {c["image"] for cj in kinds(full, "CronJob") for c in pod_spec(cj)["containers"]}
+    assert images == {f"myregistry.azurecr.io/coder-wi-jobs@{digest}"}
+
+
+def test_a_release_without_jobs_needs_no_image(home: Path) -> None:
+    """image.digest is required once a job is on (schema), not for a dashboard-only release."""
+    docs = template(home, "--set", "dashboard.enabled=true")
+    assert [d["kind"] for d in docs] == ["ConfigMap"]
+
+
 def test_full_example_renders_every_object(full: list[dict[str, Any]]) -> None:
     names = sorted((d["kind"], d["metadata"]["name"]) for d in full)
     expected = [("CronJob", f"rel-{j}") for j in VALUE_KEYS] + [("ServiceAccount", f"rel-{j}") for j in VALUE_KEYS]
@@ -104,7 +116,12 @@ VARIANTS = {
         "--set-json",
         "jobs.tokenExpiryCheck.settings.users=[]",
     ],
-    "tag-no-digest-no-pushgateway": ["--set", "image.digest=,image.tag=1.2.3,pushgatewayUrl="],
+    "no-pushgateway-api-server-by-peer": [
+        "--set",
+        "pushgatewayUrl=",
+        "--set-json",
+        'networkPolicy.apiServer={"cidrs": [], "to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}]}',
+    ],
     "fic-probe": ["--set", "jobs.ficReconcile.probe.enabled=true"],
 }
 
@@ -157,6 +174,11 @@ BAD_VALUES = {
         "/jobs/tokenExpiryCheck/settings/failOn",
     ),
     "unknown-pull-policy": (["--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy"),
+    # by digest only: no tag value, no empty digest once a job is on, nothing but sha256:<64 hex>
+    "image-tag-instead-of-digest": (["--set", "image.tag=1.2.3"], "additional properties 'tag' not allowed"),
+    "image-without-digest": (["--set", "image.digest="], "/image/digest"),
+    "image-digest-not-sha256": (["--set", "image.digest=latest"], "/image/digest"),
+    "image-digest-short": (["--set", "image.digest=sha256:0123abcd"], "/image/digest"),
     "token-in-values": (["--set", "jobs.coderTokenMint.bootstrapToken=abc"], "/jobs/coderTokenMint"),
     "misspelled-setting": (["--set", "jobs.ficReconcile.settings.maxDelete=5"], "/jobs/ficReconcile/settings"),
     "enabled-without-pool": (
@@ -175,8 +197,29 @@ BAD_VALUES = {
         "/jobs/ficReconcile/settings/armEndpoint",
     ),
     "schedule-not-a-string": (["--set-json", "jobs.ficReconcile.schedule=5"], "/jobs/ficReconcile/schedule"),
-    "netpol-without-api-server": (["--set-json", "networkPolicy.apiServer.to=[]"], "/networkPolicy/apiServer/to"),
     "netpol-empty-dns-peers": (["--set-json", "networkPolicy.dns.to=[]"], "/networkPolicy/dns/to"),
+    "netpol-azure-anywhere": (
+        ["--set-json", 'networkPolicy.entraId.cidrs=["0.0.0.0/0"]'],
+        "/networkPolicy/entraId/cidrs/0",
+    ),
+    "netpol-webhook-anywhere-v6": (
+        ["--set-json", 'networkPolicy.webhook.cidrs=["::/0"]'],
+        "/networkPolicy/webhook/cidrs/0",
+    ),
+    "netpol-azure-half-internet": (
+        ["--set-json", 'networkPolicy.azureKeyVault.cidrs=["128.0.0.0/1"]'],
+        "/networkPolicy/azureKeyVault/cidrs/0",
+    ),
+    "netpol-not-a-cidr": (
+        ["--set-json", 'networkPolicy.apiServer.cidrs=["api.example"]'],
+        "/networkPolicy/apiServer/cidrs/0",
+    ),
+    # Azure and webhook destinations are addresses only: no namespace or pod selector can stand for them
+    "netpol-azure-by-peer": (
+        ["--set-json", 'networkPolicy.entraId.to=[{"namespaceSelector": {}}]'],
+        "additional properties 'to' not allowed",
+    ),
+    "netpol-old-azure-key": (["--set-json", "networkPolicy.azure.to=[]"], "additional properties 'azure' not allowed"),
     "alert-window-too-short": (
         ["--set", "prometheusRule.jobFailed.windowSeconds=5"],
         "/prometheusRule/jobFailed/windowSeconds",

@@ -38,6 +38,7 @@ HTTPS_ONLY = [
     ("fic-reconcile", "CWJ_OIDC_ISSUER"),
     ("fic-reconcile", "CWJ_ARM_ENDPOINT"),
     ("fic-reconcile", "CWJ_KNOWN_ISSUERS"),
+    ("fic-reconcile", "CWJ_ARM_AUDIENCE"),
     ("keyvault-sync", "CWJ_SOURCE_VAULT_URL"),
     ("keyvault-sync", "CWJ_TARGET_VAULT_URL"),
     ("coder-token-mint", "CODER_URL"),

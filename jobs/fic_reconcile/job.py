@@ -79,8 +79,8 @@ def preflight(s: FicSettings, environ: Mapping[str, str]) -> None:
     record lives, the kubeconfig context, and which Azure credential applies."""
     cluster.state_namespace(s)
     cluster.check_context(s, environ)
+    probe_tenant(s, environ)  # before the credential: --probe's own need is the more specific message
     check_azure(s.azure_auth, environ, label_of(FicSettings, "azure_auth"))
-    probe_tenant(s, environ)
 
 
 def _read_cluster(s: FicSettings, namespace: str) -> cluster.ClusterView:

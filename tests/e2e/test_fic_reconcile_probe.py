@@ -85,7 +85,16 @@ def test_4_the_probe_sees_refusals_until_propagation_then_a_grant_and_reports_ti
     workspace_account(ns)
     control.clear_requests()
     with receiver() as rec, ThreadPoolExecutor(max_workers=1) as pool:
-        args = ("--probe", "--probe-seconds", "60", "--log-level", "debug", "--pushgateway-url", rec.url)
+        args = (
+            "--probe",
+            "--probe-seconds",
+            "60",
+            "--log-level",
+            "debug",
+            "--pushgateway-url",
+            rec.url,
+            "--allow-insecure-http",
+        )
         running = pool.submit(run, env, *args)
         wait_until(lambda: sum(e["status"] == 400 for e in probe_exchanges(platform)) >= 2)  # refused twice
         platform.clock.advance(platform.entra.settings["fic_propagation_seconds"])  # Entra catches up
@@ -195,7 +204,7 @@ def test_without_probe_nothing_is_minted_and_nothing_reported(
     create_namespaces([ns])
     workspace_account(ns)
     with receiver() as rec:
-        code, report, stderr = run(env, "--pushgateway-url", rec.url)
+        code, report, stderr = run(env, "--pushgateway-url", rec.url, "--allow-insecure-http")
     assert code == 0, stderr
     assert "probe" not in report and "time_to_usable" not in report
     assert control.count("kube", "tokenrequest.create") == 0

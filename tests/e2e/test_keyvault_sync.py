@@ -267,6 +267,7 @@ def test_unmanaged_targets_are_adopted_only_when_equal_or_with_adopt(
     target.set_secret("same", same, tags={"owner": "hand-made"})
     target.set_secret("differs", theirs)
     path = allowlist(tmp_path, "same", "differs")
+    settle(control)
 
     dry = sync(env, "--allowlist-file", path, "--dry-run")
     assert [(a["kind"], a["target"]) for a in report(dry)["actions"]] == [("adopt", "same"), ("adopt", "differs")]
@@ -392,9 +393,9 @@ def test_a_name_added_to_the_allowlist_without_its_role_assignment_is_not_read(
     failed = outcomes["slipped-in"]
     assert failed["result"] == "failed"
     assert "403 Forbidden/ForbiddenByRbac" in failed["detail"]
+    assert "lacks the data action Microsoft.KeyVault/vaults/secrets/getSecret/action" in failed["detail"]
     assert failed["detail"].endswith(
-        "(the job's identity needs Key Vault Reader on this vault and Key Vault Secrets User on each allowlisted "
-        "secret)"
+        "it needs Key Vault Reader on this vault and Key Vault Secrets User on each allowlisted secret"
     )
     assert "slipped-in" not in {p.name for p in target.list_properties_of_secrets()}
 

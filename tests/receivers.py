@@ -1,7 +1,8 @@
-"""Local stand-ins for the two things jobs push to: a Prometheus Pushgateway and an alert webhook.
+"""Recording stand-ins for what jobs send to: the alert webhook (Slack and the like, which cannot run here),
+and, only where a fault has to be scripted (tests/faults/), the Pushgateway; everything else pushes to a real
+Pushgateway (tests/pushgateway.py).
 
-Both are plain HTTP on 127.0.0.1 (in-cluster Pushgateways usually are) and record every request, so a
-test can parse what was pushed with prometheus_client's own text parser or read the webhook's JSON.
+Plain HTTP on 127.0.0.1; every request is recorded, so a test can read the webhook's JSON.
 `serve` is the server under both `receiver` (one status for every request) and the fault matrix's scripted
 receiver (tests/faults/common.py: answers in order).
 """
@@ -89,7 +90,7 @@ class Receiver:
 
 @contextmanager
 def receiver(status: int = 200) -> Iterator[Receiver]:
-    """A recording HTTP server; Pushgateway pushes are PUT/POST /metrics/job/<job>[/<label>/<value>...]."""
+    """A recording HTTP server (the webhook's stand-in)."""
     rec = Receiver(url="", status=status)
     with serve(rec.answer) as url:
         rec.url = url

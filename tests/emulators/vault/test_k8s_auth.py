@@ -145,3 +145,15 @@ def test_notes_1_3_role_api_globs_and_audience_optional(platform: Platform, cont
     assert info.value.errors == ['can not mix "*" with values']
     with pytest.raises(hx.Forbidden):
         login().auth.kubernetes.create_role("mine", ["a"], ["b"])
+
+
+def test_a_token_minted_on_a_clock_ahead_of_openbaos_is_not_yet_valid(platform: Platform, control: Control) -> None:
+    """The emulated clock moves the cluster, not OpenBao (tests/emulators/README.md): a token issued five minutes
+    in OpenBao's future is refused by OpenBao itself, as a cluster whose clock ran ahead would see."""
+    b = platform.baseline
+    control.advance(300)
+    ahead = platform.service_account_jwt(b.jobs_namespace, b.mint_service_account, audience="vault")
+    with pytest.raises(hx.Forbidden) as info:
+        login(jwt_text=ahead)
+    assert info.value.errors == ["invalid not before (nbf) claim: token not yet valid"]
+    assert _reviews(control) == []

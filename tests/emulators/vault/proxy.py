@@ -12,11 +12,13 @@ kube emulator's TokenReview, but not Vault token TTLs or KV `created_time` (test
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import ssl
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlencode
 
 import urllib3
@@ -24,6 +26,9 @@ import urllib3
 from tests.emulators.core import Emulator, Request, Response, answer_with_fault
 from tests.emulators.vault.baseline import VaultBaseline
 from tests.emulators.vault.openbao import OpenBao
+
+if TYPE_CHECKING:
+    from tests.emulators.platform import Platform
 
 _WRITE = ("POST", "PUT")
 # (path regex after /v1/, {method: operation}); the first pattern that matches names the request.
@@ -58,6 +63,7 @@ OPERATIONS: list[tuple[re.Pattern[str], dict[str, str]]] = [
         (r"sys/.*", {m: "sys" for m in ("GET", "LIST", "DELETE", *_WRITE)}),
     ]
 ]
+_ISSUES_TOKENS = {"k8s.login", "token.create", "token.renew-self"}
 # Not forwarded either way: hop-by-hop headers, and what the proxy's own server writes.
 _SKIP_REQUEST = {"host", "connection", "content-length", "transfer-encoding", "accept-encoding", "keep-alive"}
 _SKIP_RESPONSE = {"connection", "content-length", "transfer-encoding", "date", "keep-alive", "server"}
@@ -80,12 +86,12 @@ def operation(method: str, path: str) -> str:
 class VaultProxy(Emulator):
     service = "vault"
 
-    def __init__(self, platform: object) -> None:
+    def __init__(self, platform: Platform) -> None:
         self.bao: OpenBao | None = None
         self.dirty = False
         # X-Vault-Request / X-Vault-Namespace of recent requests: recorded, never required (NOTES §0)
         self.headers_seen: deque[dict[str, str | None]] = deque(maxlen=1000)
-        super().__init__(platform)  # type: ignore[arg-type]
+        super().__init__(platform)
         self.root_token = self.platform.remember_secret(
             secrets.token_hex(16)
         )  # stable across resets; OpenBao refuses a custom id with a token prefix ("s.")
@@ -148,4 +154,15 @@ class VaultProxy(Emulator):
         except urllib3.exceptions.HTTPError as exc:  # OpenBao down: what a gateway in front of it would say
             return Response(502, {"errors": [f"vault proxy: {type(exc).__name__}"]})
         kept = {k: v for k, v in upstream.headers.items() if k.lower() not in _SKIP_RESPONSE}
+        if req.op in _ISSUES_TOKENS and upstream.status == 200:
+            self._remember_issued_token(upstream.data)
         return Response(upstream.status, upstream.data, kept, kept.get("Content-Type", "application/json"))
+
+    def _remember_issued_token(self, body: bytes) -> None:
+        """Every Vault token OpenBao hands out is a secret the leak audit looks for (tests/faults/leak_audit.py)."""
+        try:
+            token = (json.loads(body).get("auth") or {}).get("client_token")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(token, str):
+            self.platform.remember_secret(token)

@@ -90,3 +90,7 @@ def test_openbao_dies_with_the_platform(tmp_path: object) -> None:
     assert process is not None and process.poll() is None
     platform.stop()
     assert process.poll() is not None
+
+
+def test_every_token_openbao_issues_is_known_to_the_leak_audit(platform: Platform, writer: hvac.Client) -> None:
+    assert writer.token in platform.secrets and platform.leaked_secrets(f"log line {writer.token}") == 1

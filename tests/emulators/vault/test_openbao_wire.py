@@ -4,13 +4,15 @@ from HashiCorp Vault, which the NOTES were read from)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import hvac
 import hvac.exceptions as hx
 import pytest
 import requests
 
 from tests.emulators.platform import Platform
-from tests.emulators.vault.helpers import ACL_DENIED, raw
+from tests.emulators.vault.helpers import ACL_DENIED, raw, scoped_token
 
 # OpenBao names its own CLI here (Vault: "If using the Vault CLI, use 'vault kv get' for this operation.")
 KV_WARNING = (
@@ -152,3 +154,21 @@ def test_notes_0_2_unsupported_operation_is_405_and_hvac_unexpected_error(root: 
         root.adapter.request("DELETE", "/v1/auth/token/lookup-self")
     # OpenBao: PATCH with a JSON body is 415, before routing (it wants application/merge-patch+json)
     assert raw("PATCH", "/v1/secret/data/x", root.token, json={"data": {}}).status_code == 415
+
+
+def test_notes_6_15_hvac_client_traps(root: hvac.Client, writer: hvac.Client, control: Any) -> None:
+    kv = root.secrets.kv.v2
+    kv.update_metadata("x", delete_version_after="1h")
+    kv.update_metadata("x", custom_metadata={"k": "v"})  # hvac always sends delete_version_after="0s"
+    assert kv.read_secret_metadata("x")["data"]["delete_version_after"] == "0s"
+    patcher = scoped_token(root, "rw", 'path "secret/data/y" { capabilities = ["create", "read", "update"] }')
+    kv.create_or_update_secret("y", {"a": "1"})
+    with pytest.warns(DeprecationWarning, match="raise_on_deleted_version"):  # its GET takes the deprecated default
+        patcher.secrets.kv.v2.patch("y", {"b": "2"})  # client-side: GET, then a check-and-set write; no `patch` needed
+    assert kv.read_secret_version("y", raise_on_deleted_version=True)["data"]["data"] == {"a": "1", "b": "2"}
+    control.fault("vault", "token.lookup-self", status=503, message="Vault is sealed")
+    with pytest.raises(hx.VaultDown):
+        writer.is_authenticated()  # a 5xx is not "unauthenticated": it propagates
+    token = writer.token
+    writer.auth.token.revoke_self()
+    assert writer.token == token and not writer.is_authenticated()  # revoke_self leaves the dead token set

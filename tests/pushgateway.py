@@ -76,9 +76,9 @@ class Pushgateway:
         self.pool: urllib3.HTTPSConnectionPool | None = None
 
     @classmethod
-    def for_platform(cls, platform: Platform) -> Pushgateway:
-        """One serving a certificate from `platform`'s CA, in its state directory; not started yet."""
-        workdir = platform.state_dir / "pushgateway"
+    def for_platform(cls, platform: Platform, name: str = "pushgateway") -> Pushgateway:
+        """One serving a certificate from `platform`'s CA, in `name` under its state directory; not started."""
+        workdir = platform.state_dir / name
         workdir.mkdir(exist_ok=True)
         cert = platform.ca.issue_cert("127.0.0.1", "localhost")
         cert_file, key_file = workdir / "tls.crt", workdir / "tls.key"

@@ -54,6 +54,7 @@ _SECRET_KEY_SUFFIXES = ("_token", "_secret", "_password", "_jwt")
 _PATTERNS = (
     re.compile(r"\b[0-9A-Za-z]{10}-[0-9A-Za-z]{22}\b"),  # Coder API key: <id>-<secret>
     re.compile(r"\bhv[sbr]\.[0-9A-Za-z_-]{20,}"),  # Vault service/batch/recovery tokens
+    re.compile(r"\b[sbr]\.[0-9A-Za-z]{24}\b"),  # OpenBao's (and Vault < 1.10's): s./b./r. + 24 base62 characters
     re.compile(r"\beyJ[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]*"),  # JWT (Entra, service account)
 )
 

@@ -18,6 +18,7 @@ from hypothesis import settings
 import tests.machine_env  # noqa: F401  (first: it copies the environment before any fixture changes it)
 from tests.emulators.platform import Platform
 from tests.faults.leak_audit import LeakAudit
+from tests.pushgateway import Pushgateway, PushgatewayUnavailable
 
 BIN = Path(sys.executable).parent
 LEAKS = LeakAudit()  # every secret any platform of this run issued: looked for in every test's capture and job run
@@ -111,6 +112,24 @@ class Control:
 @pytest.fixture
 def control(platform: Platform) -> Control:
     return Control(platform)
+
+
+@pytest.fixture(scope="session")
+def pushgateway_session(platform_session: Platform) -> Iterator[Pushgateway]:
+    """A real Pushgateway (tests/pushgateway.py), HTTPS with a certificate from the platform's CA; started by
+    the first test that asks for it. Never a skip: metrics nobody read back are metrics nobody tested."""
+    try:
+        gateway = Pushgateway.for_platform(platform_session).start()
+    except PushgatewayUnavailable as exc:
+        pytest.fail(f"the Pushgateway is needed for the metrics tests and could not be started: {exc}")
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture
+def pushgateway(pushgateway_session: Pushgateway) -> Pushgateway:
+    pushgateway_session.wipe()
+    return pushgateway_session
 
 
 def run_job(name: str, *args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:

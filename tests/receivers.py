@@ -1,4 +1,6 @@
-"""Local stand-ins for the two things jobs push to: a Prometheus Pushgateway and an alert webhook.
+"""Recording stand-ins for what jobs send to: the alert webhook (Slack and the like, which cannot run here),
+and, only where a fault has to be scripted (tests/faults/), the Pushgateway; everything else pushes to a real
+Pushgateway (tests/pushgateway.py).
 
 Both listen on 127.0.0.1 and record every request, so a test can parse what was pushed with
 prometheus_client's own text parser or read the webhook's JSON. Given a TLS context (`Platform.server_tls()`,

@@ -1,16 +1,2 @@
-"""Helpers shared by the end-to-end tests."""
-
-from __future__ import annotations
-
-from prometheus_client.parser import text_string_to_metric_families
-
-Sample = tuple[str, tuple[tuple[str, str], ...]]  # (metric name, sorted labels)
-
-
-def pushed_samples(body: str) -> dict[Sample, float]:
-    """A Pushgateway push body parsed with prometheus_client's own text parser: {(name, labels): value}."""
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(body)
-        for s in family.samples
-    }
+"""The end-to-end tests: each console script against the local platform (tests/emulators), and for metrics
+a real Pushgateway (tests/pushgateway.py)."""

@@ -21,8 +21,8 @@ from kubernetes import client as k8s
 from lib.clients.azure_auth import azure_credential
 from lib.clients.kube import core_api
 from tests.conftest import Control, run_job
-from tests.e2e import pushed_samples
 from tests.emulators.platform import Platform
+from tests.pushgateway import Pushgateway
 
 pytestmark = pytest.mark.e2e
 
@@ -438,16 +438,13 @@ def test_10_dry_run_prints_the_plan_and_writes_nothing(
 # ---- metrics -------------------------------------------------------------------------------------------------
 
 
-def test_metrics_push_actions_occupancy_and_last_success(platform: Platform, env: dict[str, str]) -> None:
-    from tests.receivers import receiver
-
+def test_metrics_push_actions_occupancy_and_last_success(
+    platform: Platform, env: dict[str, str], pushgateway: Pushgateway
+) -> None:
     names = namespaces(7)
     create_namespaces(names)
-    with receiver() as rec:
-        assert run(env, "--pushgateway-url", rec.url, "--allow-insecure-http")[0] == 0
-    [push] = rec.requests
-    assert push.path == "/metrics/job/fic-reconcile"
-    samples = pushed_samples(push.body.decode())
+    assert run({**env, **pushgateway.env}, "--pushgateway-url", pushgateway.url)[0] == 0
+    samples = pushgateway.samples("fic-reconcile")  # read back from the real Pushgateway, grouped by job
     assert samples[("cwj_actions", (("kind", "create"), ("result", "ok")))] == 7
     for i, identity in enumerate(pool_names(platform)):
         expected = sum(1 for n in names if shard(n, 3) == i)

@@ -22,9 +22,8 @@ from azure.keyvault.secrets import SecretClient
 from jobs.keyvault_sync.plan import OWNER_TAG, OWNER_VALUE, SOURCE_UPDATED_TAG, SOURCE_VERSION_TAG
 from lib.clients.azure_auth import azure_credential
 from tests.conftest import Control, run_job
-from tests.e2e import pushed_samples
 from tests.emulators.platform import Platform
-from tests.receivers import receiver
+from tests.pushgateway import Pushgateway
 
 pytestmark = pytest.mark.e2e
 
@@ -440,23 +439,15 @@ def test_the_challenge_resource_is_verified_unless_the_test_only_setting_turns_i
 
 
 def test_metrics_are_pushed_with_names_only(
-    tmp_path: Path, env: dict[str, str], vaults: tuple[SecretClient, SecretClient]
+    tmp_path: Path, env: dict[str, str], vaults: tuple[SecretClient, SecretClient], pushgateway: Pushgateway
 ) -> None:
     source, _ = vaults
     source.set_secret("pushed", new_value("pushed"))
-    with receiver() as gateway:
-        proc = sync(
-            env,
-            "--allowlist-file",
-            allowlist(tmp_path, "pushed", "absent"),
-            "--pushgateway-url",
-            gateway.url,
-            "--allow-insecure-http",
-        )
-        assert proc.returncode == 1  # "absent" is not seeded
-    (body,) = gateway.bodies()
-    CAPTURED.append(body)
-    samples = pushed_samples(body)
+    listed = allowlist(tmp_path, "pushed", "absent")
+    proc = sync({**env, **pushgateway.env}, "--allowlist-file", listed, "--pushgateway-url", pushgateway.url)
+    assert proc.returncode == 1  # "absent" is not seeded
+    CAPTURED.append(pushgateway.metrics())  # all the Pushgateway serves: checked for secret values below
+    samples = pushgateway.samples("keyvault-sync")
     assert samples[("cwj_keyvault_sync_entries", (("state", "copy"),))] == 1
     assert samples[("cwj_keyvault_sync_entries", (("state", "source-missing"),))] == 1
     assert samples[("cwj_actions", (("kind", "copy"), ("result", "ok")))] == 1

@@ -1,6 +1,8 @@
 """README's Install section stays true: its minimal values file renders, lints, validates and scans clean, and
-its Vault policies and roles, loaded as written into the Vault emulator, let the jobs do their work when they
-log in the way the chart makes them (the chart's ServiceAccount name, the release namespace, audience vault)."""
+its Vault policies and roles, loaded as written into a real OpenBao server (the platform's), let the jobs do
+their work when they log in the way the chart makes them: the chart's ServiceAccount, created in the kube
+emulator as `helm install` would, whose projected token (the release namespace, audience vault) OpenBao checks
+with the kube emulator's TokenReview."""
 
 from __future__ import annotations
 
@@ -103,7 +105,7 @@ def test_every_value_the_readme_says_to_set_is_in_the_minimal_file(tmp_path: Pat
                 assert node, f"{job}: {name}"
 
 
-# ---- Vault: the README's policies and roles, loaded into the emulator ------------------------------------------
+# ---- Vault: the README's policies and roles, loaded into OpenBao -------------------------------------------------
 
 
 def vault_commands() -> tuple[dict[str, str], dict[str, dict[str, str]]]:
@@ -120,7 +122,7 @@ def vault_commands() -> tuple[dict[str, str], dict[str, dict[str, str]]]:
 
 @pytest.fixture
 def readme_vault(platform: Platform) -> dict[str, dict[str, str]]:
-    """Replace the emulator's baseline policy and role with exactly what the README says (through Vault's API)."""
+    """Replace the baseline policy and role with exactly what the README says (through OpenBao's API)."""
     policies, roles = vault_commands()
     assert set(policies) == {"coder-token-writer", "token-expiry-check"} and set(roles) == set(policies)
     root = hvac.Client(url=platform.vault.url, token=platform.vault.root_token, verify=str(platform.ca_path))
@@ -129,6 +131,20 @@ def readme_vault(platform: Platform) -> dict[str, dict[str, str]]:
     for name, fields in roles.items():
         root.write(f"auth/kubernetes/role/{name}", **fields)
     return roles
+
+
+def install_service_account(platform: Platform, docs: list[dict[str, Any]], job: str) -> None:
+    """Create the chart's rendered ServiceAccount for `job` through the Kubernetes API, as `helm install` does:
+    TokenReview only vouches for a token whose ServiceAccount exists (with the uid in the token)."""
+    (account,) = [d for d in docs if d["kind"] == "ServiceAccount" and d["metadata"]["name"] == f"{RELEASE}-{job}"]
+    r = requests.post(
+        f"{platform.kube.url}/api/v1/namespaces/{NAMESPACE}/serviceaccounts",
+        json=account,
+        headers={"Authorization": f"Bearer {platform.kube.token}"},
+        verify=str(platform.ca_path),
+        timeout=10,
+    )
+    assert r.status_code in (201, 409), r.text  # 409: the other job's run already installed it
 
 
 def pod_jwt(platform: Platform, tmp_path: Path, job: str, audience: str) -> str:
@@ -141,6 +157,7 @@ def pod_jwt(platform: Platform, tmp_path: Path, job: str, audience: str) -> str:
 def chart_vault_env(home: Path, tmp_path: Path, platform: Platform, env: dict[str, str], job: str) -> dict[str, str]:
     vault_check = ["--set", "jobs.tokenExpiryCheck.settings.vaultCheck=true"]
     docs = template(home, *install_values(tmp_path), *vault_check, release=RELEASE, namespace=NAMESPACE)
+    install_service_account(platform, docs, job)
     cj = cronjob(docs, job, release=RELEASE)
     rendered = env_of(cj)
     (volume,) = [v for v in pod_spec(cj)["volumes"] if "projected" in v]

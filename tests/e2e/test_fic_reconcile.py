@@ -21,8 +21,10 @@ from kubernetes import client as k8s
 from lib.clients.azure_auth import azure_credential
 from lib.clients.kube import core_api
 from tests.conftest import Control, run_job
+from tests.e2e import pushed_samples
 from tests.emulators.platform import Platform
 from tests.pushgateway import Pushgateway
+from tests.receivers import receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -188,7 +190,6 @@ GITHUB = "https://token.actions.githubusercontent.com"
 def test_a_github_fic_on_a_pool_identity_is_an_error_finding_and_a_metric_and_is_never_touched(
     platform: Platform, env: dict[str, str], control: Control
 ) -> None:
-    from tests.receivers import receiver
 
     names = namespaces(6)
     create_namespaces(names)

@@ -11,8 +11,8 @@
 - Permissions: the first action runs alone, so a role assignment that is wrong for a whole vault is refused
   once. After the first 403 ForbiddenByRbac no action and no write starts (each would be refused the same way):
   those are `failed`, "not attempted". A request already sent when the refusal arrives (at most
-  write-concurrency - 1 of them) finishes and reports its own answer; an action between its read and its write
-  does not write.
+  write-concurrency - 1 of them) finishes and reports its own answer; an action between two of its requests
+  sends no further write.
 """
 
 from __future__ import annotations
@@ -130,13 +130,14 @@ def run_action(action: Action, clients: Clients, settings: Settings, gate: Gate)
 
 
 def _write_copy(clients: Clients, gate: Gate, source: str, target: str) -> str:
-    """Read the seed's current version and write it to the target. Returns the seed version copied."""
+    """Read the seed's current version and write it to the target. Returns the seed version copied. The pace's
+    token is taken first: a copy the budget defers has read no value."""
+    gate.create()
     seen_at = clients.source.server_time  # before the read is sent: detect.settled
     seed = clients.source.read(source, within=gate.left())
     props = desired_props(seed.meta.props, seed.meta.version, marker(seed.meta.updated, seen_at))
     if len(props.tags) > MAX_TAGS:
         raise KeyVaultError(f"{source} has {len(seed.meta.props.tags)} tags; the target would exceed {MAX_TAGS}")
-    gate.create()
     clients.target.set(target, seed.value, props, within=gate.left())
     return str(seed.meta.version)
 

@@ -44,7 +44,8 @@ class Settings:
     )
     creates_per_second: float = setting(
         "--keyvault-creates-per-second",
-        "pace new secret versions on the cluster vault (bursts of 5 s worth); Key Vault allows 300 per 10 s",
+        "pace new secret versions on the cluster vault (bursts of 5 s worth, at most 125); Key Vault allows 300 "
+        "per 10 s",
         parse=parse_rate,
         default=25.0,
     )

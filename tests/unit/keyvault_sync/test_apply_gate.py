@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from jobs.keyvault_sync.apply import DEFERRED, Gate, NotStarted
+from jobs.keyvault_sync.job import run_budget
 from lib.budget import RunBudget
 from lib.clients.keyvault_types import KeyVaultError
 
@@ -78,3 +79,10 @@ def test_a_refusal_that_arrives_while_waiting_for_the_pace_stops_the_write() -> 
     clock.on_sleep.append(lambda: g.saw(RBAC))  # another worker's write is refused meanwhile
     stop = stopped(g.create)
     assert stop.result == "failed" and stop.detail.startswith("not attempted: ")
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(1.0, 5.0), (25.0, 125.0), (125.0, 125.0), (1000.0, 125.0)])
+def test_the_pace_bursts_5_s_worth_but_never_more_than_125_new_versions(rate: float, burst: float) -> None:
+    """Key Vault's CREATE bucket is 300 per 10 s per vault, shared with every other writer: a faster pace
+    (an SRE's, or a time-scaled bench's) must not bring a burst that empties it."""
+    assert run_budget(600, rate).writes.capacity == pytest.approx(burst)

@@ -20,8 +20,11 @@ What does not scale: CPU, process start-up (x S overstates them), the job's burs
 pace, jobs/keyvault_sync/job.py, so it stays under the vault's 300 as in production), and the job's unpaced reads
 (N value reads in a cold start against 4,000 per 10 s: no limit at these sizes).
 
-Run: `.venv/bin/python -m tests.bench.bench_keyvault_rates [S [N ...]] [--write-concurrency W]`
-(default S = 5, N = 500 5000, W = the job's default).
+Run: `.venv/bin/python -m tests.bench.bench_keyvault_rates [S [N ...]] [--write-concurrency W] [--latency MS]
+[--budget SECONDS]` (default S = 5, N = 500 5000, W = the job's default, no added latency, the chart's run budget;
+`--latency` delays every authenticated Key Vault answer by MS real milliseconds, as a distant vault would: that
+is what --write-concurrency hides; `--budget` is a run budget in production seconds, divided by S like the
+chart's, to see a cold start spread over several runs).
 """
 
 from __future__ import annotations
@@ -39,7 +42,17 @@ from typing import Any
 import yaml
 from azure.keyvault.secrets import SecretClient
 
-from tests.bench.common import Run, check_at_most, check_equal, configure, info, must_exit, run_job, tally
+from tests.bench.common import (
+    Run,
+    add_latency,
+    check_at_most,
+    check_equal,
+    configure,
+    info,
+    must_exit,
+    run_job,
+    tally,
+)
 from tests.demo import base_env
 from tests.emulators.keyvault.throttle import DEFAULTS as KV_LIMITS
 from tests.emulators.platform import Platform
@@ -154,8 +167,10 @@ def bench_noop(platform: Platform, n: int, scale: float, args: list[str], env: d
     )
 
 
-def bench(n: int, scale: float, write_concurrency: int | None) -> None:
-    _, budget = chart_deadline()
+def bench(
+    n: int, scale: float, write_concurrency: int | None, latency_ms: float = 0.0, budget: float | None = None
+) -> None:
+    budget = budget or chart_deadline()[1]
     with tempfile.TemporaryDirectory(prefix="cwj-bench-kv-rates-") as tmp:
         platform = Platform(Path(tmp)).start()
         try:
@@ -168,12 +183,15 @@ def bench(n: int, scale: float, write_concurrency: int | None) -> None:
             allowlist.write_text("".join(f"- {name}\n" for name in names))
             for vault in VAULTS:
                 configure(platform, vault, throttling=True, time_scale=scale)
+                if latency_ms:
+                    add_latency(platform, vault, ("*",), latency_ms / 1000)
             platform.clock.advance(3)
             args = ["--allowlist-file", str(allowlist), "--output", "json"]
             args += ["--keyvault-creates-per-second", f"{PACE * scale:g}", "--max-run-seconds", f"{budget / scale:g}"]
             if write_concurrency is not None:
                 args += ["--write-concurrency", str(write_concurrency)]
-            info(f"-- keyvault-sync {n} secrets, time x{scale:g}: {' '.join(args[2:])}")
+            latency = f", {latency_ms:g} ms added to every Key Vault answer" if latency_ms else ""
+            info(f"-- keyvault-sync {n} secrets, time x{scale:g}{latency}: {' '.join(args[2:])}")
             bench_cold(platform, n, scale, args, env)
             bench_noop(platform, n, scale, args, env)
         finally:
@@ -185,14 +203,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("scale", nargs="?", type=float, default=SCALE)
     parser.add_argument("sizes", nargs="*", type=int, default=list(SIZES))
     parser.add_argument("--write-concurrency", type=int, default=None)
+    parser.add_argument("--latency", type=float, default=0.0, help="milliseconds added to every Key Vault answer")
+    parser.add_argument("--budget", type=float, default=None, help="run budget in production seconds")
     ns = parser.parse_args(argv if argv is not None else [])
     deadline, budget = chart_deadline()
+    whose = "given" if ns.budget else "the chart's"
     info(
         f"-- keyvault-sync at Key Vault's limits: S = {ns.scale:g}, chart activeDeadlineSeconds {deadline:.0f} s, "
-        f"run budget {budget:.0f} s"
+        f"run budget {ns.budget or budget:.0f} s ({whose})"
     )
     for n in ns.sizes or SIZES:
-        bench(n, ns.scale, ns.write_concurrency)
+        bench(n, ns.scale, ns.write_concurrency, ns.latency, ns.budget)
 
 
 if __name__ == "__main__":

@@ -215,6 +215,19 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def int_between(minimum: int, maximum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = minimum - 1
+        if not minimum <= value <= maximum:
+            raise ValueError(f"expected a whole number from {minimum} to {maximum}, got {raw!r}")
+        return value
+
+    return parse
+
+
 def one_of(*choices: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         if raw not in choices:
@@ -288,6 +301,14 @@ def parse_seconds(raw: str) -> float:
     if seconds <= 0:
         raise ValueError(f"expected a duration above zero such as 30s, got {raw!r}")
     return seconds
+
+
+def parse_positive_seconds(raw: str) -> float:
+    """A plain number of seconds above zero (`480`, `7.5`): what a chart computes from activeDeadlineSeconds."""
+    value = float(raw) if raw.strip().replace(".", "", 1).isdigit() else -1.0
+    if value <= 0:
+        raise ValueError(f"expected a number of seconds above zero, got {raw!r}")
+    return value
 
 
 def parse_rate(raw: str) -> float:

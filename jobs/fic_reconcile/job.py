@@ -12,12 +12,12 @@ from datetime import datetime
 
 from jobs.fic_reconcile import cluster
 from jobs.fic_reconcile import plan as fic_plan
-from jobs.fic_reconcile.budget import RunBudget
 from jobs.fic_reconcile.model import Observed
 from jobs.fic_reconcile.settings import FicSettings
 from jobs.fic_reconcile.writes import Clients, apply, read_identity
 from lib import harness
 from lib.auth_choice import check_azure, connect_azure
+from lib.budget import RunBudget
 from lib.logs import get_logger
 from lib.model import Plan, Report
 from lib.redact import first_line

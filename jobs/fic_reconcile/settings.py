@@ -21,6 +21,7 @@ from lib.settings import (
     parse_duration,
     parse_https_url,
     parse_json_string_list,
+    parse_positive_seconds,
     parse_service_url,
     parse_uuid,
     setting,
@@ -38,13 +39,6 @@ def _matching(what: str, pattern: str) -> Any:
         return raw
 
     return parse
-
-
-def _positive_seconds(raw: str) -> float:
-    value = float(raw) if raw.strip().replace(".", "", 1).isdigit() else -1.0
-    if value <= 0:
-        raise ValueError(f"expected a number of seconds above zero, got {raw!r}")
-    return value
 
 
 def _positive_rate(raw: str) -> float:
@@ -158,7 +152,7 @@ class FicSettings:
         "--max-run-seconds",
         "start no write after this many seconds (keep it under the Job's activeDeadlineSeconds); the rest is "
         "deferred to the next run",
-        parse=_positive_seconds,
+        parse=parse_positive_seconds,
         default=600.0,
     )
     arm_writes_per_second: float = setting(
@@ -188,7 +182,7 @@ class FicSettings:
         "--probe-seconds",
         "longest the probe waits for Entra to grant a new namespace's exchange; below --max-run-seconds, and "
         "never past the run budget",
-        parse=_positive_seconds,
+        parse=parse_positive_seconds,
         default=120.0,
     )
     probe_max_namespaces: int = setting(

@@ -2,7 +2,7 @@
 
 Tier by tier (the plan's urgency, plan.py), one lane per identity, lanes in parallel, each lane strictly one
 write at a time (ARM answers concurrent writes to one identity with 409), every write paced by the run's budget
-(budget.py). A write the budget cannot start, or one ARM keeps throttling past it, is deferred: not a failure,
+(lib/budget.py). A write the budget cannot start, or one ARM keeps throttling past it, is deferred: not a failure,
 the next run observes afresh and continues. One failed write never stops the others. With --probe, the FICs just
 created are then probed at Entra (probe.py) inside what is left of the budget.
 """
@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from jobs.fic_reconcile import cluster
-from jobs.fic_reconcile.budget import RunBudget
 from jobs.fic_reconcile.model import DeleteFic, FicAction, IdentityState, PutFic, RecordRelocations
 from jobs.fic_reconcile.placement import is_ours
 from jobs.fic_reconcile.probe import Created, spread
 from jobs.fic_reconcile.settings import FicSettings
+from lib.budget import RunBudget, deferral_findings
 from lib.clients.arm_types import ObservedFic
 from lib.model import Finding, Outcome, Plan, Report
 from lib.redact import first_line
@@ -126,14 +126,6 @@ def _since_namespace_created(action: PutFic) -> float | None:
 def time_to_credential(waited: Sequence[float]) -> dict[str, float | int]:
     """Seconds from a namespace's creation to its FIC's, over this run's creates (p50, p99, max)."""
     return {"created": len(waited), **spread(waited)}
-
-
-def deferral_findings(done: Sequence[Outcome]) -> list[Finding]:
-    deferred = [o for o in done if o.result == "deferred"]
-    if not deferred:
-        return []
-    message = f"{len(deferred)} write(s) not finished within the run budget; the next run continues"
-    return [Finding("warning", "deferred", "run-budget", message)]
 
 
 def _write_record(

@@ -11,14 +11,18 @@ from jobs.keyvault_sync.plan import Options
 from lib.auth_choice import azure_auth_setting
 from lib.settings import (
     int_at_least,
+    int_between,
     parse_bool,
     parse_duration,
     parse_https_url,
+    parse_positive_seconds,
     parse_rate,
     parse_service_url,
     setting,
     switch,
 )
+
+WRITE_CONCURRENCY = 8  # BENCHMARKS.md "keyvault-sync at Key Vault's limits": enough to keep the 25/s pace
 
 
 @dataclass(frozen=True)
@@ -41,12 +45,27 @@ class Settings:
     )
     creates_per_second: float = setting(
         "--keyvault-creates-per-second",
-        "pace new secret versions on the cluster vault (bursts of 5 s worth); Key Vault allows 300 per 10 s",
+        "pace new secret versions on the cluster vault (bursts of 5 s worth, at most 125); Key Vault allows 300 "
+        "per 10 s",
         parse=parse_rate,
         default=25.0,
     )
     concurrency: int = setting(
         "--concurrency", "seed secrets whose versions are listed in parallel", parse=int_at_least(1), default=8
+    )
+    write_concurrency: int = setting(
+        "--write-concurrency",
+        "allowlist entries copied or updated in parallel, all under the one pace of new versions; at most 10 "
+        "(the SDK's connections per vault)",
+        parse=int_between(1, 10),
+        default=WRITE_CONCURRENCY,
+    )
+    max_run_seconds: float = setting(
+        "--max-run-seconds",
+        "start no write after this many seconds (keep it under the Job's activeDeadlineSeconds); the rest is "
+        "deferred to the next run",
+        parse=parse_positive_seconds,
+        default=480.0,
     )
     pushgateway_url: str | None = setting(
         "--pushgateway-url", "Prometheus Pushgateway to push run metrics to", parse=parse_service_url, default=None

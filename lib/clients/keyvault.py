@@ -16,6 +16,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -31,7 +32,6 @@ from azure.keyvault.secrets import SecretClient, SecretProperties
 from lib import limits
 from lib.clients.keyvault_types import KeyVaultError, Props, SecretMeta, SecretValue
 from lib.logs import get_logger
-from lib.pace import Pacer
 from lib.redact import first_line, one_line, register_secret
 from lib.retry import Backoff, call_with_retry, retry_after_of
 
@@ -125,10 +125,8 @@ class KeyVault:
         needs: str = "",
         verify_challenge_resource: bool = True,
         backoff: Backoff = Backoff(base=0.5, cap=30.0, deadline=120.0, max_attempts=8),
-        creates: Pacer | None = None,
     ) -> None:
         self.url, self.label, self.needs, self.backoff = url, label, needs, backoff
-        self.creates = creates  # paces new versions (Key Vault's smallest limit: CREATE secret, 300 per 10 s)
         self.client = SecretClient(
             url,
             credential,
@@ -163,14 +161,18 @@ class KeyVault:
         with self._clock_lock:
             return self._server_time
 
-    def _call(self, what: str, fn: Callable[[], R]) -> R:
+    def _call(self, what: str, fn: Callable[[], R], within: float | None = None) -> R:
+        """Retry what Key Vault calls transient (honouring Retry-After) for at most the backoff's deadline, or
+        `within` seconds when that is less (a run budget's time left: a call still throttled then gives up)."""
+        backoff = self.backoff if within is None else replace(self.backoff, deadline=min(self.backoff.deadline, within))
+
         def on_retry(exc: Exception, attempt: int, wait: float) -> None:
             status = getattr(exc, "status_code", None)
             self._log.warning("keyvault.retry", call=what, status=status, attempt=attempt, wait_s=round(wait, 2))
 
         try:
             return call_with_retry(
-                fn, transient=is_transient, retry_after=retry_after_of, backoff=self.backoff, on_retry=on_retry
+                fn, transient=is_transient, retry_after=retry_after_of, backoff=backoff, on_retry=on_retry
             )
         except (HttpResponseError, ServiceRequestError, ServiceResponseError, ClientAuthenticationError) as exc:
             raise describe_error(self.label, what, exc, self.needs) from None
@@ -204,40 +206,40 @@ class KeyVault:
 
     # ---- the value ------------------------------------------------------------------------------------
 
-    def read(self, name: str) -> SecretValue:
+    def read(self, name: str, within: float | None = None) -> SecretValue:
         """The current version with its value (registered with the redactor before anyone sees it)."""
         key = name.lower()
         if key not in self._values:
-            secret = self._call(f"get {name}", lambda: self.client.get_secret(name))
+            secret = self._call(f"get {name}", lambda: self.client.get_secret(name), within)
             register_secret(secret.value)
             self._values[key] = SecretValue(meta_of(secret.properties), secret.value or "")
         return self._values[key]
 
     # ---- writes ---------------------------------------------------------------------------------------
 
-    def set(self, name: str, value: str, props: Props) -> SecretMeta:
-        if self.creates is not None:
-            self.creates.take()
+    def set(self, name: str, value: str, props: Props, within: float | None = None) -> SecretMeta:
+        """A new version (Key Vault's CREATE secret: its smallest limit, 300 per 10 s per vault; the caller
+        paces these)."""
         secret = self._call(
-            f"set {name}",
-            lambda: self.client.set_secret(name, value, **_sdk_properties(props)),
+            f"set {name}", lambda: self.client.set_secret(name, value, **_sdk_properties(props)), within
         )
         self._values.pop(name.lower(), None)
         return meta_of(secret.properties)
 
-    def update(self, name: str, version: str | None, props: Props) -> SecretMeta:
+    def update(self, name: str, version: str | None, props: Props, within: float | None = None) -> SecretMeta:
         """Properties only (no new version). Expiry and not-before can be set but not cleared by a PATCH
         that omits them, so the caller compares before deciding to update."""
         updated = self._call(
             f"update {name}",
             lambda: self.client.update_secret_properties(name, version, **_sdk_properties(props)),
+            within,
         )
         return meta_of(updated)
 
-    def recover(self, name: str) -> SecretMeta:
+    def recover(self, name: str, within: float | None = None) -> SecretMeta:
         """Start the recovery; the answer names the recovered (latest) version. Not yet usable: see
         wait_until_recovered."""
-        poller = self._call(f"recover {name}", lambda: self.client.begin_recover_deleted_secret(name))
+        poller = self._call(f"recover {name}", lambda: self.client.begin_recover_deleted_secret(name), within)
         return meta_of(poller.result())  # KeyVaultOperationPoller.result() returns the initial answer, no polling
 
     def wait_until_recovered(
@@ -267,9 +269,9 @@ class KeyVault:
                     ) from None
             sleep(interval)
 
-    def soft_delete(self, name: str) -> None:
+    def soft_delete(self, name: str, within: float | None = None) -> None:
         # result() returns the deleted bundle without polling /deletedsecrets (NOTES.md §2.2)
-        self._call(f"delete {name}", lambda: self.client.begin_delete_secret(name).result())
+        self._call(f"delete {name}", lambda: self.client.begin_delete_secret(name).result(), within)
 
 
 def _metas(items: Iterable[SecretProperties]) -> list[SecretMeta]:

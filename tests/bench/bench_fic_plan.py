@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from jobs.fic_reconcile.capacity import (
     OVERFLOW_BUDGET,
@@ -16,7 +17,7 @@ from jobs.fic_reconcile.capacity import (
     pool_size_needed,
     safe_namespace_count,
 )
-from jobs.fic_reconcile.model import IdentityState, Observed
+from jobs.fic_reconcile.model import IdentityState, Namespace, Observed
 from jobs.fic_reconcile.plan import AUDIENCE, Policy, plan
 from jobs.fic_reconcile.shard import shard_index
 from lib.clients.arm_types import FicSpec, ObservedFic
@@ -35,7 +36,7 @@ def scenario(n_namespaces: int, pool_size: int, placed_for: int) -> Observed:
         spec = FicSpec(ISSUER, f"system:serviceaccount:{ns}:workspace", (AUDIENCE,))
         fics[shard_index(ns, placed_for)].append(ObservedFic("coder-ws-" + ns, spec))
     identities = tuple(IdentityState(f"id-{i}", f"client-{i}", tuple(fics[i])) for i in range(pool_size))
-    return Observed(tuple(names[: n_namespaces * 9 // 10]), True, identities)
+    return Observed(tuple(Namespace(n) for n in names[: n_namespaces * 9 // 10]), True, identities)
 
 
 def timed(fn, repeat: int = 3) -> float:  # type: ignore[no-untyped-def]
@@ -55,9 +56,10 @@ def main() -> None:
     for n, size in [(100, 8), (1_000, 80), (5_000, 400), (10_000, 800)]:
         observed = scenario(n, size, size - 1)
         policy = replace(POLICY, limit=max(20, n // size * 3))  # room enough for everyone, so every action plans
-        result = plan(observed, policy)
+        now = datetime.now(UTC)
+        result = plan(observed, policy, now)
         unplaceable = sum(1 for f in result.findings if f.rule == "unplaceable")
-        seconds = timed(lambda o=observed, p=policy: plan(o, p))  # type: ignore[misc]
+        seconds = timed(lambda o=observed, p=policy, t=now: plan(o, p, t))  # type: ignore[misc]
         label = f"fic plan() {n}ns pool {size}, {len(result.actions)} actions"
         check_equal(f"{label}: unplaceable", unplaceable, 0)
         check_at_most(f"{label}: time", seconds, max(0.05, n * PLAN_BUDGET_S_PER_NS), " s", "{:.3f}")

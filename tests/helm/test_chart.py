@@ -584,18 +584,36 @@ def test_pool_order_reaches_the_job_unchanged(home: Path) -> None:
     assert "AZURE_TENANT_ID" not in env  # the Workload Identity webhook sets it
 
 
-def test_the_fic_run_budget_ends_before_the_jobs_deadline(home: Path) -> None:
+@pytest.mark.parametrize("job", ["fic-reconcile", "keyvault-sync"])
+def test_the_run_budget_ends_before_the_jobs_deadline(home: Path, job: str) -> None:
     """JSON schema cannot compare two values, so the template refuses a run budget at or past the deadline."""
+    key = VALUE_KEYS[job]
     docs = template(home, "-f", str(FULL))
-    env = env_of(cronjob(docs, "fic-reconcile"))
-    deadline = cronjob(docs, "fic-reconcile")["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]
+    env = env_of(cronjob(docs, job))
+    deadline = cronjob(docs, job)["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]
     assert int(env["CWJ_MAX_RUN_SECONDS"]["value"]) == deadline - 120
-    past = template_error(home, "-f", str(FULL), "--set", f"jobs.ficReconcile.settings.maxRunSeconds={deadline}")
-    assert "must be below jobs.ficReconcile.activeDeadlineSeconds" in past
+    shorter = template(home, "-f", str(FULL), "--set", f"jobs.{key}.activeDeadlineSeconds=300")
+    assert env_of(cronjob(shorter, job))["CWJ_MAX_RUN_SECONDS"]["value"] == "180"  # follows the deadline
+    past = template_error(home, "-f", str(FULL), "--set", f"jobs.{key}.settings.maxRunSeconds={deadline}")
+    assert f"must be below jobs.{key}.activeDeadlineSeconds" in past
+    assert "leaves no run budget" in template_error(
+        home, "-f", str(FULL), "--set", f"jobs.{key}.activeDeadlineSeconds=100"
+    )
     for bad in ("0", "-5"):  # the schema: at least 1
         assert "maxRunSeconds" in template_error(
-            home, "-f", str(FULL), "--set", f"jobs.ficReconcile.settings.maxRunSeconds={bad}"
+            home, "-f", str(FULL), "--set", f"jobs.{key}.settings.maxRunSeconds={bad}"
         )
+
+
+@pytest.mark.parametrize(
+    ("setting", "bad"),
+    [("writeConcurrency", "11"), ("writeConcurrency", "0"), ("createsPerSecond", "31"), ("createsPerSecond", "0"),
+     ("concurrency", "0")],
+)  # fmt: skip
+def test_keyvault_sync_pace_and_concurrency_are_bounded_by_the_schema(home: Path, setting: str, bad: str) -> None:
+    """More than 10 writers would overflow the SDK's 10 connections per vault; more than 30 new versions a second
+    is past Key Vault's refill (300 per 10 s per vault): either is refused at install, not found in a 429 storm."""
+    assert setting in template_error(home, "-f", str(FULL), "--set", f"jobs.keyvaultSync.settings.{setting}={bad}")
 
 
 def test_an_empty_namespace_prefix_needs_a_selector(home: Path) -> None:

@@ -11,7 +11,8 @@ the secret/version/deleted-secret state, JSON shapes and paging in store.py.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from tests.emulators.core import Emulator, HttpError, Request, Response, route
 from tests.emulators.entra.emulator import TokenRejected
@@ -33,6 +34,7 @@ from tests.emulators.keyvault.store import (
 # own DeleteRecoverPollingMethod docstring) and a PUT meanwhile gets ObjectIsBeingDeleted (NOTES §2.3); after
 # recover, a PUT gets ObjectIsBeingRecovered even once GET already answers 200 (terraform-provider-azurerm
 # #12285, azure-sdk-for-net#31581). Writes are blocked for max(read, write) after a recover.
+T = TypeVar("T")
 DEFAULT_SETTINGS: dict[str, float] = {
     "delete_delay_seconds": 0.0,
     "recover_read_delay_seconds": 0.0,
@@ -202,8 +204,8 @@ class KeyVaultEmulator(Emulator):
         with self.lock:
             now = self._now()
             live = self.store.live(now)
-            items = [(s.name.upper(), secret_item(req.base_url, s, s.latest, versioned=False)) for s in live]
-            return self._page(req, items, "/secrets")
+            items = ((s.name.upper(), s) for s in live)
+            return self._page(req, items, lambda s: secret_item(req.base_url, s, s.latest, False), "/secrets")
 
     @route("GET", r"/secrets/(?P<name>[^/]+)/versions", "secret.versions")
     def list_versions(self, req: Request) -> Response:
@@ -214,11 +216,10 @@ class KeyVaultEmulator(Emulator):
             # 200 and an empty page, not 404 -- azure-sdk-for-net's live recording GetSecretVersionsNonExisting
             # (tests/api_specs/azure/keyvault-secrets/recordings/). Ordered by version id, not by time: the real
             # skiptoken encodes "secret/NAME/VERSIONID" (GetSecretVersions example).
-            items = [
-                (v.version.upper(), secret_item(req.base_url, secret, v, versioned=True))
-                for v in (secret.versions.values() if secret else ())
-            ]
-            return self._page(req, items, f"/secrets/{secret.name if secret else name}/versions")
+            versions = secret.versions.values() if secret else ()
+            items = ((v.version.upper(), v) for v in versions)
+            path = f"/secrets/{secret.name if secret else name}/versions"
+            return self._page(req, items, lambda v: secret_item(req.base_url, secret, v, True), path)
 
     # ---- deleted secrets --------------------------------------------------------------------------------------
 
@@ -227,8 +228,8 @@ class KeyVaultEmulator(Emulator):
         with self.lock:
             now = self._now()
             visible = [d for d in self.store.deleted.values() if d.visible_at <= now]
-            items = [(d.secret.name.upper(), deleted_item(req.base_url, d)) for d in visible]
-            return self._page(req, items, "/deletedsecrets")
+            items = ((d.secret.name.upper(), d) for d in visible)
+            return self._page(req, items, lambda d: deleted_item(req.base_url, d), "/deletedsecrets")
 
     @route("GET", r"/deletedsecrets/(?P<name>[^/]+)", "deleted.get")
     def get_deleted(self, req: Request) -> Response:
@@ -269,8 +270,10 @@ class KeyVaultEmulator(Emulator):
     def _ok(self, body: dict[str, Any]) -> Response:
         return Response(200, body, content_type=rules.JSON_UTF8)
 
-    def _page(self, req: Request, items: list[tuple[str, dict[str, Any]]], path: str) -> Response:
+    def _page(
+        self, req: Request, items: Iterable[tuple[str, T]], render: Callable[[T], dict[str, Any]], path: str
+    ) -> Response:
         """`maxresults` 1-25 (default 25), then the page after `$skiptoken` (see keyvault_store.page_body)."""
         size = rules.max_results(req.q("maxresults"))
         marker = rules.skip_marker(req.q("$skiptoken"))
-        return self._ok(page_body(req.base_url, path, items, size, marker))
+        return self._ok(page_body(req.base_url, path, items, render, size, marker))

@@ -7,11 +7,14 @@ Refusals come from keyvault_rules, in Key Vault's error envelope.
 from __future__ import annotations
 
 import base64
+import heapq
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from tests.emulators.keyvault import rules
 
+T = TypeVar("T")
 RECOVERABLE_DAYS = 90
 # Real nextLinks carry `:443` and an old api-version whatever the request said (every list example); the SDK
 # replaces it with its own when it follows the link.
@@ -177,14 +180,22 @@ def deleted_item(base_url: str, d: DeletedSecret) -> dict[str, Any]:
 
 
 def page_body(
-    base_url: str, path: str, items: list[tuple[str, dict[str, Any]]], size: int, marker: str | None
+    base_url: str,
+    path: str,
+    items: Iterable[tuple[str, T]],
+    render: Callable[[T], dict[str, Any]],
+    size: int,
+    marker: str | None,
 ) -> dict[str, Any]:
     """`size` items after `marker`; the skiptoken is an opaque marker (the last sort key returned), so a write
-    between pages neither repeats nor skips an item; `nextLink` is absolute and points back to `path`."""
-    remaining = sorted((item for item in items if marker is None or item[0] > marker), key=lambda i: i[0])
-    page = remaining[:size]
-    body: dict[str, Any] = {"value": [item for _, item in page], "nextLink": None}
-    if len(remaining) > size:
+    between pages neither repeats nor skips an item; `nextLink` is absolute and points back to `path`. `items`
+    are (sort key, object) and only the page's own objects are rendered: a page costs one pass over the keys,
+    not N JSON shapes and a sort (5,000 secrets are 200 pages; the bench lists them at Key Vault's pace)."""
+    remaining = [item for item in items if marker is None or item[0] > marker]
+    page = heapq.nsmallest(size + 1, remaining, key=lambda i: i[0])
+    body: dict[str, Any] = {"value": [render(obj) for _, obj in page[:size]], "nextLink": None}
+    if len(page) > size:
+        page = page[:size]
         token = base64.urlsafe_b64encode(page[-1][0].encode()).decode().rstrip("=")
         body["nextLink"] = f"{base_url}{path}?api-version={NEXT_LINK_API_VERSION}&$skiptoken={token}&maxresults={size}"
     return body

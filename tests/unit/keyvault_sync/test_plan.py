@@ -335,7 +335,7 @@ def _refresh(world: World, source: str, target: str, carried: str | None, curren
 
 
 def simulate(world: World, actions: tuple[object, ...]) -> World:
-    """The job's apply rules over the model (each branch mirrors one handler in jobs/keyvault_sync/job.py)."""
+    """The job's apply rules over the model (each branch mirrors one handler in jobs/keyvault_sync/apply.py)."""
     for action in actions:
         if isinstance(action, Copy):
             _refresh(world, action.source, action.target, action.current_source_version, action.target_props)

@@ -9,6 +9,7 @@ receiver (tests/faults/common.py: answers in order).
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,9 +38,10 @@ class Answer:
 
 
 @contextmanager
-def serve(respond: Callable[[Received], Answer]) -> Iterator[str]:
+def serve(respond: Callable[[Received], Answer], tls: ssl.SSLContext | None = None) -> Iterator[str]:
     """A loopback HTTP server answering each request with `respond(request)` (called one request at a time, so
-    a recorder keeps arrival order); yields its URL."""
+    a recorder keeps arrival order); yields its URL. With `tls` (a server context, e.g. with a certificate from
+    the platform's test CA) it speaks HTTPS, for settings that take only https:// URLs."""
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -65,9 +67,11 @@ def serve(respond: Callable[[Received], Answer]) -> Iterator[str]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -88,9 +92,24 @@ class Receiver:
 
 
 @contextmanager
-def receiver(status: int = 200) -> Iterator[Receiver]:
+def receiver(status: int = 200, tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
     """A recording HTTP server; Pushgateway pushes are PUT/POST /metrics/job/<job>[/<label>/<value>...]."""
     rec = Receiver(url="", status=status)
-    with serve(rec.answer) as url:
+    with serve(rec.answer, tls) as url:
+        rec.url = url
+        yield rec
+
+
+@contextmanager
+def redirector(to: str, status: int = 302, tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
+    """A recording server that answers every request with `status` and `Location: <to><the request's path>`:
+    a misconfigured ingress, a Vault standby without request forwarding, or someone else's server."""
+    rec = Receiver(url="")
+
+    def answer(request: Received) -> Answer:
+        rec.requests.append(request)
+        return Answer(status, b"", {"Location": to.rstrip("/") + request.path})
+
+    with serve(answer, tls) as url:
         rec.url = url
         yield rec

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import requests
 
 from jobs.coder_token_mint import plan as mint_plan
-from jobs.coder_token_mint.observe import coder_token, inspect_entry, validate_bootstrap
+from jobs.coder_token_mint.observe import coder_token, inspect_entry, lifetime_cap, target_roles, validate_bootstrap
 from jobs.coder_token_mint.plan import MintState, MintToken, RevokeToken, WriteEntry
 from jobs.coder_token_mint.settings import MintSettings
 from lib import harness
@@ -77,10 +77,11 @@ def connect(s: MintSettings) -> Clients:
 def observe(clients: Clients, s: MintSettings) -> MintState:
     me = validate_bootstrap(clients.coder)
     user = clients.coder.user(s.user) if s.user else me
+    roles, cap = target_roles(clients.coder, user), lifetime_cap(clients.coder, user)
     kv = clients.vault_client().read_kv(s.kv_mount, s.kv_path)
     entry = inspect_entry(clients.coder, kv, user)
     tokens = tuple(coder_token(t) for t in clients.coder.tokens(user.username))
-    return MintState(user.username, kv.version, entry, tokens)
+    return MintState(user.username, kv.version, entry, tokens, roles, not s.user, cap)
 
 
 def plan(state: MintState, s: MintSettings, now: datetime) -> Plan:

@@ -4,7 +4,7 @@ token in the Vault entry is (valid, for whom, with which dates). Reads only; the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from jobs.coder_token_mint import plan as mint_plan
 from jobs.coder_token_mint.plan import ENTRY_FIELDS, CurrentEntry
@@ -28,6 +28,28 @@ def validate_bootstrap(coder: CoderClient) -> User:
             f"Coder refused the bootstrap token from {label_of(MintSettings, 'bootstrap_token_file')}: "
             f"{exc.message}" + (f" ({exc.detail})" if exc.detail else "") + "; Vault was not touched"
         ) from None
+
+
+def target_roles(coder: CoderClient, user: User) -> tuple[str, ...]:
+    """Site and organization roles (an organization-admin is privileged too); the site roles alone when the
+    roles endpoint is not readable (404: the bootstrap token lacks user:read_personal on that user)."""
+    try:
+        return coder.roles(user.id)
+    except CoderError as exc:
+        if exc.status != 404:
+            raise
+        return user.roles
+
+
+def lifetime_cap(coder: CoderClient, user: User) -> timedelta | None:
+    """Coder's max_token_lifetime for the target (its roles pick it: Owners get the admin cap). None when the
+    server has no such route (404): the mint itself then meets the cap, in Coder's words."""
+    try:
+        return coder.max_token_lifetime(user.id)
+    except CoderError as exc:
+        if exc.status != 404:
+            raise
+        return None
 
 
 def inspect_entry(coder: CoderClient, kv: KvEntry, user: User) -> CurrentEntry | None:

@@ -18,21 +18,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from jobs.coder_token_mint.guards import PRIVILEGED_ROLES, Target, human, privilege_check, terms
 from lib.model import Action, Finding, Plan
 from lib.render import rfc3339
+
+__all__ = ["human"]  # settings.py prints durations with it
 
 TokenCheck = Literal["valid", "invalid", "wrong-user"]
 Verdict = Literal["keep", "renew", "force-rotate"]
 ENTRY_FIELDS = ("token", "token_id", "token_name", "user", "coder_url", "issued_at", "expires_at")
-
-
-def human(duration: timedelta) -> str:
-    seconds = int(duration.total_seconds())
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")) if v]
-    return "".join(parts) or "0s"
 
 
 # ---- observed state --------------------------------------------------------------------------------------
@@ -41,14 +35,16 @@ def human(duration: timedelta) -> str:
 @dataclass(frozen=True)
 class Policy:
     prefix: str
-    lifetime: timedelta
-    renew_before: timedelta
+    lifetime: timedelta  # requested; Coder's cap for the target may lower it (guards.terms)
+    renew_before: timedelta | None  # None: a third of the lifetime minted
     revoke_grace: timedelta
     scopes: tuple[str, ...] = ()
     allow: tuple[str, ...] = ()
     force_rotate: bool = False
     kv_mount: str = "secret"
     kv_path: str = "coder-cli-session-token"
+    privileged_roles: tuple[str, ...] = PRIVILEGED_ROLES
+    allow_privileged: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,6 +75,13 @@ class MintState:
     kv_version: int  # the version check-and-set must match (0: no entry yet)
     entry: CurrentEntry | None  # None: no entry, or its latest version is deleted
     tokens: tuple[CoderToken, ...]  # every API token of the user, expired ones included
+    roles: tuple[str, ...] = ()  # the user's site and organization roles
+    user_is_default: bool = False  # no --user: the bootstrap token's own account
+    lifetime_cap: timedelta | None = None  # Coder's max_token_lifetime for the user; None: not reported
+
+    @property
+    def target(self) -> Target:
+        return Target(self.user, self.roles, self.user_is_default, self.lifetime_cap)
 
 
 # ---- actions --------------------------------------------------------------------------------------------
@@ -159,7 +162,9 @@ def effective_expiry(state: MintState) -> datetime | None:
     return min(times) if times else None
 
 
-def decide(state: MintState, policy: Policy, now: datetime) -> Decision:
+def decide(state: MintState, policy: Policy, now: datetime, renew_before: timedelta | None = None) -> Decision:
+    """`renew_before`: the window after Coder's cap (guards.terms); the policy's own when not given."""
+    window = renew_before or policy.renew_before or policy.lifetime / 3
     entry = state.entry
     if policy.force_rotate:
         return Decision("force-rotate", "--force-rotate: replace the token and revoke every other one now")
@@ -175,10 +180,10 @@ def decide(state: MintState, policy: Policy, now: datetime) -> Decision:
     if expiry is None:
         return Decision("renew", "unknown expiry: the entry has no expires_at")
     left = expiry - now
-    if left <= policy.renew_before:
+    if left <= window:
         return Decision(
             "renew",
-            f"inside the renew window: {human(max(left, timedelta()))} left (renew at {human(policy.renew_before)})",
+            f"inside the renew window: {human(max(left, timedelta()))} left (renew at {human(window)})",
         )
     return Decision("keep", f"valid for {human(left)} more")
 
@@ -258,18 +263,22 @@ def token_name(prefix: str, now: datetime, taken: set[str]) -> str:
 
 
 def plan(state: MintState, policy: Policy, now: datetime) -> Plan:
-    decision = decide(state, policy, now)
+    refusal, guard_findings = privilege_check(state.target, policy.privileged_roles, policy.allow_privileged)
+    agreed = terms(state.target, policy.lifetime, policy.renew_before, policy.revoke_grace)
+    decision = decide(state, policy, now, agreed.renew_before)
     rows, revokes = token_rows(state, policy, now)
     revokes += force_rotate_extra(state, policy)
     actions: list[Action] = []
     if decision.verdict != "keep":
         name = token_name(policy.prefix, now, {t.name for t in state.tokens})
-        actions.append(MintToken(state.user, name, policy.lifetime, policy.scopes, policy.allow, decision.reason))
+        actions.append(MintToken(state.user, name, agreed.lifetime, policy.scopes, policy.allow, decision.reason))
         actions.append(WriteEntry(policy.kv_mount, policy.kv_path, state.kv_version, state.user))
     actions.extend(revokes)
-    return Plan(
-        actions=tuple(actions), findings=findings(state, policy), sections=sections(state, policy, decision, rows)
-    )
+    found = guard_findings + agreed.findings + findings(state, policy)
+    extra = sections(state, policy, decision, rows) | {"terms": agreed.describe(state.target)}
+    if refusal is not None:  # a safety guard: nothing is minted, written or revoked, in a dry-run too
+        return Plan(actions=(), findings=found, refusal=refusal, sections=extra)
+    return Plan(actions=tuple(actions), findings=found, sections=extra)
 
 
 def findings(state: MintState, policy: Policy) -> tuple[Finding, ...]:
@@ -299,7 +308,12 @@ def sections(state: MintState, policy: Policy, decision: Decision, rows: list[di
             "in_vault_since": rfc3339(in_vault_since(entry)),
         }
     return {
-        "decision": {"verdict": decision.verdict, "reason": decision.reason, "user": state.user},
+        "decision": {
+            "verdict": decision.verdict,
+            "reason": decision.reason,
+            "user": state.user,
+            "roles": ", ".join(state.roles) or "member",
+        },
         "vault_entry": current,
         "tokens": rows,
     }

@@ -164,8 +164,14 @@ class CoderClient:
     def user(self, user: str) -> User:
         return User.from_json(self._call("GET", f"/users/{quote(user, safe='')}"))
 
-    def site_roles(self, user: str) -> tuple[str, ...]:
-        return tuple(sorted(self._call("GET", f"/users/{quote(user, safe='')}/roles").get("roles") or []))
+    def roles(self, user: str) -> tuple[str, ...]:
+        """Site and organization roles (codersdk.UserRoles: `roles` + `organization_roles` per org), sorted.
+        Needs user:read_personal on the user (an Owner, a User Admin, or the user itself), else 404."""
+        data = self._call("GET", f"/users/{quote(user, safe='')}/roles") or {}
+        names = set(data.get("roles") or [])
+        for org_roles in (data.get("organization_roles") or {}).values():
+            names.update(org_roles or [])
+        return tuple(sorted(str(n) for n in names))
 
     def users(self, query: str = "") -> list[User]:
         out: list[User] = []
@@ -226,9 +232,12 @@ class CoderClient:
     def delete_token(self, user: str, key_id: str) -> None:
         self._call("DELETE", f"/users/{quote(user, safe='')}/keys/{quote(key_id, safe='')}")
 
-    def max_token_lifetime(self, user: str) -> timedelta:
+    def max_token_lifetime(self, user: str) -> timedelta | None:
+        """Coder's cap on a token lifetime for this user (codersdk.TokenConfig, nanoseconds); None when the server
+        reports no cap (2023 servers sent 0 for an unset --max-token-lifetime)."""
         data = self._call("GET", f"/users/{quote(user, safe='')}/keys/tokens/tokenconfig")
-        return timedelta(seconds=int(data["max_token_lifetime"]) / NS_PER_SECOND)
+        ns = int(data["max_token_lifetime"])
+        return timedelta(seconds=ns // NS_PER_SECOND) if ns > 0 else None
 
     def buildinfo(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", "/buildinfo")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ import requests
 from tests.conftest import BIN, Control, run_job
 from tests.e2e import pushed_samples
 from tests.emulators.platform import Platform
-from tests.receivers import receiver
+from tests.receivers import receiver, redirector
 
 pytestmark = pytest.mark.e2e
 
@@ -311,15 +312,104 @@ def test_policy_that_denies_the_path_fails_with_vaults_reason(world: World, cont
     assert control.count("vault", "token.revoke-self") == 1  # logged in, so it still revokes its own token
 
 
-# ---- 6. lifetime over the server's maximum ----------------------------------------------------------------------
+# ---- 6. least privilege: the target account, Coder's cap (issue 16) --------------------------------------------
 
 
-def test_lifetime_over_the_servers_maximum_quotes_the_limit(world: World, control: Control) -> None:
-    code, doc = world.run(user=None)  # the bootstrap owner: Coder caps owner tokens at 168h by default
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_defaults_with_an_owner_bootstrap_token_are_refused_naming_user(
+    world: World, control: Control, dry_run: bool
+) -> None:
+    code, doc = world.run(*(["--dry-run"] if dry_run else []), user=None)  # no --user: the bootstrap Owner
+    assert code == 3, world.outputs
+    assert doc["kind"] == "plan" and doc["actions"] == []
+    assert "--user (CWJ_USER)" in doc["refusal"] and "owner" in doc["refusal"]
+    assert control.count("coder", "tokens.create") == 0 and control.count("vault", "kv.write") == 0
+    assert world.tokens("admin") == [t for t in world.tokens("admin") if t["token_name"] == "bootstrap"]
+
+
+def test_a_member_user_gets_a_least_privilege_token_whose_whoami_is_that_member(world: World) -> None:
+    code, doc = world.run()  # no --scope: the defaults
+    assert code == 0, world.outputs
+    _, data = world.entry()
+    assert data is not None
+    me = world.coder(data["token"]).get(f"{world.env['CODER_URL']}/api/v2/users/me")
+    assert me.status_code == 200 and me.json()["username"] == USER
+    record = world.prefixed()[data["token_id"]]
+    assert record["scopes"] == ["coder:workspaces.access", "user:read"]  # never the server's coder:all
+    assert doc["terms"]["lifetime"] == "30d"
+
+
+def test_a_privileged_user_is_refused_unless_allowed(world: World, control: Control) -> None:
+    url = f"{world.env['CODER_URL']}/api/v2/users/{USER}/roles"
+    world.coder().put(url, json={"roles": ["template-admin"]}).raise_for_status()
+    code, doc = world.run()
+    assert code == 3 and "template-admin" in doc["refusal"] and control.count("coder", "tokens.create") == 0
+    code, doc = world.run("--allow-privileged-user")
+    assert code == 0 and results(doc) == [("mint", "ok"), ("write-kv", "ok")]
+    assert ("warning", "privileged-user") in {(f["severity"], f["rule"]) for f in doc["findings"]}
+
+
+def test_lifetime_over_coders_cap_is_minted_at_the_cap_and_the_dry_run_shows_it(world: World, control: Control) -> None:
+    control.configure("coder", max_token_lifetime="72h")
+    code, doc = world.run("--dry-run")  # the default grace (1d) is not below a third of 3d: an error finding
+    assert code == 1 and "grace-over-renew-window" in {f["rule"] for f in doc["findings"]}
+    code, doc = world.run("--dry-run", "--revoke-grace", "12h")
+    assert code == 0
+    assert doc["terms"] == {"requested_lifetime": "30d", "coder_cap": "3d", "lifetime": "3d", "renew_before": "1d"}
+    assert "lifetime 3d" in doc["actions"][0]["params"]
+    (capped,) = [f for f in doc["findings"] if f["rule"] == "lifetime-capped"]
+    assert capped["severity"] == "warning" and "3d" in capped["message"]
+    code, doc = world.run("--revoke-grace", "12h")
+    assert code == 0, world.outputs
+    assert results(doc) == [("mint", "ok"), ("write-kv", "ok")]
+    _, data = world.entry()
+    assert data is not None and world.prefixed()[data["token_id"]]["lifetime_seconds"] == 72 * 3600
+
+
+def test_an_owner_minted_for_with_allow_privileged_user_gets_the_owner_cap(world: World) -> None:
+    code, doc = world.run("--allow-privileged-user", "--revoke-grace", "12h", user=None)
+    assert code == 0, world.outputs
+    assert doc["terms"]["coder_cap"] == "7d" and doc["terms"]["lifetime"] == "7d"
+    _, data = world.entry()
+    assert data is not None and data["user"] == "admin"
+
+
+# ---- redirects carry no credential (issue 16) ---------------------------------------------------------------------
+
+
+def tls_for(platform: Platform) -> ssl.SSLContext:
+    """A server context with a certificate from the platform's CA (the jobs trust it via REQUESTS_CA_BUNDLE)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    platform.ca.issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
+    return ctx
+
+
+def test_a_coder_url_that_redirects_is_an_error_naming_the_target_and_the_token_stays_home(
+    world: World, platform: Platform
+) -> None:
+    tls = tls_for(platform)
+    with receiver(tls=tls) as elsewhere, redirector(elsewhere.url, 302, tls=tls) as front:
+        code, _ = world.run(env={**world.env, "CODER_URL": front.url})
     assert code == 1
-    assert results(doc) == [("mint", "failed"), ("write-kv", "skipped")]
-    assert "lifetime must be less than 168h0m0s" in doc["outcomes"][0]["detail"]
-    assert control.count("vault", "kv.write") == 0 and world.entry() == (0, None)
+    err = world.stderr_of_last()
+    assert "302 redirect" in err and f"{elsewhere.url}/api/v2/users/me" in err
+    assert elsewhere.requests == []  # the bootstrap Owner token went nowhere else
+    assert [r.path for r in front.requests] == ["/api/v2/users/me"]
+
+
+@pytest.mark.parametrize("auth", ["kubernetes", "token"])
+def test_a_vault_addr_that_redirects_is_an_error_and_no_credential_follows(
+    world: World, control: Control, env: dict[str, str], auth: str
+) -> None:
+    job_env = {**world.env, **({"VAULT_TOKEN": env["VAULT_TOKEN"]} if auth == "token" else {})}
+    with receiver() as elsewhere, redirector(elsewhere.url, 307) as front:
+        code, _ = world.run(env={**job_env, "VAULT_ADDR": front.url})
+    assert code == 1
+    err = world.stderr_of_last()
+    assert "307 redirect" in err and elsewhere.url in err
+    assert elsewhere.requests == []  # neither the login JWT (re-POSTed on a 307) nor X-Vault-Token went there
+    assert len(front.requests) == 1  # a redirect is not retried
+    assert control.count("coder", "tokens.create") == 0
 
 
 # ---- 7. force-rotate ---------------------------------------------------------------------------------------------

@@ -145,6 +145,8 @@ BAD_VALUES = {
     ),
     "unknown-pull-policy": (["--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy"),
     "token-in-values": (["--set", "jobs.coderTokenMint.bootstrapToken=abc"], "/jobs/coderTokenMint"),
+    # issue 16: the default target is the bootstrap token's own Owner account, which the job refuses
+    "mint-without-user": (["--set", "jobs.coderTokenMint.settings.user="], "/jobs/coderTokenMint/settings/user"),
     "misspelled-setting": (["--set", "jobs.ficReconcile.settings.maxDelete=5"], "/jobs/ficReconcile/settings"),
     "enabled-without-pool": (
         [

@@ -80,8 +80,10 @@ def observe(clients: Clients, s: MintSettings) -> MintState:
     roles, cap = target_roles(clients.coder, user), lifetime_cap(clients.coder, user)
     kv = clients.vault_client().read_kv(s.kv_mount, s.kv_path)
     entry = inspect_entry(clients.coder, kv, user)
-    tokens = tuple(coder_token(t) for t in clients.coder.tokens(user.username))
-    return MintState(user.username, kv.version, entry, tokens, roles, not s.user, cap)
+    listing = clients.coder.tokens(user.username)
+    tokens = tuple(coder_token(t) for t in listing)
+    unreadable = tuple(f"{m.label}: {m.problem}" for m in listing.malformed)
+    return MintState(user.username, kv.version, entry, tokens, roles, not s.user, cap, unreadable)
 
 
 def plan(state: MintState, s: MintSettings, now: datetime) -> Plan:

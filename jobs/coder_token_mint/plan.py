@@ -78,6 +78,7 @@ class MintState:
     roles: tuple[str, ...] = ()  # the user's site and organization roles
     user_is_default: bool = False  # no --user: the bootstrap token's own account
     lifetime_cap: timedelta | None = None  # Coder's max_token_lifetime for the user; None: not reported
+    unreadable: tuple[str, ...] = ()  # token records Coder sent that could not be read: "name (id): problem"
 
     @property
     def target(self) -> Target:
@@ -283,17 +284,27 @@ def plan(state: MintState, policy: Policy, now: datetime) -> Plan:
 
 def findings(state: MintState, policy: Policy) -> tuple[Finding, ...]:
     entry = state.entry
+    found = [
+        Finding(
+            "error",
+            "token-unreadable",
+            f"{state.user}/{what.partition(': ')[0]}",
+            f"Coder sent a token record this job cannot read ({what.partition(': ')[2]}); it is neither "
+            "judged nor revoked",
+        )
+        for what in state.unreadable
+    ]
     if entry is not None and entry.check == "wrong-user":
-        return (
+        found.append(
             Finding(
                 "warning",
                 "wrong-user",
                 f"{policy.kv_mount}/data/{policy.kv_path}",
                 f"the token in Vault belongs to {entry.authenticated_as!r}, not {state.user!r}; "
                 "this job does not revoke another user's tokens",
-            ),
+            )
         )
-    return ()
+    return tuple(found)
 
 
 def sections(state: MintState, policy: Policy, decision: Decision, rows: list[dict[str, str]]) -> dict[str, Any]:

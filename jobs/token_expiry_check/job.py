@@ -22,7 +22,7 @@ from jobs.token_expiry_check.rules import Account, Observation, ReadError, Vault
 from jobs.token_expiry_check.settings import ExpirySettings
 from lib import harness
 from lib.clients import pushgateway
-from lib.clients.coder import CoderClient, CoderError, Token, User, parse_time, token_id
+from lib.clients.coder import CoderClient, CoderError, User, parse_time, token_id
 from lib.clients.vault import VaultClient, VaultError
 from lib.clients.webhook import Webhook, WebhookError, slack_payload
 from lib.model import Outcome, Plan, Report, has_errors
@@ -82,10 +82,10 @@ def observe_account(coder: CoderClient, name: str, listed: bool, user: User | No
     # Site roles come with the user (User.roles): /users/{u}/roles needs user:read_personal, which an
     # auditor lacks, and it adds only organization roles.
     try:
-        tokens: tuple[Token, ...] = tuple(coder.tokens(user.id))
+        listing = coder.tokens(user.id)
     except CoderError as exc:
         return Account(name, listed, user, user.roles, None, (read_error("tokens", exc),))
-    return Account(name, listed, user, user.roles, tokens)
+    return Account(name, listed, user, user.roles, listing.tokens, malformed=listing.malformed)
 
 
 def read_error(call: str, exc: CoderError) -> ReadError:

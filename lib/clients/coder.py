@@ -9,13 +9,13 @@ exception text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
+from lib.clients.coder_types import Malformed, Token, TokenFormatError, TokenList, User, parse_time
 from lib.http import make_session
 from lib.logs import get_logger
 from lib.redact import register_secret, scrub
@@ -23,6 +23,7 @@ from lib.retry import Backoff, call_with_retry, retry_after_seconds
 
 NS_PER_SECOND = 1_000_000_000
 SESSION_HEADER = "Coder-Session-Token"
+__all__ = ["CoderClient", "CoderError", "Malformed", "Token", "TokenList", "User", "parse_time", "token_id"]
 # Token create is a POST, which lib/http.py never replays: only a 429 is retried here (see create_token).
 CREATE_BACKOFF = Backoff(base=1.0, cap=30.0, deadline=120.0, max_attempts=5)
 
@@ -44,17 +45,6 @@ class CoderError(Exception):
         super().__init__(scrub(text))
 
 
-def parse_time(value: str | None) -> datetime | None:
-    """Go RFC 3339 with 0-9 fractional digits; Go's zero time and the Unix epoch both mean 'never'."""
-    if not value or value.startswith(("0001-01-01", "1970-01-01T00:00:00Z")):
-        return None
-    head, _, rest = value.partition(".")
-    if rest:  # trim fractions to microseconds; fromisoformat rejects 9 digits
-        digits = "".join(c for c in rest if c.isdigit())
-        value = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits) :]}"
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-
-
 def to_nanoseconds(duration: timedelta) -> int:
     return int(duration.total_seconds()) * NS_PER_SECOND
 
@@ -62,59 +52,6 @@ def to_nanoseconds(duration: timedelta) -> int:
 def token_id(key: str) -> str:
     """The key id is the part before the dash of `<10>-<22>`: the record of a token we hold."""
     return key.split("-", 1)[0]
-
-
-@dataclass(frozen=True)
-class User:
-    id: str
-    username: str
-    status: str
-    roles: tuple[str, ...]  # site roles; `member` is implicit and never listed
-    is_service_account: bool
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> User:
-        return cls(
-            id=data["id"],
-            username=data["username"],
-            status=data.get("status", ""),
-            roles=tuple(sorted(r["name"] for r in data.get("roles") or [])),
-            is_service_account=bool(data.get("is_service_account", False)),
-        )
-
-
-@dataclass(frozen=True)
-class Token:
-    id: str
-    user_id: str
-    token_name: str
-    created_at: datetime | None
-    expires_at: datetime | None
-    last_used: datetime | None
-    lifetime_seconds: int
-    scopes: tuple[str, ...]
-    allow_list: tuple[str, ...]  # canonical `type:id`
-    login_type: str = "token"
-    username: str = ""
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Token:
-        scopes = data.get("scopes")
-        if scopes is None:  # servers before scopes: only the legacy single scope
-            scopes = [data["scope"]] if data.get("scope") else []
-        return cls(
-            id=data["id"],
-            user_id=data.get("user_id", ""),
-            token_name=data.get("token_name", ""),
-            created_at=parse_time(data.get("created_at")),
-            expires_at=parse_time(data.get("expires_at")),
-            last_used=parse_time(data.get("last_used")),
-            lifetime_seconds=int(data.get("lifetime_seconds") or 0),
-            scopes=tuple(scopes),
-            allow_list=tuple(f"{a['type']}:{a['id']}" for a in data.get("allow_list") or []),
-            login_type=data.get("login_type", "token"),
-            username=data.get("username", ""),
-        )
 
 
 class CoderClient:
@@ -186,13 +123,22 @@ class CoderClient:
 
     # ---- tokens ---------------------------------------------------------------------------------------
 
-    def tokens(self, user: str, include_all: bool = False) -> list[Token]:
+    def tokens(self, user: str, include_all: bool = False) -> TokenList:
+        """Every API token of `user`, expired ones included; records it cannot read are in `.malformed`."""
         params = {"include_expired": "true", **({"include_all": "true"} if include_all else {})}
-        data = self._call("GET", f"/users/{quote(user, safe='')}/keys/tokens", params=params)
-        return [Token.from_json(t) for t in data or []]
+        path = f"/users/{quote(user, safe='')}/keys/tokens"
+        data = self._call("GET", path, params=params)
+        try:
+            return TokenList.from_json(data)
+        except ValueError as exc:
+            raise CoderError(200, f"the answer is not a token list: {exc}", "", "GET", path) from None
 
     def token(self, user: str, key_id: str) -> Token:
-        return Token.from_json(self._call("GET", f"/users/{quote(user, safe='')}/keys/{quote(key_id, safe='')}"))
+        path = f"/users/{quote(user, safe='')}/keys/{quote(key_id, safe='')}"
+        try:
+            return Token.from_json(self._call("GET", path))
+        except TokenFormatError as exc:
+            raise CoderError(200, f"the answer is not an API key record: {exc}", "", "GET", path) from None
 
     def create_token(
         self,

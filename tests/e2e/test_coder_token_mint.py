@@ -29,6 +29,16 @@ from tests.receivers import receiver, redirector
 
 pytestmark = pytest.mark.e2e
 
+
+@pytest.fixture(params=["object", "string"], autouse=True)
+def allow_list_form(request: pytest.FixtureRequest, control: Control) -> str:
+    """Every test runs against both of Coder's allow-list wire forms (codersdk/allowlist.go: `{type, id}` objects
+    on the current line, `"type:id"` strings on another; tests/emulators/coder `allow_list_form`), issue 16."""
+    form: str = request.param
+    control.configure("coder", allow_list_form=form)
+    return form
+
+
 JOB = "coder-token-mint"
 USER = "ci-bot"
 PREFIX = "coder-cli-session-"
@@ -136,7 +146,9 @@ def results(doc: dict[str, Any]) -> list[tuple[str, str]]:
 # ---- 1. first run, second run -----------------------------------------------------------------------------------
 
 
-def test_first_run_writes_the_full_entry_and_a_second_run_changes_nothing(world: World, control: Control) -> None:
+def test_first_run_writes_the_full_entry_and_a_second_run_changes_nothing(
+    world: World, control: Control, allow_list_form: str
+) -> None:
     workspace = str(uuid.uuid4())
     code, doc = world.run(
         "--scope", "coder:workspaces.access", "--scope", "user:read", "--allow", f"workspace:{workspace}"
@@ -155,7 +167,8 @@ def test_first_run_writes_the_full_entry_and_a_second_run_changes_nothing(world:
     record = world.prefixed()[data["token_id"]]
     assert record["lifetime_seconds"] == 30 * DAY
     assert record["scopes"] == ["coder:workspaces.access", "user:read"]
-    assert record["allow_list"] == [{"type": "workspace", "id": workspace}]
+    wire = {"object": [{"type": "workspace", "id": workspace}], "string": [f"workspace:{workspace}"]}
+    assert record["allow_list"] == wire[allow_list_form]
     assert control.count("vault", "token.revoke-self") == 1  # the job's own Vault token is gone
 
     control.clear_requests()

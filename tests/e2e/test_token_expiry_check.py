@@ -19,6 +19,16 @@ from tests.receivers import receiver
 
 pytestmark = pytest.mark.e2e
 
+
+@pytest.fixture(params=["object", "string"], autouse=True)
+def allow_list_form(request: pytest.FixtureRequest, control: Control) -> str:
+    """Every test runs against both of Coder's allow-list wire forms (codersdk/allowlist.go: `{type, id}` objects
+    on the current line, `"type:id"` strings on another; tests/emulators/coder `allow_list_form`), issue 16."""
+    form: str = request.param
+    control.configure("coder", allow_list_form=form)
+    return form
+
+
 DAY = 86400
 NS = 1_000_000_000
 JOB = "token-expiry-check"
@@ -482,3 +492,18 @@ def test_all_users_checks_every_account_including_the_seeded_ones(
         ("critical", "lifetime-over-max", "auditor/auditor"),
     }
     assert proc.returncode == 1
+
+
+# ---- a token record in a shape this client cannot read (issue 16) ------------------------------------------------
+
+
+def test_an_unreadable_token_record_is_an_error_naming_it_not_a_crash(
+    coder: Coder, control: Control, owner_env: dict[str, str]
+) -> None:
+    coder.user("ci-bot")
+    odd = [{"id": "Zz00000000", "token_name": "ci-odd-prod-20260101", "allow_list": [42], "future_field": {}}]
+    control.fault("coder", "tokens.list", body=json.dumps(odd))
+    proc = check(control, "--user", "ci-bot", "--output", "json", env=owner_env)
+    assert proc.returncode == 1, proc.stderr
+    assert ("error", "token-unreadable", "ci-bot/ci-odd-prod-20260101 (Zz00000000)") in findings(proc)
+    assert "Traceback" not in proc.stderr

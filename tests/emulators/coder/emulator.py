@@ -17,7 +17,10 @@ session keys (`POST /users/{user}/keys`), PATCH of tokens (unmerged upstream), o
 
 Settings (`configure`, reset restores): `max_token_lifetime` (876600h), `max_admin_token_lifetime` (168h),
 `default_token_lifetime` (168h) — each in SECONDS (int/float) or a Go duration string ("2160h");
-`sliding_refresh` (false: fixed expiry as after coder PR #26376); `version`. `configure` returns seconds.
+`sliding_refresh` (false: fixed expiry as after coder PR #26376); `version`; `allow_list_form` ("object":
+`{"type","id"}` entries as the current codersdk/allowlist.go marshals them; "string": `"type:id"`, the release
+line whose `APIAllowListTarget.MarshalJSON` "encodes as a JSON string" and whose UnmarshalJSON takes only a
+string). `configure` returns seconds.
 
 Seed on every reset (token values fixed for the platform's life): `admin` (site owner) with token `bootstrap`
 = `bootstrap_token`, and `auditor` (site auditor) with token `auditor` = `auditor_token`; both 365 days long,
@@ -103,6 +106,7 @@ DEFAULTS: dict[str, Any] = {
     "default_token_lifetime": 168 * 3600 * NS,
     "sliding_refresh": False,
     "version": "v2.34.0",
+    "allow_list_form": "object",
 }
 SEED_LIFETIME = timedelta(days=365)
 
@@ -161,6 +165,10 @@ class CoderEmulator(UserRoutes, TokenRoutes):
             elif key == "version":
                 if not isinstance(value, str) or not value.startswith("v"):
                     raise ValueError('version must be a string like "v2.34.0"')
+                parsed[key] = value
+            elif key == "allow_list_form":
+                if value not in ("object", "string"):
+                    raise ValueError('allow_list_form must be "object" or "string"')
                 parsed[key] = value
             else:
                 parsed[key] = parse_duration_setting(key, value)

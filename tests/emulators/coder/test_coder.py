@@ -351,6 +351,26 @@ def test_allow_list_round_trip_string_and_object_forms(api: Api) -> None:
     assert default["allow_list"] == [{"type": "*", "id": "*"}]
 
 
+def test_the_string_form_release_line_sends_and_takes_only_type_id_strings(api: Api, control: Control) -> None:
+    """codersdk/allowlist.go on one release line: MarshalJSON "encodes as a JSON string: \"<type>:<id>\"", and
+    UnmarshalJSON unmarshals each entry into a Go string, so an object entry is a decode error."""
+    control.configure("coder", allow_list_form="string")
+    ws = str(uuid.uuid4())
+    key = api.key(
+        api.mint(api.admin, token_name="allow-s", lifetime=HOUR_NS, allow_list=[f"workspace:{ws}"]).json()["key"]
+    )
+    assert key["allow_list"] == [f"workspace:{ws}"]
+    listed = api.call("GET", "/users/me/keys/tokens", api.admin).json()
+    assert {"allow_list": ["*:*"]}.items() <= next(t for t in listed if t["token_name"] == "bootstrap").items()
+    r = api.mint(api.admin, token_name="allow-o", lifetime=HOUR_NS, allow_list=[{"type": "workspace", "id": ws}])
+    assert r.status_code == 400 and r.json() == {
+        "message": "Request body must be valid JSON.",
+        "detail": "json: cannot unmarshal object into Go value of type string",
+    }
+    records = CoderClient(api.base.removesuffix("/api/v2"), api.admin).tokens("me")  # lib reads this form too
+    assert records.malformed == () and ("*:*",) in {t.allow_list for t in records}
+
+
 @pytest.mark.parametrize(
     ("entry", "expected"),
     [
@@ -394,7 +414,7 @@ def test_notes_6_8_listing_include_expired_include_all_username_null(api: Api, c
     api.call("DELETE", f"/users/me/keys/{fresh_token.split('-')[0]}", api.admin)
     r = api.call("GET", f"/users/{fresh['id']}/keys/tokens", api.admin)
     assert r.status_code == 200 and r.content == b"null\n"  # Go nil slice, not []
-    assert CoderClient(api.base.removesuffix("/api/v2"), api.admin).tokens("empty") == []
+    assert CoderClient(api.base.removesuffix("/api/v2"), api.admin).tokens("empty").tokens == ()
 
 
 # ---- users, roles, RBAC ---------------------------------------------------------------------------------------

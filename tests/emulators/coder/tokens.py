@@ -59,8 +59,7 @@ class TokenRoutes(CoderBase):
         """getMaxTokenLifetime: the *target* user's roles pick the cap [NOTES §2, §6.2]."""
         return int(self.settings["max_admin_token_lifetime" if "owner" in user.roles else "max_token_lifetime"])
 
-    @staticmethod
-    def _key_json(k: Key) -> dict[str, Any]:
+    def _key_json(self, k: Key) -> dict[str, Any]:
         scope = "application_connect" if "coder:application_connect" in k.scopes else ""
         return {
             "id": k.id,
@@ -74,8 +73,16 @@ class TokenRoutes(CoderBase):
             "scopes": list(k.scopes),
             "token_name": k.token_name,
             "lifetime_seconds": k.lifetime_seconds,
-            "allow_list": [{"type": t, "id": i} for t, i in k.allow_list],
+            "allow_list": self._allow_list_json(k.allow_list),
         }
+
+    def _allow_list_json(self, entries: list[tuple[str, str]]) -> list[Any]:
+        """codersdk/allowlist.go `APIAllowListTarget.MarshalJSON`: the object `{type, id}` on the current line,
+        the string `"type:id"` on the release line whose MarshalJSON "encodes as a JSON string" (setting
+        `allow_list_form`)."""
+        if self.settings["allow_list_form"] == "string":
+            return [f"{t}:{i}" for t, i in entries]
+        return [{"type": t, "id": i} for t, i in entries]
 
     def _readable_key(self, req: Request, key_id: str) -> Key:
         key = self.keys.get(key_id)
@@ -107,7 +114,7 @@ class TokenRoutes(CoderBase):
         with self.lock:
             target = self._target(req)
             try:
-                body = decode_body(req.body, "CreateTokenRequest", TOKEN_FIELDS)
+                body = decode_body(req.body, "CreateTokenRequest", TOKEN_FIELDS, self.settings["allow_list_form"])
             except DecodeError as exc:
                 raise fail(400, "Request body must be valid JSON.", str(exc)) from None
             scopes = _normalise_scopes(body.get("scope") or "", body.get("scopes") or [])

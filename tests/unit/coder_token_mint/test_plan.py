@@ -268,3 +268,12 @@ def test_force_rotate_leaves_no_other_prefixed_token(state: MintState) -> None:
     prefixed = {t.id for t in state.tokens if t.name.startswith("coder-cli-session-")}
     assert prefixed <= revoked(p)
     assert kinds(p)[:2] == ["mint", "write-kv"]
+
+
+def test_an_unreadable_token_record_is_an_error_finding_and_never_revoked() -> None:
+    state = MintState("ci", 0, None, (), unreadable=("coder-cli-session-x (Zz00000000): allow_list entry 42",))
+    p = plan(state, POLICY, NOW)
+    (found,) = [f for f in p.findings if f.rule == "token-unreadable"]
+    assert found.severity == "error" and found.subject == "ci/coder-cli-session-x (Zz00000000)"
+    assert "allow_list entry 42" in found.message
+    assert kinds(p) == ["mint", "write-kv"]  # Vault still gets a token; nothing is revoked blind

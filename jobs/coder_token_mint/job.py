@@ -83,7 +83,7 @@ def observe(clients: Clients, s: MintSettings) -> MintState:
     listing = clients.coder.tokens(user.username)
     tokens = tuple(coder_token(t) for t in listing)
     unreadable = tuple(f"{m.label}: {m.problem}" for m in listing.malformed)
-    return MintState(user.username, kv.version, entry, tokens, roles, not s.user, cap, unreadable)
+    return MintState(user.username, kv.version, entry, tokens, roles, not s.user, cap, unreadable, user.id)
 
 
 def plan(state: MintState, s: MintSettings, now: datetime) -> Plan:
@@ -147,26 +147,36 @@ def mint(action: MintToken, clients: Clients, progress: Progress) -> list[Outcom
         return [Outcome(action, "failed", str(exc))]
     kid = token_id(key)
     try:
-        problem, record = _check_minted(clients.coder, key, action.user)
+        problem, record, how = _check_minted(clients.coder, key, action)
     except (CoderError, requests.RequestException) as exc:
-        problem, record = str(exc), None
-    if problem or record is None:
+        # the check itself failed (an outage, not the token's answer): never revoke for that; a later run
+        # checks the token in Vault again, with a call its scopes permit
+        problem, record, how = "", None, f"validation skipped: {exc}"
+    if problem:
         progress.halted = "skipped: the minted token did not check out"
         undo = revoke(RevokeToken(action.user, kid, name, "the new token did not check out"), clients.coder)
         return [Outcome(action, "failed", f"minted {name} but it does not work: {problem}"), undo]
-    issued = record.created_at or datetime.now(UTC)
-    expires = record.expires_at or issued + action.lifetime
+    issued = (record.created_at if record else None) or datetime.now(UTC)
+    expires = (record.expires_at if record else None) or issued + action.lifetime
     progress.minted = Minted(key, kid, name, issued, expires)
     renamed = f" (name {action.name} was taken)" if name != action.name else ""
-    return [Outcome(action, "ok", f"minted {name} id {kid}{renamed}, expires {rfc3339(expires)}")]
+    return [Outcome(action, "ok", f"minted {name} id {kid}{renamed}, expires {rfc3339(expires)}; checked: {how}")]
 
 
-def _check_minted(coder: CoderClient, key: str, user: str) -> tuple[str, Token | None]:
-    """The new token must answer /users/me (what `coder whoami` calls) as the user; its record gives expiry."""
-    who = coder.with_token(key).me()
-    if who.username != user:
-        return f"it authenticates as {who.username!r}, not {user!r}", None
-    return "", coder.token(user, token_id(key))
+def _check_minted(coder: CoderClient, key: str, action: MintToken) -> tuple[str, Token | None, str]:
+    """(problem, record, how): the new token's record (read with the bootstrap token) must name the user, and
+    the token itself must answer a call its own scopes permit as that user: /users/me (what `coder whoami`
+    calls) when it may read its user, else /deployment/ssh. A problem means the token is revoked at once; a
+    call its scopes do not permit is never made, so it cannot fail one."""
+    record = coder.token(action.user, token_id(key))
+    if action.user_id and record.user_id != action.user_id:
+        return f"its record names user {record.user_id}, not {action.user!r}", None, ""
+    probe = coder.probe(key, record)
+    if probe.outcome == "invalid":
+        return f"Coder refuses it: {probe.how}", None, ""
+    if probe.username and probe.username != action.user:
+        return f"it authenticates as {probe.username!r}, not {action.user!r}", None, ""
+    return "", record, probe.how
 
 
 def entry_data(m: Minted, user: str, coder_url: str) -> dict[str, str]:

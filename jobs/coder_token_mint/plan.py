@@ -56,9 +56,10 @@ class CurrentEntry:
     expires_at: datetime | None  # the entry's expires_at
     issued_at: datetime | None
     written_at: datetime | None  # Vault's created_time of the version read
-    check: TokenCheck  # Coder's answer to /users/me with the token
+    check: TokenCheck  # what Coder said to the token itself, on a call its scopes permit
     authenticated_as: str = ""
     problem: str = ""  # why the entry must be rewritten even if the token works (missing or bad fields)
+    checked_by: str = ""  # which call checked it (/users/me, or /deployment/ssh when its scopes forbid that)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class MintState:
     user_is_default: bool = False  # no --user: the bootstrap token's own account
     lifetime_cap: timedelta | None = None  # Coder's max_token_lifetime for the user; None: not reported
     unreadable: tuple[str, ...] = ()  # token records Coder sent that could not be read: "name (id): problem"
+    user_id: str = ""  # the user's id: a minted token's record must name it
 
     @property
     def target(self) -> Target:
@@ -96,6 +98,7 @@ class MintToken:
     scopes: tuple[str, ...]
     allow: tuple[str, ...]
     reason: str
+    user_id: str = ""  # the new token's record must name this user (not shown)
     kind: str = "mint"
 
     def describe(self) -> dict[str, str]:
@@ -272,7 +275,9 @@ def plan(state: MintState, policy: Policy, now: datetime) -> Plan:
     actions: list[Action] = []
     if decision.verdict != "keep":
         name = token_name(policy.prefix, now, {t.name for t in state.tokens})
-        actions.append(MintToken(state.user, name, agreed.lifetime, policy.scopes, policy.allow, decision.reason))
+        actions.append(
+            MintToken(state.user, name, agreed.lifetime, policy.scopes, policy.allow, decision.reason, state.user_id)
+        )
         actions.append(WriteEntry(policy.kv_mount, policy.kv_path, state.kv_version, state.user))
     actions.extend(revokes)
     found = guard_findings + agreed.findings + findings(state, policy)
@@ -315,6 +320,7 @@ def sections(state: MintState, policy: Policy, decision: Decision, rows: list[di
             "token_id": entry.token_id,
             "token_name": entry.token_name,
             "check": entry.check,
+            "checked_by": entry.checked_by,
             "expires_at": rfc3339(effective_expiry(state)),
             "in_vault_since": rfc3339(in_vault_since(entry)),
         }

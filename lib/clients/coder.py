@@ -9,12 +9,14 @@ exception text.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import requests
 
+from lib.clients.coder_scopes import can_whoami
 from lib.clients.coder_types import Malformed, Token, TokenFormatError, TokenList, User, parse_time
 from lib.http import make_session
 from lib.logs import get_logger
@@ -23,7 +25,17 @@ from lib.retry import Backoff, call_with_retry, retry_after_seconds
 
 NS_PER_SECOND = 1_000_000_000
 SESSION_HEADER = "Coder-Session-Token"
-__all__ = ["CoderClient", "CoderError", "Malformed", "Token", "TokenList", "User", "parse_time", "token_id"]
+__all__ = [
+    "CoderClient",
+    "CoderError",
+    "Malformed",
+    "Probe",
+    "Token",
+    "TokenList",
+    "User",
+    "parse_time",
+    "token_id",
+]
 # Token create is a POST, which lib/http.py never replays: only a 429 is retried here (see create_token).
 CREATE_BACKOFF = Backoff(base=1.0, cap=30.0, deadline=120.0, max_attempts=5)
 
@@ -52,6 +64,15 @@ def to_nanoseconds(duration: timedelta) -> int:
 def token_id(key: str) -> str:
     """The key id is the part before the dash of `<10>-<22>`: the record of a token we hold."""
     return key.split("-", 1)[0]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What one check of a token (with the token itself) showed, and how it was checked (for the report)."""
+
+    outcome: Literal["valid", "invalid", "unverified"]  # unverified: no call its scopes permit answered
+    username: str  # whom /users/me named; "" when another call checked it (then its record names the owner)
+    how: str
 
 
 class CoderClient:
@@ -184,6 +205,39 @@ class CoderClient:
         data = self._call("GET", f"/users/{quote(user, safe='')}/keys/tokens/tokenconfig")
         ns = int(data["max_token_lifetime"])
         return timedelta(seconds=ns // NS_PER_SECOND) if ns > 0 else None
+
+    def ssh_config(self) -> dict[str, Any]:
+        """GET /deployment/ssh: needs only a valid key (coderd/deployment.go sshConfig makes no Authorize call)."""
+        result: dict[str, Any] = self._call("GET", "/deployment/ssh") or {}
+        return result
+
+    def probe(self, token: str, record: Token | None = None) -> Probe:
+        """Check `token` with a call its own scopes permit (from `record`, its API key record, when known):
+        `/users/me` (what `coder whoami` calls) if it may read its user, else `/deployment/ssh`, which every
+        valid key may call. Only a 401 means the token is invalid; a refusal (403/404) of a call outside its
+        scopes means nothing about the token and leaves it `unverified`, never `invalid`."""
+        client = self.with_token(token)
+        if record is None or can_whoami(record.scopes, record.allow_list, record.user_id):
+            try:
+                who = client.me()
+            except CoderError as exc:
+                if exc.status == 401:
+                    return Probe("invalid", "", f"/users/me answered 401: {exc.message} ({exc.detail})")
+                if exc.status not in (403, 404):
+                    raise
+            else:
+                return Probe("valid", who.username, "/users/me (what `coder whoami` calls)")
+        try:
+            client.ssh_config()
+        except CoderError as exc:
+            if exc.status == 401:
+                return Probe("invalid", "", f"/deployment/ssh answered 401: {exc.message} ({exc.detail})")
+            if exc.status not in (403, 404):
+                raise
+            return Probe("unverified", "", f"skipped: no call its scopes permit answered ({exc.status})")
+        return Probe(
+            "valid", "", "/deployment/ssh (authentication only: /users/me is outside its scopes); owner from its record"
+        )
 
     def buildinfo(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", "/buildinfo")

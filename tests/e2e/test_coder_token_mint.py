@@ -149,12 +149,14 @@ def results(doc: dict[str, Any]) -> list[tuple[str, str]]:
 def test_first_run_writes_the_full_entry_and_a_second_run_changes_nothing(
     world: World, control: Control, allow_list_form: str
 ) -> None:
+    # the chart's example: workspace access to one workspace. Coder enforces scopes and the allow list on every
+    # call (the emulator too), so this token may not read its own user: the job must check it with a call its
+    # scopes permit, and never fail (and revoke) it for /users/me
     workspace = str(uuid.uuid4())
-    code, doc = world.run(
-        "--scope", "coder:workspaces.access", "--scope", "user:read", "--allow", f"workspace:{workspace}"
-    )
+    code, doc = world.run("--scope", "coder:workspaces.access", "--allow", f"workspace:{workspace}")
     assert code == 0, world.outputs
     assert results(doc) == [("mint", "ok"), ("write-kv", "ok")]
+    assert "checked: /deployment/ssh" in doc["outcomes"][0]["detail"]
 
     version, data = world.entry()
     assert version == 1 and data is not None
@@ -162,11 +164,12 @@ def test_first_run_writes_the_full_entry_and_a_second_run_changes_nothing(
     assert data["user"] == USER and data["coder_url"] == world.env["CODER_URL"]
     assert data["token_id"] == data["token"].split("-")[0] and data["token_name"].startswith(PREFIX)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", data["expires_at"])
-    me = world.coder(data["token"]).get(f"{world.env['CODER_URL']}/api/v2/users/me")
-    assert me.status_code == 200 and me.json()["username"] == USER
+    assert world.status_of(data["token"]) == 404  # /users/me: outside its scopes, as on a real server
+    ssh = world.coder(data["token"]).get(f"{world.env['CODER_URL']}/api/v2/deployment/ssh")
+    assert ssh.status_code == 200  # but it authenticates
     record = world.prefixed()[data["token_id"]]
     assert record["lifetime_seconds"] == 30 * DAY
-    assert record["scopes"] == ["coder:workspaces.access", "user:read"]
+    assert record["scopes"] == ["coder:workspaces.access"]
     wire = {"object": [{"type": "workspace", "id": workspace}], "string": [f"workspace:{workspace}"]}
     assert record["allow_list"] == wire[allow_list_form]
     assert control.count("vault", "token.revoke-self") == 1  # the job's own Vault token is gone
@@ -175,7 +178,9 @@ def test_first_run_writes_the_full_entry_and_a_second_run_changes_nothing(
     code, doc = world.run()
     assert code == 0 and doc["outcomes"] == []
     assert doc["decision"]["verdict"] == "keep"
+    assert doc["vault_entry"]["check"] == "valid" and "/deployment/ssh" in doc["vault_entry"]["checked_by"]
     assert control.count("coder", "tokens.create") == 0 and control.count("vault", "kv.write") == 0
+    assert control.count("coder", "keys.delete") == 0  # never revoked for a call outside its scopes
     assert world.entry()[0] == 1
 
 

@@ -72,18 +72,24 @@ class Coder:
             r = self.admin.put(f"{self.api}/users/{name}/roles", json={"roles": list(roles)})
             assert r.status_code == 200, r.text
 
-    def token(self, user: str, name: str, hours: float, scopes: tuple[str, ...] = ()) -> str:
+    def token(
+        self, user: str, name: str, hours: float, scopes: tuple[str, ...] = (), allow: tuple[str, ...] = ()
+    ) -> str:
         body: dict[str, Any] = {"token_name": name, "lifetime": int(hours * 3600) * NS}
         if scopes:
             body["scopes"] = list(scopes)
+        if allow:
+            body["allow_list"] = list(allow)
         r = self.admin.post(f"{self.api}/users/{user}/keys/tokens", json=body)
         assert r.status_code == 201, r.text
         self.keys[name] = r.json()["key"]
         return self.keys[name]
 
     def use(self, *names: str) -> None:
+        """Authenticate with each token (which moves its last_used). /deployment/ssh, not /users/me: Coder checks
+        scopes on every call, and a `coder:templates.author` token may not read its own user."""
         for name in names:
-            assert self.session(self.keys[name]).get(f"{self.api}/users/me").status_code == 200
+            assert self.session(self.keys[name]).get(f"{self.api}/deployment/ssh").status_code == 200
 
     def record(self, user: str, name: str) -> dict[str, Any]:
         r = self.admin.get(f"{self.api}/users/{user}/keys/tokens/{name}")
@@ -396,11 +402,11 @@ def test_sliding_expiry_is_observed_and_lifetime_still_judged_by_lifetime_second
 VAULT_SUBJECT = "vault:secret/coder-cli-session-token"
 
 
-def put_workspace_token(platform: Platform, coder: Coder, name: str, hours: float) -> str:
+def put_workspace_token(platform: Platform, coder: Coder, name: str, hours: float, **scoping: Any) -> str:
     """What coder-token-mint writes (DESIGN.md: KV v2 `secret`, path `coder-cli-session-token`)."""
     import hvac
 
-    key = coder.token("coder-wi", name, hours)
+    key = coder.token("coder-wi", name, hours, **scoping)
     record = coder.record("coder-wi", name)
     client = hvac.Client(url=platform.vault.url, token=platform.vault.root_token, verify=str(platform.ca_path))
     data = {
@@ -438,6 +444,25 @@ def test_vault_check_judges_the_held_token_over_its_life(
     assert vault_findings(revoked) == {("critical", "vault-token-invalid", VAULT_SUBJECT)}
     assert "API key is invalid." in revoked.stdout  # Coder's own words
     assert_no_token_value(coder, fresh.stdout, late.stdout, revoked.stdout, revoked.stderr)
+
+
+@pytest.mark.parametrize("token_file", ["owner", "auditor"])
+def test_vault_check_asks_a_scoped_token_only_what_its_scopes_permit(
+    platform: Platform, coder: Coder, control: Control, env: dict[str, str], owner_env: dict[str, str], token_file: str
+) -> None:
+    """The chart's example token (workspace access to one workspace) may not read its own user; Coder enforces
+    that, so judging it by /users/me would call a good token invalid (issue 16)."""
+    coder.user("coder-wi")
+    workspace = "6f2a1c3e-1b2c-4d5e-8f90-0123456789ab"
+    scoping = {"scopes": ("coder:workspaces.access",), "allow": (f"workspace:{workspace}",)}
+    key = put_workspace_token(platform, coder, "coder-cli-session-20260101", 30 * 24, **scoping)
+    assert coder.session(key).get(f"{coder.api}/users/me").status_code == 404
+    run_env = owner_env if token_file == "owner" else env  # an auditor cannot read the key's record
+    proc = check(control, "--user", "coder-wi", "--vault-check", "--output", "json", env=run_env)
+    assert vault_findings(proc) == set(), proc.stdout
+    coder.admin.delete(f"{coder.api}/users/coder-wi/keys/{key.split('-')[0]}").raise_for_status()
+    revoked = check(control, "--user", "coder-wi", "--vault-check", "--output", "json", env=run_env)
+    assert vault_findings(revoked) == {("critical", "vault-token-invalid", VAULT_SUBJECT)}
 
 
 def test_vault_check_with_kubernetes_auth_revokes_its_vault_token(

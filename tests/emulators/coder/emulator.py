@@ -12,8 +12,11 @@ the commits named there, and, for facts NOTES leaves open:
   are dropped: `task` is not an RBAC resource in the swagger @00bbef6b, and the catalogue filters invalid pairs).
 - Allow-list parsing: codersdk/allowlist.go @1fe2126b (errors surface while decoding the body).
 - Unknown route: 404 `Route not found.` (httpapi.RouteNotFound).
-Not modelled: scopes and allow lists narrowing what a token may do (stored and returned, not enforced),
-session keys (`POST /users/{user}/keys`), PATCH of tokens (unmerged upstream), organizations endpoints.
+Scopes and allow lists bound every authorization, on top of the roles (rbac.py, with its sources): e.g.
+`GET /users/{u}` needs user:read on that user (coder PR #23348 added the `user:read` scope so that scoped
+tokens can read users; a token without it gets the 404 below), token routes need api_key:<action>.
+`GET /deployment/ssh` needs authentication only. Not modelled: session keys (`POST /users/{user}/keys`),
+PATCH of tokens (unmerged upstream), organizations endpoints, custom roles.
 
 Settings (`configure`, reset restores): `max_token_lifetime` (876600h), `max_admin_token_lifetime` (168h),
 `default_token_lifetime` (168h) — each in SECONDS (int/float) or a Go duration string ("2160h");
@@ -208,6 +211,7 @@ class CoderEmulator(UserRoutes, TokenRoutes):
             if now - user.last_seen_at > HOUR:
                 user.last_seen_at = now
             req.params["@caller"] = user.id  # the route groups are the only per-request slot Request offers
+            req.params["@key"] = key.id  # its scopes and allow list bound every authorization (rbac.py)
 
     def _check_key(self, req: Request, token: str | None) -> Key:
         if not token:
@@ -255,6 +259,12 @@ class CoderEmulator(UserRoutes, TokenRoutes):
                 "oauth2_provider": False,
             },
         )
+
+    @route("GET", r"/api/v2/deployment/ssh", "deployment.ssh")
+    def ssh_config(self, req: Request) -> Response:
+        """coderd/deployment.go `sshConfig`: authentication only, no Authorize call, so every valid key may call
+        it whatever its scopes (the `coder config-ssh` call). codersdk.SSHConfigResponse with the defaults."""
+        return write(200, {"hostname_prefix": "coder.", "hostname_suffix": "", "ssh_config_options": {}})
 
     @route("GET", r"/api/v2/auth/scopes", "auth.scopes")
     def scopes(self, req: Request) -> Response:

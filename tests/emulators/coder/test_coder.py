@@ -600,3 +600,71 @@ def test_injected_fault_uses_coders_envelope(api: Api, control: Control) -> None
     assert r.headers["Content-Type"] == "application/json; charset=utf-8"
     assert api.mint(api.admin, token_name="f", lifetime=HOUR_NS).status_code == 201
     assert control.count("coder", "tokens.create") == 2
+
+
+# ---- scopes and allow lists bound what a key may do (tests/emulators/coder/rbac.py, issue 16) ------------------
+
+
+def scoped(api: Api, user: dict[str, Any], name: str, scopes: list[str], allow: list[str] | None = None) -> str:
+    body: dict[str, Any] = {"token_name": name, "lifetime": HOUR_NS, "scopes": scopes}
+    if allow is not None:
+        body["allow_list"] = allow
+    r = api.mint(api.admin, user["id"], **body)
+    assert r.status_code == 201, r.text
+    return str(r.json()["key"])
+
+
+def test_the_charts_example_scopes_cannot_read_a_user_but_authenticate(api: Api) -> None:
+    """coder:workspaces.access expands to workspace/template/organization_member permissions only
+    (coderd/rbac/scopes.go compositePerms), and one workspace in the allow list excludes every user object."""
+    user, _ = api.member("ws-user")
+    key = scoped(api, user, "access", ["coder:workspaces.access"], [f"workspace:{uuid.uuid4()}"])
+    assert api.call("GET", "/users/me", key).status_code == 404
+    assert api.call("GET", "/users/me", key).json() == NOT_FOUND
+    ssh = api.call("GET", "/deployment/ssh", key)  # coderd/deployment.go sshConfig: authentication only
+    assert ssh.status_code == 200 and ssh.json()["hostname_prefix"] == "coder."
+    assert api.call("GET", "/users/me/keys/tokens", key).json() is None  # api_key:read is not in its scopes
+    assert api.mint(key, token_name="escalate", lifetime=HOUR_NS).status_code == 500  # api_key:create neither
+
+
+@pytest.mark.parametrize(
+    ("scopes", "allow", "status"),
+    [
+        (["user:read"], None, 200),  # PR #23348: user:read lets a scoped token read users
+        (["coder:workspaces.access", "user:read"], None, 200),  # the mint's default
+        (["coder:workspaces.access", "user:read"], ["workspace:*"], 404),  # user:read, but no user in the allow list
+        (["user:read"], ["user:{id}"], 200),
+        (["user:read"], [f"user:{uuid.UUID(int=7)}"], 404),  # another user's id
+        (["user:read"], ["user:*"], 200),
+        (["coder:all"], None, 200),
+        (["application_connect"], None, 404),  # seed 002's legacy name: coder:application_connect, workspaces only
+        (["coder:apikeys.manage_self"], None, 404),
+    ],
+)
+def test_users_me_needs_user_read_on_that_user_in_scope_and_allow_list(
+    api: Api, scopes: list[str], allow: list[str] | None, status: int
+) -> None:
+    user, _ = api.member("who")
+    key = scoped(api, user, "k", scopes, [a.replace("{id}", user["id"]) for a in allow] if allow else None)
+    assert api.call("GET", "/users/me", key).status_code == status
+
+
+def test_apikeys_manage_self_lists_and_deletes_its_own_keys_only(api: Api) -> None:
+    user, plain = api.member("keys-user")
+    key = scoped(api, user, "manage", ["coder:apikeys.manage_self"])
+    listed = api.call("GET", "/users/me/keys/tokens", key).json()
+    assert {t["token_name"] for t in listed} == {"keys-user-t", "manage"}
+    assert api.call("GET", "/users/me/roles", key).status_code == 404  # user:read_personal is not in it
+    assert api.call("DELETE", f"/users/me/keys/{plain.split('-')[0]}", key).status_code == 204
+    admin_key = api.admin.split("-")[0]
+    assert api.call("DELETE", f"/users/me/keys/{admin_key}", key).status_code == 404  # the role half still holds
+
+
+def test_an_owners_scoped_key_is_bound_by_its_scope_too(api: Api) -> None:
+    me = api.call("GET", "/users/me", api.admin).json()
+    key = scoped(api, me, "owner-narrow", ["template:read"])
+    assert api.call("GET", "/users", key).json()["users"] == []  # AuthorizeFilter: no user:read
+    assert api.create_user("nope").status_code == 201  # the unscoped bootstrap still can
+    body = {"username": "nope2", "email": "n@example.com", "password": "correct-horse-battery"}
+    r = api.call("POST", "/users", key, json={**body, "organization_ids": [api.org()]})
+    assert r.status_code == 403 and r.json()["message"] == "Forbidden."

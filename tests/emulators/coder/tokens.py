@@ -84,9 +84,12 @@ class TokenRoutes(CoderBase):
             return [f"{t}:{i}" for t, i in entries]
         return [{"type": t, "id": i} for t, i in entries]
 
-    def _readable_key(self, req: Request, key_id: str) -> Key:
+    def _readable_key(self, req: Request, key_id: str, action: str = "read") -> Key:
+        """dbauthz on GetAPIKeyByID / DeleteAPIKeyByID: not authorized reads as 404 (httpapi.Is404Error)."""
         key = self.keys.get(key_id)
         if key is None or not self._may_use_keys_of(self._caller(req), key.user_id):
+            raise fail(404, NOT_FOUND)
+        if not self._key_permits(req, "api_key", action, key.id):
             raise fail(404, NOT_FOUND)
         return key
 
@@ -104,6 +107,7 @@ class TokenRoutes(CoderBase):
                 if k.login_type == "token"
                 and (include_all or k.user_id == target.id)
                 and self._may_use_keys_of(caller, k.user_id)  # unreadable keys vanish, no 403 [NOTES §6.8]
+                and self._key_permits(req, "api_key", "read", k.id)  # AuthorizeFilter, scope included
                 and (include_expired or k.expires_at > now)
             ]
             items = [{**self._key_json(k), "username": self.users[k.user_id].username} for k in keys]
@@ -125,7 +129,9 @@ class TokenRoutes(CoderBase):
                 self._validate_lifetime(target, lifetime)
             else:
                 lifetime = int(self.settings["default_token_lifetime"])
-            if not self._may_use_keys_of(self._caller(req), target.id):
+            if not self._may_use_keys_of(self._caller(req), target.id) or not self._key_permits(
+                req, "api_key", "create"
+            ):
                 raise fail(500, "Failed to create API key.", "insert API key: unauthorized: rbac: forbidden")
             if any(k.user_id == target.id and k.token_name == name for k in self.keys.values()):
                 raise fail(  # the name stays taken by expired, unpurged rows [NOTES §6.4]
@@ -165,6 +171,8 @@ class TokenRoutes(CoderBase):
             )
             if key is None or not self._may_use_keys_of(caller, key.user_id):
                 raise fail(404, NOT_FOUND)
+            if not self._key_permits(req, "api_key", "read", key.id):
+                raise fail(404, NOT_FOUND)
             return write(200, self._key_json(key))
 
     @route("GET", r"/api/v2/users/(?P<user>[^/]+)/keys/(?P<keyid>(?!tokens$)[^/]+)", "keys.get")
@@ -177,14 +185,14 @@ class TokenRoutes(CoderBase):
     def delete_key(self, req: Request) -> Response:
         with self.lock:
             self._target(req)
-            del self.keys[self._readable_key(req, req.params["keyid"]).id]
+            del self.keys[self._readable_key(req, req.params["keyid"], "delete").id]
             return Response(204)
 
     @route("PUT", r"/api/v2/users/(?P<user>[^/]+)/keys/(?P<keyid>[^/]+)/expire", "keys.expire")
     def expire_key(self, req: Request) -> Response:
         with self.lock:
             self._target(req)
-            self._readable_key(req, req.params["keyid"]).expires_at = self.now()  # row kept for audit
+            self._readable_key(req, req.params["keyid"], "update").expires_at = self.now()  # row kept for audit
             return Response(204)
 
 

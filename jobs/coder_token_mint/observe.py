@@ -54,7 +54,7 @@ def lifetime_cap(coder: CoderClient, user: User) -> timedelta | None:
 
 def inspect_entry(coder: CoderClient, kv: KvEntry, user: User) -> CurrentEntry | None:
     data = kv.data
-    if data is None:
+    if data is None or not data.get("token"):  # deleted, or emptied by a --compromised run: no token to judge
         return None
     token = data.get("token", "")
     missing = [f for f in ENTRY_FIELDS if not data.get(f)]

@@ -18,127 +18,36 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from jobs.coder_token_mint.guards import PRIVILEGED_ROLES, Target, human, privilege_check, terms
+from jobs.coder_token_mint.actions import ClearEntry, MintToken, Notify, RevokeToken, WriteEntry
+from jobs.coder_token_mint.guards import human, privilege_check, terms
+from jobs.coder_token_mint.model import (
+    ENTRY_FIELDS,
+    CoderToken,
+    CurrentEntry,
+    MintState,
+    Policy,
+    TokenCheck,
+)
 from lib.model import Action, Finding, Plan
 from lib.render import rfc3339
 
-__all__ = ["human"]  # settings.py prints durations with it
+# the state and policy live in model.py, the actions in actions.py; settings.py prints durations with human
+__all__ = [
+    "ENTRY_FIELDS",
+    "ClearEntry",
+    "CoderToken",
+    "CurrentEntry",
+    "MintState",
+    "MintToken",
+    "Notify",
+    "Policy",
+    "RevokeToken",
+    "TokenCheck",
+    "WriteEntry",
+    "human",
+]
 
-TokenCheck = Literal["valid", "invalid", "wrong-user"]
-Verdict = Literal["keep", "renew", "force-rotate"]
-ENTRY_FIELDS = ("token", "token_id", "token_name", "user", "coder_url", "issued_at", "expires_at")
-
-
-# ---- observed state --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Policy:
-    prefix: str
-    lifetime: timedelta  # requested; Coder's cap for the target may lower it (guards.terms)
-    renew_before: timedelta | None  # None: a third of the lifetime minted
-    revoke_grace: timedelta
-    scopes: tuple[str, ...] = ()
-    allow: tuple[str, ...] = ()
-    force_rotate: bool = False
-    kv_mount: str = "secret"
-    kv_path: str = "coder-cli-session-token"
-    privileged_roles: tuple[str, ...] = PRIVILEGED_ROLES
-    allow_privileged: bool = False
-
-
-@dataclass(frozen=True)
-class CurrentEntry:
-    """The KV entry as read, and what Coder said about the token in it. Never the token value."""
-
-    token_id: str  # the id part of the token value itself
-    token_name: str
-    expires_at: datetime | None  # the entry's expires_at
-    issued_at: datetime | None
-    written_at: datetime | None  # Vault's created_time of the version read
-    check: TokenCheck  # what Coder said to the token itself, on a call its scopes permit
-    authenticated_as: str = ""
-    problem: str = ""  # why the entry must be rewritten even if the token works (missing or bad fields)
-    checked_by: str = ""  # which call checked it (/users/me, or /deployment/ssh when its scopes forbid that)
-
-
-@dataclass(frozen=True)
-class CoderToken:
-    id: str
-    name: str
-    created_at: datetime | None
-    expires_at: datetime | None
-
-
-@dataclass(frozen=True)
-class MintState:
-    user: str  # the username whose tokens are minted and cleaned
-    kv_version: int  # the version check-and-set must match (0: no entry yet)
-    entry: CurrentEntry | None  # None: no entry, or its latest version is deleted
-    tokens: tuple[CoderToken, ...]  # every API token of the user, expired ones included
-    roles: tuple[str, ...] = ()  # the user's site and organization roles
-    user_is_default: bool = False  # no --user: the bootstrap token's own account
-    lifetime_cap: timedelta | None = None  # Coder's max_token_lifetime for the user; None: not reported
-    unreadable: tuple[str, ...] = ()  # token records Coder sent that could not be read: "name (id): problem"
-    user_id: str = ""  # the user's id: a minted token's record must name it
-
-    @property
-    def target(self) -> Target:
-        return Target(self.user, self.roles, self.user_is_default, self.lifetime_cap)
-
-
-# ---- actions --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MintToken:
-    user: str
-    name: str
-    lifetime: timedelta
-    scopes: tuple[str, ...]
-    allow: tuple[str, ...]
-    reason: str
-    user_id: str = ""  # the new token's record must name this user (not shown)
-    kind: str = "mint"
-
-    def describe(self) -> dict[str, str]:
-        scopes = ",".join(self.scopes) or "(server default)"
-        allow = ",".join(self.allow) or "(all)"
-        return {
-            "kind": self.kind,
-            "target": f"{self.user}/{self.name}",
-            "reason": self.reason,
-            "params": f"lifetime {human(self.lifetime)}; scopes {scopes}; allow {allow}",
-        }
-
-
-@dataclass(frozen=True)
-class WriteEntry:
-    mount: str
-    path: str
-    cas: int
-    user: str  # the entry's `user` field
-    kind: str = "write-kv"
-
-    def describe(self) -> dict[str, str]:
-        return {
-            "kind": self.kind,
-            "target": f"{self.mount}/data/{self.path}",
-            "reason": "store the token just minted",
-            "params": f"check-and-set on version {self.cas}",
-        }
-
-
-@dataclass(frozen=True)
-class RevokeToken:
-    user: str
-    token_id: str
-    token_name: str
-    reason: str
-    kind: str = "revoke"
-
-    def describe(self) -> dict[str, str]:
-        return {"kind": self.kind, "target": f"{self.user}/{self.token_name} ({self.token_id})", "reason": self.reason}
+Verdict = Literal["keep", "renew", "force-rotate", "compromised"]
 
 
 @dataclass(frozen=True)
@@ -170,6 +79,12 @@ def decide(state: MintState, policy: Policy, now: datetime, renew_before: timede
     """`renew_before`: the window after Coder's cap (guards.terms); the policy's own when not given."""
     window = renew_before or policy.renew_before or policy.lifetime / 3
     entry = state.entry
+    if policy.compromised:
+        return Decision(
+            "compromised",
+            "--compromised: the token in Vault is treated as leaked: revoke it and the job's other tokens first, "
+            "then mint, check and store a successor",
+        )
     if policy.force_rotate:
         return Decision("force-rotate", "--force-rotate: replace the token and revoke every other one now")
     if entry is None:
@@ -202,6 +117,8 @@ def in_vault_since(entry: CurrentEntry | None) -> datetime | None:
 
 def judge_token(token: CoderToken, state: MintState, policy: Policy, now: datetime) -> tuple[bool, str]:
     """(revoke?, why) for one of our tokens that is not the one in Vault."""
+    if policy.compromised:
+        return True, "compromised: revoked before anything else"
     if policy.force_rotate:
         return True, "force-rotate"
     since = in_vault_since(state.entry)
@@ -226,7 +143,7 @@ def token_rows(state: MintState, policy: Policy, now: datetime) -> tuple[list[di
     rows: list[dict[str, str]] = []
     revokes: list[RevokeToken] = []
     for token in owned(state.tokens, policy.prefix):
-        if token.id == entry_id and not policy.force_rotate:
+        if token.id == entry_id and not policy.rotate_all:
             fate = "in Vault"
         else:
             revoke, fate = judge_token(token, state, policy, now)
@@ -245,16 +162,33 @@ def token_rows(state: MintState, policy: Policy, now: datetime) -> tuple[list[di
 
 
 def force_rotate_extra(state: MintState, policy: Policy) -> list[RevokeToken]:
-    """Under --force-rotate the token in Vault is revoked too, even when it lacks our prefix (prefix changed),
-    as long as it is one of this user's tokens."""
+    """Under --force-rotate and --compromised the token in Vault is revoked too, even when it lacks our prefix
+    (prefix changed), as long as it is one of this user's tokens."""
     entry = state.entry
-    if not policy.force_rotate or entry is None:
+    if not policy.rotate_all or entry is None:
         return []
     ours = {t.id for t in owned(state.tokens, policy.prefix)}
     record = next((t for t in state.tokens if t.id == entry.token_id), None)
     if record is None or record.id in ours:
         return []
-    return [RevokeToken(state.user, record.id, record.name, "force-rotate: the token in Vault")]
+    why = "compromised: the token in Vault" if policy.compromised else "force-rotate: the token in Vault"
+    return [RevokeToken(state.user, record.id, record.name, why)]
+
+
+def compromise_order(
+    state: MintState, policy: Policy, revokes: list[RevokeToken], replace: list[Action]
+) -> list[Action]:
+    """--compromised: revoke first (the token in Vault before the others), then mint, check and store a
+    successor; then, applied only if no successor got stored, overwrite the entry so it does not keep serving
+    the revoked token; then report the outcome to the webhook."""
+    stored = state.entry.token_id if state.entry else ""
+    first = sorted(revokes, key=lambda r: r.token_id != stored)
+    after: list[Action] = []
+    if state.entry is not None:
+        after.append(ClearEntry(policy.kv_mount, policy.kv_path, state.kv_version, state.user, stored))
+    if policy.webhook_host:
+        after.append(Notify(policy.webhook_host))
+    return [*first, *replace, *after]
 
 
 def token_name(prefix: str, now: datetime, taken: set[str]) -> str:
@@ -279,7 +213,7 @@ def plan(state: MintState, policy: Policy, now: datetime) -> Plan:
             MintToken(state.user, name, agreed.lifetime, policy.scopes, policy.allow, decision.reason, state.user_id)
         )
         actions.append(WriteEntry(policy.kv_mount, policy.kv_path, state.kv_version, state.user))
-    actions.extend(revokes)
+    actions = compromise_order(state, policy, revokes, actions) if policy.compromised else [*actions, *revokes]
     found = guard_findings + agreed.findings + findings(state, policy)
     extra = sections(state, policy, decision, rows) | {"terms": agreed.describe(state.target)}
     if refusal is not None:  # a safety guard: nothing is minted, written or revoked, in a dry-run too
@@ -302,7 +236,7 @@ def findings(state: MintState, policy: Policy) -> tuple[Finding, ...]:
     if entry is not None and entry.check == "wrong-user":
         found.append(
             Finding(
-                "warning",
+                "error" if policy.compromised else "warning",
                 "wrong-user",
                 f"{policy.kv_mount}/data/{policy.kv_path}",
                 f"the token in Vault belongs to {entry.authenticated_as!r}, not {state.user!r}; "

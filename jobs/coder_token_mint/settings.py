@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
 from jobs.coder_token_mint.guards import PRIVILEGED_ROLES
 from jobs.coder_token_mint.plan import Policy, human
@@ -169,7 +170,21 @@ class MintSettings:
         "--allow-privileged-user", "mint even when --user holds one of --privileged-roles (a warning, not a refusal)"
     )
     force_rotate: bool = switch(
-        "--force-rotate", "compromise response: mint, write, revoke every other prefixed token now"
+        "--force-rotate",
+        "rotate now: mint, write, then revoke every other prefixed token (a planned rotation; for a leak use "
+        "--compromised)",
+    )
+    compromised: bool = switch(
+        "--compromised",
+        "compromise response: revoke the token in Vault and every other prefixed token first, then mint, check "
+        "and store a successor; if none can be stored, empty the entry (never serve the revoked token); exit 1 "
+        "on any failure; report to --webhook-url",
+    )
+    webhook_url: str = setting(
+        "--webhook-url",
+        "POST the outcome of a --compromised run here (Slack-compatible JSON); a credential: pass it by env",
+        parse=parse_http_url,
+        default="",
     )
     pushgateway_url: str = setting(
         "--pushgateway-url", "Prometheus Pushgateway; empty: no push", parse=parse_http_url, default=""
@@ -205,4 +220,6 @@ class MintSettings:
             self.kv_path,
             tuple(self.privileged_roles),
             self.allow_privileged_user,
+            self.compromised,
+            urlparse(self.webhook_url).netloc if self.compromised and self.webhook_url else "",
         )

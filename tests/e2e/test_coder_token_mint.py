@@ -90,7 +90,8 @@ class World:
         except hvac.exceptions.InvalidPath:
             return 0, None
         data = body["data"]["data"]
-        self.secrets.add(data["token"])
+        if data["token"]:  # a cleared entry (--compromised without a successor) holds ""
+            self.secrets.add(data["token"])
         return body["data"]["metadata"]["version"], data
 
     def coder(self, token: str | None = None) -> requests.Session:
@@ -236,14 +237,29 @@ def test_a_soft_deleted_entry_is_replaced_with_check_and_set_on_its_version(worl
 # ---- 3. the write fails after the mint --------------------------------------------------------------------------
 
 
-def test_failed_write_leaves_an_orphan_that_a_later_run_revokes_after_the_grace(world: World, control: Control) -> None:
+def test_a_write_vault_refused_revokes_the_new_token_at_once(world: World, control: Control) -> None:
+    """A 403 is definite: the value is not in Vault, so nobody can hold the token; no grace is needed."""
     control.fault("vault", "kv.write", status=403, message="permission denied")
     code, doc = world.run()
     assert code == 1
+    assert results(doc) == [("mint", "ok"), ("write-kv", "failed"), ("revoke", "ok")]
+    assert "permission denied" in doc["outcomes"][1]["detail"] and "revoked now" in doc["outcomes"][1]["detail"]
+    assert world.entry() == (0, None) and world.prefixed() == {}
+
+
+def test_an_ambiguous_write_failure_leaves_an_orphan_that_a_later_run_revokes_after_the_grace(
+    world: World, control: Control
+) -> None:
+    """A 5xx after every retry may have stored the value (External Secrets could copy it any moment): the token
+    is kept until it is older than the grace and not the token in Vault."""
+    control.fault("vault", "kv.write", status=500, message="internal error", count=None)
+    code, doc = world.run("--retry-deadline", "1s")
+    assert code == 1
     assert results(doc) == [("mint", "ok"), ("write-kv", "failed")]
-    assert "permission denied" in doc["outcomes"][1]["detail"]
+    assert "may have been stored" in doc["outcomes"][1]["detail"]
     assert world.entry() == (0, None)
     (orphan,) = world.prefixed()
+    control.clear_faults()
 
     code, doc = world.run()  # Vault is healthy again: a new token is written; the orphan is too young to touch
     assert code == 0 and results(doc) == [("mint", "ok"), ("write-kv", "ok")]
@@ -445,6 +461,75 @@ def test_force_rotate_leaves_exactly_one_valid_prefixed_token(world: World, cont
     assert data is not None
     tokens = world.prefixed()
     assert set(tokens) == {data["token_id"]} and world.status_of(data["token"]) == 200
+
+
+# ---- compromise response (issue 16) ------------------------------------------------------------------------------
+
+
+def test_compromised_revokes_the_stored_token_first_then_stores_a_successor_and_notifies(
+    world: World, control: Control
+) -> None:
+    assert world.run()[0] == 0
+    _, leaked = world.entry()
+    assert leaked is not None
+    with receiver() as hook:
+        code, doc = world.run("--compromised", env={**world.env, "CWJ_WEBHOOK_URL": hook.url})
+        (post,) = hook.requests
+    assert code == 0, world.outputs
+    assert results(doc) == [
+        ("revoke", "ok"),
+        ("mint", "ok"),
+        ("write-kv", "ok"),
+        ("clear-kv", "skipped"),
+        ("notify", "ok"),
+    ]
+    assert leaked["token_id"] in doc["outcomes"][0]["target"]
+    revoked_at = [e["seq"] for e in control.requests("coder", "keys.delete")["log"]]
+    minted_at = [e["seq"] for e in control.requests("coder", "tokens.create")["log"]]
+    assert revoked_at[0] < minted_at[-1]  # the leaked token was dead before its successor existed
+    assert world.status_of(leaked["token"]) == 401
+    _, data = world.entry()
+    assert data is not None and world.status_of(data["token"]) == 200 and set(world.prefixed()) == {data["token_id"]}
+    assert post.json()["text"].startswith("coder-token-mint --compromised: done")
+    assert leaked["token"] not in post.body.decode() and data["token"] not in post.body.decode()
+
+
+def test_compromised_with_no_successor_empties_the_entry_fails_and_notifies(world: World, control: Control) -> None:
+    assert world.run()[0] == 0
+    version, leaked = world.entry()
+    assert leaked is not None
+    control.fault("coder", "tokens.create", status=503, message="database is down")
+    with receiver() as hook:
+        code, doc = world.run("--compromised", env={**world.env, "CWJ_WEBHOOK_URL": hook.url})
+        (post,) = hook.requests
+    assert code == 1
+    assert results(doc) == [
+        ("revoke", "ok"),
+        ("mint", "failed"),
+        ("write-kv", "skipped"),
+        ("clear-kv", "ok"),
+        ("notify", "ok"),
+    ]
+    assert world.status_of(leaked["token"]) == 401  # revoked even though no successor could be made
+    new_version, cleared = world.entry()
+    assert new_version == version + 1 and cleared is not None
+    assert cleared["token"] == "" and cleared["status"] == "revoked" and cleared["token_id"] == leaked["token_id"]
+    assert post.json()["text"].startswith("coder-token-mint --compromised: FAILED")
+    code, doc = world.run()  # Coder is back: an ordinary run stores a successor
+    assert code == 0 and results(doc) == [("mint", "ok"), ("write-kv", "ok")]
+    assert doc["decision"]["reason"].startswith("missing")
+    _, data = world.entry()
+    assert data is not None and world.status_of(data["token"]) == 200
+
+
+def test_compromised_dry_run_shows_the_order_and_does_nothing(world: World, control: Control) -> None:
+    assert world.run()[0] == 0
+    control.clear_requests()
+    code, doc = world.run("--compromised", "--dry-run")
+    assert code == 0
+    assert kinds(doc) == ["revoke", "mint", "write-kv", "clear-kv"]
+    assert doc["decision"]["verdict"] == "compromised"
+    assert control.count("coder", "keys.delete") == 0 and control.count("coder", "tokens.create") == 0
 
 
 # ---- 8. dry-run ---------------------------------------------------------------------------------------------------

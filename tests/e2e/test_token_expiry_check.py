@@ -134,10 +134,14 @@ def assert_no_token_value(coder: Coder, *texts: str) -> None:
 
 
 def seed_every_rule(coder: Coder, control: Control) -> None:
+    # a server after coder PR #26376 (tokens keep their expiry): the emulator's stock v2.34.0 slides a used
+    # token's expiry forward, which would move ci-web out of its warning window (that case has its own test)
+    control.configure("coder", sliding_refresh=False)
     coder.user("cicd-template-deployer", ("template-admin", "user-admin"), service_account=True)
     coder.user("ci-bot")
     coder.token("cicd-template-deployer", "cicd-template-prod-20260101", 60 * 24, scopes=("coder:all",))
-    coder.token("ci-bot", "ci-old-prod-20260101", 2 * 24)  # expires on day 2
+    # expires on day 15: on day 20 it is expired but not yet purged (Coder deletes keys 7 days after expiry)
+    coder.token("ci-bot", "ci-old-prod-20260101", 15 * 24)
     coder.token("ci-bot", "ci-web-prod-20260101", 30 * 24)  # 10 days left on day 20
     coder.token("ci-bot", "ci-api-prod-20260101", 8760)  # --lifetime 8760h: over 90 days
     coder.token("ci-bot", "deploytoken", 60 * 24)  # off the name pattern
@@ -532,3 +536,23 @@ def test_an_unreadable_token_record_is_an_error_naming_it_not_a_crash(
     assert proc.returncode == 1, proc.stderr
     assert ("error", "token-unreadable", "ci-bot/ci-odd-prod-20260101 (Zz00000000)") in findings(proc)
     assert "Traceback" not in proc.stderr
+
+
+# ---- Coder's API rate limit (issue 16) -------------------------------------------------------------------------------
+
+
+def test_a_check_throttled_by_coder_waits_retry_after_and_converges(
+    coder: Coder, control: Control, owner_env: dict[str, str]
+) -> None:
+    """429 + Retry-After as coderd/httpmw/ratelimit.go answers (tests/emulators/coder/ratelimit.py), here 4
+    requests a minute for the whole user, a minute lasting one real second."""
+    for name in ("ci-a", "ci-b", "ci-c"):
+        coder.user(name)
+        coder.token(name, f"{name}-web-prod-20260101", 30 * 24)
+    control.configure("coder", api_rate_limit=4, rate_limit_key="user", rate_limit_time_scale=60.0)
+    control.clear_requests()
+    proc = check(control, "--user", "ci-a", "--user", "ci-b", "--user", "ci-c", "--output", "json", env=owner_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    statuses = [e["status"] for e in control.requests("coder")["log"]]
+    assert 429 in statuses and statuses[-1] == 200
+    assert {r["user"] for r in json.loads(proc.stdout)["tokens"]} == {"ci-a", "ci-b", "ci-c"}

@@ -43,8 +43,9 @@ class Answer:
 
 @contextmanager
 def serve(respond: Callable[[Received], Answer], tls: ssl.SSLContext | None = None) -> Iterator[str]:
-    """A loopback HTTP(S) server answering each request with `respond(request)` (called one request at a time, so
-    a recorder keeps arrival order); yields its URL."""
+    """A loopback HTTP server answering each request with `respond(request)` (called one request at a time, so
+    a recorder keeps arrival order); yields its URL. With `tls` (a server context, e.g. with a certificate from
+    the platform's test CA) it speaks HTTPS, for settings that take only https:// URLs."""
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -97,8 +98,23 @@ class Receiver:
 
 @contextmanager
 def receiver(status: int = 200, tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
-    """A recording HTTP(S) server; Pushgateway pushes are PUT/POST /metrics/job/<job>[/<label>/<value>...]."""
+    """A recording HTTP server; Pushgateway pushes are PUT/POST /metrics/job/<job>[/<label>/<value>...]."""
     rec = Receiver(url="", status=status)
     with serve(rec.answer, tls) as url:
+        rec.url = url
+        yield rec
+
+
+@contextmanager
+def redirector(to: str, status: int = 302, tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
+    """A recording server that answers every request with `status` and `Location: <to><the request's path>`:
+    a misconfigured ingress, a Vault standby without request forwarding, or someone else's server."""
+    rec = Receiver(url="")
+
+    def answer(request: Received) -> Answer:
+        rec.requests.append(request)
+        return Answer(status, b"", {"Location": to.rstrip("/") + request.path})
+
+    with serve(answer, tls) as url:
         rec.url = url
         yield rec

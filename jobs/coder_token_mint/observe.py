@@ -4,7 +4,7 @@ token in the Vault entry is (valid, for whom, with which dates). Reads only; the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from jobs.coder_token_mint import plan as mint_plan
 from jobs.coder_token_mint.plan import ENTRY_FIELDS, CurrentEntry
@@ -30,9 +30,31 @@ def validate_bootstrap(coder: CoderClient) -> User:
         ) from None
 
 
+def target_roles(coder: CoderClient, user: User) -> tuple[str, ...]:
+    """Site and organization roles (an organization-admin is privileged too); the site roles alone when the
+    roles endpoint is not readable (404: the bootstrap token lacks user:read_personal on that user)."""
+    try:
+        return coder.roles(user.id)
+    except CoderError as exc:
+        if exc.status != 404:
+            raise
+        return user.roles
+
+
+def lifetime_cap(coder: CoderClient, user: User) -> timedelta | None:
+    """Coder's max_token_lifetime for the target (its roles pick it: Owners get the admin cap). None when the
+    server has no such route (404): the mint itself then meets the cap, in Coder's words."""
+    try:
+        return coder.max_token_lifetime(user.id)
+    except CoderError as exc:
+        if exc.status != 404:
+            raise
+        return None
+
+
 def inspect_entry(coder: CoderClient, kv: KvEntry, user: User) -> CurrentEntry | None:
     data = kv.data
-    if data is None:
+    if data is None or not data.get("token"):  # deleted, or emptied by a --compromised run: no token to judge
         return None
     token = data.get("token", "")
     missing = [f for f in ENTRY_FIELDS if not data.get(f)]
@@ -41,9 +63,9 @@ def inspect_entry(coder: CoderClient, kv: KvEntry, user: User) -> CurrentEntry |
     if token and data.get("token_id") and data["token_id"] != token_id(token):
         problems.append("token_id does not match the token")
     check: mint_plan.TokenCheck = "invalid"
-    who = ""
+    who = how = ""
     if token:
-        check, who = _token_check(coder, token, user)
+        check, who, how = _token_check(coder, token, user)
     return CurrentEntry(
         token_id=token_id(token) if token else data.get("token_id", ""),
         token_name=data.get("token_name", ""),
@@ -53,6 +75,7 @@ def inspect_entry(coder: CoderClient, kv: KvEntry, user: User) -> CurrentEntry |
         check=check,
         authenticated_as=who,
         problem="; ".join(p for p in problems if p),
+        checked_by=how,
     )
 
 
@@ -69,15 +92,24 @@ def _times(data: Mapping[str, str]) -> tuple[datetime | None, datetime | None, s
     return parsed["expires_at"], parsed["issued_at"], "; ".join(bad)
 
 
-def _token_check(coder: CoderClient, token: str, user: User) -> tuple[mint_plan.TokenCheck, str]:
-    """Trust the server: a token Coder answers 401 for is invalid whatever its dates say."""
+def _token_check(coder: CoderClient, token: str, user: User) -> tuple[mint_plan.TokenCheck, str, str]:
+    """(check, who, how). Trust the server: a token Coder answers 401 for is invalid whatever its dates say.
+    The token is asked with a call its own scopes permit (CoderClient.probe, from its record, which the
+    bootstrap token reads): a scoped token that may not read its user is never judged by /users/me."""
     try:
-        who = coder.with_token(token).me()
+        record: Token | None = coder.token(user.id, token_id(token))
     except CoderError as exc:
-        if exc.status == 401:
-            return "invalid", ""
-        raise
-    return ("valid" if who.id == user.id else "wrong-user"), who.username
+        if exc.status != 404:
+            raise
+        record = None  # gone (the token itself will say 401) or not readable with the bootstrap token
+    probe = coder.probe(token, record)
+    if probe.outcome == "invalid":
+        return "invalid", "", probe.how
+    if record is not None and record.user_id != user.id:
+        return "wrong-user", probe.username or record.username or record.user_id, probe.how
+    if probe.username and probe.username != user.username:
+        return "wrong-user", probe.username, probe.how
+    return "valid", probe.username or user.username, probe.how
 
 
 def coder_token(t: Token) -> mint_plan.CoderToken:

@@ -18,120 +18,36 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from jobs.coder_token_mint.actions import ClearEntry, MintToken, Notify, RevokeToken, WriteEntry
+from jobs.coder_token_mint.guards import human, privilege_check, terms
+from jobs.coder_token_mint.model import (
+    ENTRY_FIELDS,
+    CoderToken,
+    CurrentEntry,
+    MintState,
+    Policy,
+    TokenCheck,
+)
 from lib.model import Action, Finding, Plan
 from lib.render import rfc3339
 
-TokenCheck = Literal["valid", "invalid", "wrong-user"]
-Verdict = Literal["keep", "renew", "force-rotate"]
-ENTRY_FIELDS = ("token", "token_id", "token_name", "user", "coder_url", "issued_at", "expires_at")
+# the state and policy live in model.py, the actions in actions.py; settings.py prints durations with human
+__all__ = [
+    "ENTRY_FIELDS",
+    "ClearEntry",
+    "CoderToken",
+    "CurrentEntry",
+    "MintState",
+    "MintToken",
+    "Notify",
+    "Policy",
+    "RevokeToken",
+    "TokenCheck",
+    "WriteEntry",
+    "human",
+]
 
-
-def human(duration: timedelta) -> str:
-    seconds = int(duration.total_seconds())
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")) if v]
-    return "".join(parts) or "0s"
-
-
-# ---- observed state --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Policy:
-    prefix: str
-    lifetime: timedelta
-    renew_before: timedelta
-    revoke_grace: timedelta
-    scopes: tuple[str, ...] = ()
-    allow: tuple[str, ...] = ()
-    force_rotate: bool = False
-    kv_mount: str = "secret"
-    kv_path: str = "coder-cli-session-token"
-
-
-@dataclass(frozen=True)
-class CurrentEntry:
-    """The KV entry as read, and what Coder said about the token in it. Never the token value."""
-
-    token_id: str  # the id part of the token value itself
-    token_name: str
-    expires_at: datetime | None  # the entry's expires_at
-    issued_at: datetime | None
-    written_at: datetime | None  # Vault's created_time of the version read
-    check: TokenCheck  # Coder's answer to /users/me with the token
-    authenticated_as: str = ""
-    problem: str = ""  # why the entry must be rewritten even if the token works (missing or bad fields)
-
-
-@dataclass(frozen=True)
-class CoderToken:
-    id: str
-    name: str
-    created_at: datetime | None
-    expires_at: datetime | None
-
-
-@dataclass(frozen=True)
-class MintState:
-    user: str  # the username whose tokens are minted and cleaned
-    kv_version: int  # the version check-and-set must match (0: no entry yet)
-    entry: CurrentEntry | None  # None: no entry, or its latest version is deleted
-    tokens: tuple[CoderToken, ...]  # every API token of the user, expired ones included
-
-
-# ---- actions --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MintToken:
-    user: str
-    name: str
-    lifetime: timedelta
-    scopes: tuple[str, ...]
-    allow: tuple[str, ...]
-    reason: str
-    kind: str = "mint"
-
-    def describe(self) -> dict[str, str]:
-        scopes = ",".join(self.scopes) or "(server default)"
-        allow = ",".join(self.allow) or "(all)"
-        return {
-            "kind": self.kind,
-            "target": f"{self.user}/{self.name}",
-            "reason": self.reason,
-            "params": f"lifetime {human(self.lifetime)}; scopes {scopes}; allow {allow}",
-        }
-
-
-@dataclass(frozen=True)
-class WriteEntry:
-    mount: str
-    path: str
-    cas: int
-    user: str  # the entry's `user` field
-    kind: str = "write-kv"
-
-    def describe(self) -> dict[str, str]:
-        return {
-            "kind": self.kind,
-            "target": f"{self.mount}/data/{self.path}",
-            "reason": "store the token just minted",
-            "params": f"check-and-set on version {self.cas}",
-        }
-
-
-@dataclass(frozen=True)
-class RevokeToken:
-    user: str
-    token_id: str
-    token_name: str
-    reason: str
-    kind: str = "revoke"
-
-    def describe(self) -> dict[str, str]:
-        return {"kind": self.kind, "target": f"{self.user}/{self.token_name} ({self.token_id})", "reason": self.reason}
+Verdict = Literal["keep", "renew", "force-rotate", "compromised"]
 
 
 @dataclass(frozen=True)
@@ -159,8 +75,16 @@ def effective_expiry(state: MintState) -> datetime | None:
     return min(times) if times else None
 
 
-def decide(state: MintState, policy: Policy, now: datetime) -> Decision:
+def decide(state: MintState, policy: Policy, now: datetime, renew_before: timedelta | None = None) -> Decision:
+    """`renew_before`: the window after Coder's cap (guards.terms); the policy's own when not given."""
+    window = renew_before or policy.renew_before or policy.lifetime / 3
     entry = state.entry
+    if policy.compromised:
+        return Decision(
+            "compromised",
+            "--compromised: the token in Vault is treated as leaked: revoke it and the job's other tokens first, "
+            "then mint, check and store a successor",
+        )
     if policy.force_rotate:
         return Decision("force-rotate", "--force-rotate: replace the token and revoke every other one now")
     if entry is None:
@@ -175,10 +99,10 @@ def decide(state: MintState, policy: Policy, now: datetime) -> Decision:
     if expiry is None:
         return Decision("renew", "unknown expiry: the entry has no expires_at")
     left = expiry - now
-    if left <= policy.renew_before:
+    if left <= window:
         return Decision(
             "renew",
-            f"inside the renew window: {human(max(left, timedelta()))} left (renew at {human(policy.renew_before)})",
+            f"inside the renew window: {human(max(left, timedelta()))} left (renew at {human(window)})",
         )
     return Decision("keep", f"valid for {human(left)} more")
 
@@ -193,6 +117,8 @@ def in_vault_since(entry: CurrentEntry | None) -> datetime | None:
 
 def judge_token(token: CoderToken, state: MintState, policy: Policy, now: datetime) -> tuple[bool, str]:
     """(revoke?, why) for one of our tokens that is not the one in Vault."""
+    if policy.compromised:
+        return True, "compromised: revoked before anything else"
     if policy.force_rotate:
         return True, "force-rotate"
     since = in_vault_since(state.entry)
@@ -217,7 +143,7 @@ def token_rows(state: MintState, policy: Policy, now: datetime) -> tuple[list[di
     rows: list[dict[str, str]] = []
     revokes: list[RevokeToken] = []
     for token in owned(state.tokens, policy.prefix):
-        if token.id == entry_id and not policy.force_rotate:
+        if token.id == entry_id and not policy.rotate_all:
             fate = "in Vault"
         else:
             revoke, fate = judge_token(token, state, policy, now)
@@ -236,16 +162,33 @@ def token_rows(state: MintState, policy: Policy, now: datetime) -> tuple[list[di
 
 
 def force_rotate_extra(state: MintState, policy: Policy) -> list[RevokeToken]:
-    """Under --force-rotate the token in Vault is revoked too, even when it lacks our prefix (prefix changed),
-    as long as it is one of this user's tokens."""
+    """Under --force-rotate and --compromised the token in Vault is revoked too, even when it lacks our prefix
+    (prefix changed), as long as it is one of this user's tokens."""
     entry = state.entry
-    if not policy.force_rotate or entry is None:
+    if not policy.rotate_all or entry is None:
         return []
     ours = {t.id for t in owned(state.tokens, policy.prefix)}
     record = next((t for t in state.tokens if t.id == entry.token_id), None)
     if record is None or record.id in ours:
         return []
-    return [RevokeToken(state.user, record.id, record.name, "force-rotate: the token in Vault")]
+    why = "compromised: the token in Vault" if policy.compromised else "force-rotate: the token in Vault"
+    return [RevokeToken(state.user, record.id, record.name, why)]
+
+
+def compromise_order(
+    state: MintState, policy: Policy, revokes: list[RevokeToken], replace: list[Action]
+) -> list[Action]:
+    """--compromised: revoke first (the token in Vault before the others), then mint, check and store a
+    successor; then, applied only if no successor got stored, overwrite the entry so it does not keep serving
+    the revoked token; then report the outcome to the webhook."""
+    stored = state.entry.token_id if state.entry else ""
+    first = sorted(revokes, key=lambda r: r.token_id != stored)
+    after: list[Action] = []
+    if state.entry is not None:
+        after.append(ClearEntry(policy.kv_mount, policy.kv_path, state.kv_version, state.user, stored))
+    if policy.webhook_host:
+        after.append(Notify(policy.webhook_host))
+    return [*first, *replace, *after]
 
 
 def token_name(prefix: str, now: datetime, taken: set[str]) -> str:
@@ -258,33 +201,49 @@ def token_name(prefix: str, now: datetime, taken: set[str]) -> str:
 
 
 def plan(state: MintState, policy: Policy, now: datetime) -> Plan:
-    decision = decide(state, policy, now)
+    refusal, guard_findings = privilege_check(state.target, policy.privileged_roles, policy.allow_privileged)
+    agreed = terms(state.target, policy.lifetime, policy.renew_before, policy.revoke_grace)
+    decision = decide(state, policy, now, agreed.renew_before)
     rows, revokes = token_rows(state, policy, now)
     revokes += force_rotate_extra(state, policy)
     actions: list[Action] = []
     if decision.verdict != "keep":
         name = token_name(policy.prefix, now, {t.name for t in state.tokens})
-        actions.append(MintToken(state.user, name, policy.lifetime, policy.scopes, policy.allow, decision.reason))
+        actions.append(
+            MintToken(state.user, name, agreed.lifetime, policy.scopes, policy.allow, decision.reason, state.user_id)
+        )
         actions.append(WriteEntry(policy.kv_mount, policy.kv_path, state.kv_version, state.user))
-    actions.extend(revokes)
-    return Plan(
-        actions=tuple(actions), findings=findings(state, policy), sections=sections(state, policy, decision, rows)
-    )
+    actions = compromise_order(state, policy, revokes, actions) if policy.compromised else [*actions, *revokes]
+    found = guard_findings + agreed.findings + findings(state, policy)
+    extra = sections(state, policy, decision, rows) | {"terms": agreed.describe(state.target)}
+    if refusal is not None:  # a safety guard: nothing is minted, written or revoked, in a dry-run too
+        return Plan(actions=(), findings=found, refusal=refusal, sections=extra)
+    return Plan(actions=tuple(actions), findings=found, sections=extra)
 
 
 def findings(state: MintState, policy: Policy) -> tuple[Finding, ...]:
     entry = state.entry
+    found = [
+        Finding(
+            "error",
+            "token-unreadable",
+            f"{state.user}/{what.partition(': ')[0]}",
+            f"Coder sent a token record this job cannot read ({what.partition(': ')[2]}); it is neither "
+            "judged nor revoked",
+        )
+        for what in state.unreadable
+    ]
     if entry is not None and entry.check == "wrong-user":
-        return (
+        found.append(
             Finding(
-                "warning",
+                "error" if policy.compromised else "warning",
                 "wrong-user",
                 f"{policy.kv_mount}/data/{policy.kv_path}",
                 f"the token in Vault belongs to {entry.authenticated_as!r}, not {state.user!r}; "
                 "this job does not revoke another user's tokens",
-            ),
+            )
         )
-    return ()
+    return tuple(found)
 
 
 def sections(state: MintState, policy: Policy, decision: Decision, rows: list[dict[str, str]]) -> dict[str, Any]:
@@ -295,11 +254,17 @@ def sections(state: MintState, policy: Policy, decision: Decision, rows: list[di
             "token_id": entry.token_id,
             "token_name": entry.token_name,
             "check": entry.check,
+            "checked_by": entry.checked_by,
             "expires_at": rfc3339(effective_expiry(state)),
             "in_vault_since": rfc3339(in_vault_since(entry)),
         }
     return {
-        "decision": {"verdict": decision.verdict, "reason": decision.reason, "user": state.user},
+        "decision": {
+            "verdict": decision.verdict,
+            "reason": decision.reason,
+            "user": state.user,
+            "roles": ", ".join(state.roles) or "member",
+        },
         "vault_entry": current,
         "tokens": rows,
     }

@@ -11,7 +11,9 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
+from jobs.coder_token_mint.guards import PRIVILEGED_ROLES
 from jobs.coder_token_mint.plan import Policy, human
 from lib.auth_choice import vault_auth_setting
 from lib.clients.vault import POD_SA_TOKEN
@@ -35,6 +37,31 @@ class Duration(timedelta):
         return human(self)
 
     __str__ = __repr__
+
+
+class Items(tuple[str, ...]):
+    """A list default that prints as the env var takes it (`a,b`) in --help and the README."""
+
+    def __repr__(self) -> str:
+        return ",".join(self)
+
+    __str__ = __repr__
+
+
+# The least scopes with which `coder whoami` and the workspace CLI work (ssh, port-forward, apps, list), per
+# Coder's scope expansion (coderd/rbac/scopes.go `compositePerms`): `coder:workspaces.access` = workspace read,
+# ssh, application_connect + template read + organization_member read; `user:read` (coder PR #23348) lets the
+# token read its own user, which `coder whoami` does (GET /api/v2/users/me). Coder's own VS Code extension asks
+# for these plus workspace create/operate ("Scopes the extension and the CLI need"). Starting and stopping
+# workspaces needs `coder:workspaces.operate` on top. Servers before PR #23348 (2026-03) refuse `user:read`:
+# pass --scope for them (e.g. `--scope coder:workspaces.access --scope coder:all`; docs/coder-token-mint.md).
+DEFAULT_SCOPES = Items(("coder:workspaces.access", "user:read"))
+
+
+def parse_role(raw: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9-]*", raw.strip()):
+        raise ValueError(f"expected a Coder role name such as owner or organization-admin, got {raw!r}")
+    return raw.strip()
 
 
 def parse_positive_duration(raw: str) -> timedelta:
@@ -75,7 +102,12 @@ class MintSettings:
         env="CWJ_BOOTSTRAP_TOKEN_FILE",
         parse=parse_readable_file,
     )
-    user: str = setting("--user", "whose token is minted; default the bootstrap token's own user", default="")
+    user: str = setting(
+        "--user",
+        "whose token is minted: a dedicated non-privileged account; default the bootstrap token's own user, which "
+        "is refused when privileged (an Owner always is)",
+        default="",
+    )
     token_name_prefix: str = setting(
         "--token-name-prefix",
         "names are <prefix>-<UTC timestamp>; marks the tokens this job owns",
@@ -99,7 +131,11 @@ class MintSettings:
         default=Duration(hours=24),
     )
     scope: tuple[str, ...] = setting(
-        "--scope", "Coder scope resource:action", parse=parse_scope, default=(), repeatable=True
+        "--scope",
+        "Coder scope resource:action; default the least set for `coder whoami` and the workspace CLI",
+        parse=parse_scope,
+        default=DEFAULT_SCOPES,
+        repeatable=True,
     )
     allow: tuple[str, ...] = setting(
         "--allow", "allow-list entry type:id", parse=parse_allow, default=(), repeatable=True
@@ -118,8 +154,32 @@ class MintSettings:
     kv_path: str = setting(
         "--kv-path", "KV v2 path of the entry", parse=parse_kv_path, default="coder-cli-session-token"
     )
+    privileged_roles: tuple[str, ...] = setting(
+        "--privileged-roles",
+        "site or organization roles a target --user must not hold (the token reaches every workspace)",
+        parse=parse_role,
+        default=Items(PRIVILEGED_ROLES),
+        repeatable=True,
+    )
+    allow_privileged_user: bool = switch(
+        "--allow-privileged-user", "mint even when --user holds one of --privileged-roles (a warning, not a refusal)"
+    )
     force_rotate: bool = switch(
-        "--force-rotate", "compromise response: mint, write, revoke every other prefixed token now"
+        "--force-rotate",
+        "rotate now: mint, write, then revoke every other prefixed token (a planned rotation; for a leak use "
+        "--compromised)",
+    )
+    compromised: bool = switch(
+        "--compromised",
+        "compromise response: revoke the token in Vault and every other prefixed token first, then mint, check "
+        "and store a successor; if none can be stored, empty the entry (never serve the revoked token); exit 1 "
+        "on any failure; report to --webhook-url",
+    )
+    webhook_url: str = setting(
+        "--webhook-url",
+        "POST the outcome of a --compromised run here (Slack-compatible JSON); a credential: pass it by env",
+        parse=parse_service_url,
+        default="",
     )
     pushgateway_url: str = setting(
         "--pushgateway-url", "Prometheus Pushgateway; empty: no push", parse=parse_service_url, default=""
@@ -146,11 +206,15 @@ class MintSettings:
         return Policy(
             self.token_name_prefix,
             self.lifetime,
-            self.renew_window,
+            self.renew_before,
             self.revoke_grace,
-            self.scope,
-            self.allow,
+            tuple(self.scope),
+            tuple(self.allow),
             self.force_rotate,
             self.kv_mount,
             self.kv_path,
+            tuple(self.privileged_roles),
+            self.allow_privileged_user,
+            self.compromised,
+            urlparse(self.webhook_url).netloc if self.compromised and self.webhook_url else "",
         )

@@ -96,10 +96,10 @@ def observe_account(coder: CoderClient, name: str, listed: bool, user: User | No
     # Site roles come with the user (User.roles): /users/{u}/roles needs user:read_personal, which an
     # auditor lacks, and it adds only organization roles.
     try:
-        tokens: tuple[Token, ...] = tuple(coder.tokens(user.id))
+        listing = coder.tokens(user.id)
     except CoderError as exc:
         return Account(name, listed, user, user.roles, None, (read_error("tokens", exc),))
-    return Account(name, listed, user, user.roles, tokens)
+    return Account(name, listed, user, user.roles, listing.tokens, malformed=listing.malformed)
 
 
 def read_error(call: str, exc: CoderError) -> ReadError:
@@ -129,20 +129,34 @@ def observe_vault(clients: Clients, settings: ExpirySettings) -> VaultHeld:
     if not token:
         return VaultHeld(location, problem=f"no token in the entry (version {entry.version})")
     register_secret(token)
-    try:
-        owner = clients.coder.with_token(token).me()
-    except CoderError as exc:
-        return VaultHeld(location, problem=f"Coder rejects token {token_id(token)}: {coder_words(exc)}")
-    if data.get("user") and data["user"] not in (owner.username, owner.id):
-        return VaultHeld(location, problem=f"token authenticates as {owner.username}, the entry says {data['user']}")
-    issued, expires = parse_time(data.get("issued_at")), parse_time(data.get("expires_at"))
-    try:  # Coder's record is the truth where expiry slides; the entry's copy is the fallback
-        record = clients.coder.token(owner.id, token_id(token))
-        issued, expires = record.created_at or issued, record.expires_at or expires
+    tid = token_id(token)
+    try:  # its record (scopes, expiry); an auditor's --token-file may not read it (404)
+        record: Token | None = clients.coder.token(data.get("user") or "me", tid)
     except CoderError:
-        pass
+        record = None
+    try:  # with a call the token's own scopes permit: a scoped token is never failed for /users/me
+        probe = clients.coder.probe(token, record)
+    except CoderError as exc:
+        return VaultHeld(location, problem=f"Coder rejects token {tid}: {coder_words(exc)}")
+    if probe.outcome == "invalid":
+        return VaultHeld(location, problem=f"Coder rejects token {tid}: {probe.how}")
+    who = probe.username or owner_name(clients.coder, record)
+    if data.get("user") and who and who != data["user"]:
+        return VaultHeld(location, problem=f"token authenticates as {who}, the entry says {data['user']}")
+    issued, expires = parse_time(data.get("issued_at")), parse_time(data.get("expires_at"))
+    if record is not None:  # Coder's record is the truth where expiry slides; the entry's copy is the fallback
+        issued, expires = record.created_at or issued, record.expires_at or expires
     name = data.get("token_name", "")
-    return VaultHeld(location, "", "", owner.username, name, token_id(token), issued, expires)
+    return VaultHeld(location, "", "", who or data.get("user", ""), name, tid, issued, expires)
+
+
+def owner_name(coder: CoderClient, record: Token | None) -> str:
+    if record is None:
+        return ""
+    try:
+        return coder.user(record.user_id).username
+    except CoderError:
+        return ""
 
 
 # ---- plan ------------------------------------------------------------------------------------------------------

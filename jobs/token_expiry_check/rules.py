@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from jobs.token_expiry_check.alerts import DAY, Alert, new_alert
 from jobs.token_expiry_check.policy import Policy, Rules
-from lib.clients.coder import Token, User
+from lib.clients.coder_types import Malformed, Token, User
 from lib.model import Finding, Severity
 from lib.render import rfc3339
 
@@ -35,6 +35,7 @@ class Account:
     site_roles: tuple[str, ...] | None = None
     tokens: tuple[Token, ...] | None = None
     errors: tuple[ReadError, ...] = ()
+    malformed: tuple[Malformed, ...] = ()  # token records Coder sent that could not be read
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ def reader_findings(observed: Observation, policy: Policy) -> list[Finding]:
         a.name
         for a in observed.accounts
         if a.tokens == ()
+        and not a.malformed
         and a.user is not None
         and a.user.id != reader.id
         and not expects_tokens(a, policy.for_user(a.user.username))  # those get tokens-not-visible
@@ -124,6 +126,15 @@ def reader_findings(observed: Observation, policy: Policy) -> list[Finding]:
 
 def account_findings(account: Account, rules: Rules, reader_sees_all: bool = True) -> list[Finding]:
     out = [read_error_finding(account.name, e) for e in account.errors]
+    out += [
+        Finding(
+            "error",
+            "token-unreadable",
+            f"{account.name}/{m.label}",
+            f"Coder sent a token record this check cannot read ({m.problem}): its expiry and scopes are unknown",
+        )
+        for m in account.malformed
+    ]
     if account.user is None:
         return out
     if rules.allowed_site_roles is not None and account.site_roles is not None:
@@ -138,7 +149,7 @@ def account_findings(account: Account, rules: Rules, reader_sees_all: bool = Tru
                     f"site roles {', '.join(extra)} beyond the allowed set ({allowed})",
                 )
             )
-    if account.tokens == () and expects_tokens(account, rules):
+    if account.tokens == () and not account.malformed and expects_tokens(account, rules):
         why = (
             "it holds none"
             if reader_sees_all

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
+from typing import Any, Literal
 from urllib.parse import quote
 
 import requests
 
+from lib.clients.coder_scopes import can_whoami
+from lib.clients.coder_types import Malformed, Token, TokenFormatError, TokenList, User, parse_time
 from lib.http import make_session
 from lib.logs import get_logger
 from lib.redact import clip, first_line, register_secret, scrub
@@ -24,6 +26,17 @@ from lib.retry import Backoff, call_with_retry, retry_after_seconds
 
 NS_PER_SECOND = 1_000_000_000
 SESSION_HEADER = "Coder-Session-Token"
+__all__ = [
+    "CoderClient",
+    "CoderError",
+    "Malformed",
+    "Probe",
+    "Token",
+    "TokenList",
+    "User",
+    "parse_time",
+    "token_id",
+]
 # Token create is a POST, which lib/http.py never replays: only a 429 is retried here (see create_token).
 CREATE_BACKOFF = Backoff(base=1.0, cap=30.0, deadline=120.0, max_attempts=5)
 
@@ -45,17 +58,6 @@ class CoderError(Exception):
         super().__init__(scrub(text))
 
 
-def parse_time(value: str | None) -> datetime | None:
-    """Go RFC 3339 with 0-9 fractional digits; Go's zero time and the Unix epoch both mean 'never'."""
-    if not value or value.startswith(("0001-01-01", "1970-01-01T00:00:00Z")):
-        return None
-    head, _, rest = value.partition(".")
-    if rest:  # trim fractions to microseconds; fromisoformat rejects 9 digits
-        digits = "".join(c for c in rest if c.isdigit())
-        value = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits) :]}"
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-
-
 def to_nanoseconds(duration: timedelta) -> int:
     return int(duration.total_seconds()) * NS_PER_SECOND
 
@@ -72,56 +74,12 @@ def token_id(key: str) -> str:
 
 
 @dataclass(frozen=True)
-class User:
-    id: str
-    username: str
-    status: str
-    roles: tuple[str, ...]  # site roles; `member` is implicit and never listed
-    is_service_account: bool
+class Probe:
+    """What one check of a token (with the token itself) showed, and how it was checked (for the report)."""
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> User:
-        return cls(
-            id=data["id"],
-            username=data["username"],
-            status=data.get("status", ""),
-            roles=tuple(sorted(r["name"] for r in data.get("roles") or [])),
-            is_service_account=bool(data.get("is_service_account", False)),
-        )
-
-
-@dataclass(frozen=True)
-class Token:
-    id: str
-    user_id: str
-    token_name: str
-    created_at: datetime | None
-    expires_at: datetime | None
-    last_used: datetime | None
-    lifetime_seconds: int
-    scopes: tuple[str, ...]
-    allow_list: tuple[str, ...]  # canonical `type:id`
-    login_type: str = "token"
-    username: str = ""
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Token:
-        scopes = data.get("scopes")
-        if scopes is None:  # servers before scopes: only the legacy single scope
-            scopes = [data["scope"]] if data.get("scope") else []
-        return cls(
-            id=data["id"],
-            user_id=data.get("user_id", ""),
-            token_name=data.get("token_name", ""),
-            created_at=parse_time(data.get("created_at")),
-            expires_at=parse_time(data.get("expires_at")),
-            last_used=parse_time(data.get("last_used")),
-            lifetime_seconds=int(data.get("lifetime_seconds") or 0),
-            scopes=tuple(scopes),
-            allow_list=tuple(f"{a['type']}:{a['id']}" for a in data.get("allow_list") or []),
-            login_type=data.get("login_type", "token"),
-            username=data.get("username", ""),
-        )
+    outcome: Literal["valid", "invalid", "unverified"]  # unverified: no call its scopes permit answered
+    username: str  # whom /users/me named; "" when another call checked it (then its record names the owner)
+    how: str
 
 
 class CoderClient:
@@ -171,8 +129,14 @@ class CoderClient:
     def user(self, user: str) -> User:
         return User.from_json(self._call("GET", f"/users/{quote(user, safe='')}"))
 
-    def site_roles(self, user: str) -> tuple[str, ...]:
-        return tuple(sorted(self._call("GET", f"/users/{quote(user, safe='')}/roles").get("roles") or []))
+    def roles(self, user: str) -> tuple[str, ...]:
+        """Site and organization roles (codersdk.UserRoles: `roles` + `organization_roles` per org), sorted.
+        Needs user:read_personal on the user (an Owner, a User Admin, or the user itself), else 404."""
+        data = self._call("GET", f"/users/{quote(user, safe='')}/roles") or {}
+        names = set(data.get("roles") or [])
+        for org_roles in (data.get("organization_roles") or {}).values():
+            names.update(org_roles or [])
+        return tuple(sorted(str(n) for n in names))
 
     def users(self, query: str = "") -> list[User]:
         out: list[User] = []
@@ -187,13 +151,22 @@ class CoderClient:
 
     # ---- tokens ---------------------------------------------------------------------------------------
 
-    def tokens(self, user: str, include_all: bool = False) -> list[Token]:
+    def tokens(self, user: str, include_all: bool = False) -> TokenList:
+        """Every API token of `user`, expired ones included; records it cannot read are in `.malformed`."""
         params = {"include_expired": "true", **({"include_all": "true"} if include_all else {})}
-        data = self._call("GET", f"/users/{quote(user, safe='')}/keys/tokens", params=params)
-        return [Token.from_json(t) for t in data or []]
+        path = f"/users/{quote(user, safe='')}/keys/tokens"
+        data = self._call("GET", path, params=params)
+        try:
+            return TokenList.from_json(data)
+        except ValueError as exc:
+            raise CoderError(200, f"the answer is not a token list: {exc}", "", "GET", path) from None
 
     def token(self, user: str, key_id: str) -> Token:
-        return Token.from_json(self._call("GET", f"/users/{quote(user, safe='')}/keys/{quote(key_id, safe='')}"))
+        path = f"/users/{quote(user, safe='')}/keys/{quote(key_id, safe='')}"
+        try:
+            return Token.from_json(self._call("GET", path))
+        except TokenFormatError as exc:
+            raise CoderError(200, f"the answer is not an API key record: {exc}", "", "GET", path) from None
 
     def create_token(
         self,
@@ -233,9 +206,45 @@ class CoderClient:
     def delete_token(self, user: str, key_id: str) -> None:
         self._call("DELETE", f"/users/{quote(user, safe='')}/keys/{quote(key_id, safe='')}")
 
-    def max_token_lifetime(self, user: str) -> timedelta:
+    def max_token_lifetime(self, user: str) -> timedelta | None:
+        """Coder's cap on a token lifetime for this user (codersdk.TokenConfig, nanoseconds); None when the server
+        reports no cap (2023 servers sent 0 for an unset --max-token-lifetime)."""
         data = self._call("GET", f"/users/{quote(user, safe='')}/keys/tokens/tokenconfig")
-        return timedelta(seconds=int(data["max_token_lifetime"]) / NS_PER_SECOND)
+        ns = int(data["max_token_lifetime"])
+        return timedelta(seconds=ns // NS_PER_SECOND) if ns > 0 else None
+
+    def ssh_config(self) -> dict[str, Any]:
+        """GET /deployment/ssh: needs only a valid key (coderd/deployment.go sshConfig makes no Authorize call)."""
+        result: dict[str, Any] = self._call("GET", "/deployment/ssh") or {}
+        return result
+
+    def probe(self, token: str, record: Token | None = None) -> Probe:
+        """Check `token` with a call its own scopes permit (from `record`, its API key record, when known):
+        `/users/me` (what `coder whoami` calls) if it may read its user, else `/deployment/ssh`, which every
+        valid key may call. Only a 401 means the token is invalid; a refusal (403/404) of a call outside its
+        scopes means nothing about the token and leaves it `unverified`, never `invalid`."""
+        client = self.with_token(token)
+        if record is None or can_whoami(record.scopes, record.allow_list, record.user_id):
+            try:
+                who = client.me()
+            except CoderError as exc:
+                if exc.status == 401:
+                    return Probe("invalid", "", f"/users/me answered 401: {exc.message} ({exc.detail})")
+                if exc.status not in (403, 404):
+                    raise
+            else:
+                return Probe("valid", who.username, "/users/me (what `coder whoami` calls)")
+        try:
+            client.ssh_config()
+        except CoderError as exc:
+            if exc.status == 401:
+                return Probe("invalid", "", f"/deployment/ssh answered 401: {exc.message} ({exc.detail})")
+            if exc.status not in (403, 404):
+                raise
+            return Probe("unverified", "", f"skipped: no call its scopes permit answered ({exc.status})")
+        return Probe(
+            "valid", "", "/deployment/ssh (authentication only: /users/me is outside its scopes); owner from its record"
+        )
 
     def buildinfo(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", "/buildinfo")

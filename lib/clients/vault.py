@@ -22,6 +22,7 @@ import hvac.exceptions as hx
 import requests
 
 from lib import limits
+from lib.http import guarded_session
 from lib.logs import get_logger
 from lib.redact import clip, is_secret_key, one_line, register_secret, scrub
 from lib.retry import Backoff, call_with_retry, retry_after_of
@@ -125,8 +126,17 @@ def parse_vault_time(value: Any) -> datetime | None:
 class VaultClient:
     def __init__(self, addr: str, token: str, *, owns_token: bool = False, backoff: Backoff = Backoff()) -> None:
         register_secret(token)
-        # token="" (not None) keeps hvac from picking up VAULT_TOKEN or ~/.vault-token behind our back
-        self._hvac = hvac.Client(url=addr, token=token or "", timeout=limits.timeout(30), adapter=_Adapter)
+        # token="" (not None) keeps hvac from picking up VAULT_TOKEN or ~/.vault-token behind our back.
+        # No redirect is followed (lib/http.py): requests would re-send X-Vault-Token, and on a 307 the login
+        # JWT in the body, to wherever Location points; a redirect fails the call naming its target instead.
+        self._hvac = hvac.Client(
+            url=addr,
+            token=token or "",
+            timeout=limits.timeout(30),
+            adapter=_Adapter,
+            session=guarded_session(),
+            allow_redirects=False,
+        )
         self.addr = addr
         self.owns_token = owns_token  # a Kubernetes-auth login is ours to revoke; an SRE's VAULT_TOKEN is not
         self._backoff = backoff

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -24,8 +25,19 @@ import requests
 from tests.conftest import BIN, Control, run_job
 from tests.emulators.platform import Platform
 from tests.pushgateway import Pushgateway
+from tests.receivers import receiver, redirector
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(params=["object", "string"], autouse=True)
+def allow_list_form(request: pytest.FixtureRequest, control: Control) -> str:
+    """Every test runs against both of Coder's allow-list wire forms (codersdk/allowlist.go: `{type, id}` objects
+    on the current line, `"type:id"` strings on another; tests/emulators/coder `allow_list_form`), issue 16."""
+    form: str = request.param
+    control.configure("coder", allow_list_form=form)
+    return form
+
 
 JOB = "coder-token-mint"
 USER = "ci-bot"
@@ -78,7 +90,8 @@ class World:
         except hvac.exceptions.InvalidPath:
             return 0, None
         data = body["data"]["data"]
-        self.secrets.add(data["token"])
+        if data["token"]:  # a cleared entry (--compromised without a successor) holds ""
+            self.secrets.add(data["token"])
         return body["data"]["metadata"]["version"], data
 
     def coder(self, token: str | None = None) -> requests.Session:
@@ -134,13 +147,17 @@ def results(doc: dict[str, Any]) -> list[tuple[str, str]]:
 # ---- 1. first run, second run -----------------------------------------------------------------------------------
 
 
-def test_first_run_writes_the_full_entry_and_a_second_run_changes_nothing(world: World, control: Control) -> None:
+def test_first_run_writes_the_full_entry_and_a_second_run_changes_nothing(
+    world: World, control: Control, allow_list_form: str
+) -> None:
+    # the chart's example: workspace access to one workspace. Coder enforces scopes and the allow list on every
+    # call (the emulator too), so this token may not read its own user: the job must check it with a call its
+    # scopes permit, and never fail (and revoke) it for /users/me
     workspace = str(uuid.uuid4())
-    code, doc = world.run(
-        "--scope", "coder:workspaces.access", "--scope", "user:read", "--allow", f"workspace:{workspace}"
-    )
+    code, doc = world.run("--scope", "coder:workspaces.access", "--allow", f"workspace:{workspace}")
     assert code == 0, world.outputs
     assert results(doc) == [("mint", "ok"), ("write-kv", "ok")]
+    assert "checked: /deployment/ssh" in doc["outcomes"][0]["detail"]
 
     version, data = world.entry()
     assert version == 1 and data is not None
@@ -148,19 +165,23 @@ def test_first_run_writes_the_full_entry_and_a_second_run_changes_nothing(world:
     assert data["user"] == USER and data["coder_url"] == world.env["CODER_URL"]
     assert data["token_id"] == data["token"].split("-")[0] and data["token_name"].startswith(PREFIX)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", data["expires_at"])
-    me = world.coder(data["token"]).get(f"{world.env['CODER_URL']}/api/v2/users/me")
-    assert me.status_code == 200 and me.json()["username"] == USER
+    assert world.status_of(data["token"]) == 404  # /users/me: outside its scopes, as on a real server
+    ssh = world.coder(data["token"]).get(f"{world.env['CODER_URL']}/api/v2/deployment/ssh")
+    assert ssh.status_code == 200  # but it authenticates
     record = world.prefixed()[data["token_id"]]
     assert record["lifetime_seconds"] == 30 * DAY
-    assert record["scopes"] == ["coder:workspaces.access", "user:read"]
-    assert record["allow_list"] == [{"type": "workspace", "id": workspace}]
+    assert record["scopes"] == ["coder:workspaces.access"]
+    wire = {"object": [{"type": "workspace", "id": workspace}], "string": [f"workspace:{workspace}"]}
+    assert record["allow_list"] == wire[allow_list_form]
     assert control.count("vault", "token.revoke-self") == 1  # the job's own Vault token is gone
 
     control.clear_requests()
     code, doc = world.run()
     assert code == 0 and doc["outcomes"] == []
     assert doc["decision"]["verdict"] == "keep"
+    assert doc["vault_entry"]["check"] == "valid" and "/deployment/ssh" in doc["vault_entry"]["checked_by"]
     assert control.count("coder", "tokens.create") == 0 and control.count("vault", "kv.write") == 0
+    assert control.count("coder", "keys.delete") == 0  # never revoked for a call outside its scopes
     assert world.entry()[0] == 1
 
 
@@ -216,14 +237,29 @@ def test_a_soft_deleted_entry_is_replaced_with_check_and_set_on_its_version(worl
 # ---- 3. the write fails after the mint --------------------------------------------------------------------------
 
 
-def test_failed_write_leaves_an_orphan_that_a_later_run_revokes_after_the_grace(world: World, control: Control) -> None:
+def test_a_write_vault_refused_revokes_the_new_token_at_once(world: World, control: Control) -> None:
+    """A 403 is definite: the value is not in Vault, so nobody can hold the token; no grace is needed."""
     control.fault("vault", "kv.write", status=403, message="permission denied")
     code, doc = world.run()
     assert code == 1
+    assert results(doc) == [("mint", "ok"), ("write-kv", "failed"), ("revoke", "ok")]
+    assert "permission denied" in doc["outcomes"][1]["detail"] and "revoked now" in doc["outcomes"][1]["detail"]
+    assert world.entry() == (0, None) and world.prefixed() == {}
+
+
+def test_an_ambiguous_write_failure_leaves_an_orphan_that_a_later_run_revokes_after_the_grace(
+    world: World, control: Control
+) -> None:
+    """A 5xx after every retry may have stored the value (External Secrets could copy it any moment): the token
+    is kept until it is older than the grace and not the token in Vault."""
+    control.fault("vault", "kv.write", status=500, message="internal error", count=None)
+    code, doc = world.run("--retry-deadline", "1s")
+    assert code == 1
     assert results(doc) == [("mint", "ok"), ("write-kv", "failed")]
-    assert "permission denied" in doc["outcomes"][1]["detail"]
+    assert "may have been stored" in doc["outcomes"][1]["detail"]
     assert world.entry() == (0, None)
     (orphan,) = world.prefixed()
+    control.clear_faults()
 
     code, doc = world.run()  # Vault is healthy again: a new token is written; the orphan is too young to touch
     assert code == 0 and results(doc) == [("mint", "ok"), ("write-kv", "ok")]
@@ -310,15 +346,104 @@ def test_policy_that_denies_the_path_fails_with_vaults_reason(world: World, cont
     assert control.count("vault", "token.revoke-self") == 1  # logged in, so it still revokes its own token
 
 
-# ---- 6. lifetime over the server's maximum ----------------------------------------------------------------------
+# ---- 6. least privilege: the target account, Coder's cap (issue 16) --------------------------------------------
 
 
-def test_lifetime_over_the_servers_maximum_quotes_the_limit(world: World, control: Control) -> None:
-    code, doc = world.run(user=None)  # the bootstrap owner: Coder caps owner tokens at 168h by default
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_defaults_with_an_owner_bootstrap_token_are_refused_naming_user(
+    world: World, control: Control, dry_run: bool
+) -> None:
+    code, doc = world.run(*(["--dry-run"] if dry_run else []), user=None)  # no --user: the bootstrap Owner
+    assert code == 3, world.outputs
+    assert doc["kind"] == "plan" and doc["actions"] == []
+    assert "--user (CWJ_USER)" in doc["refusal"] and "owner" in doc["refusal"]
+    assert control.count("coder", "tokens.create") == 0 and control.count("vault", "kv.write") == 0
+    assert world.tokens("admin") == [t for t in world.tokens("admin") if t["token_name"] == "bootstrap"]
+
+
+def test_a_member_user_gets_a_least_privilege_token_whose_whoami_is_that_member(world: World) -> None:
+    code, doc = world.run()  # no --scope: the defaults
+    assert code == 0, world.outputs
+    _, data = world.entry()
+    assert data is not None
+    me = world.coder(data["token"]).get(f"{world.env['CODER_URL']}/api/v2/users/me")
+    assert me.status_code == 200 and me.json()["username"] == USER
+    record = world.prefixed()[data["token_id"]]
+    assert record["scopes"] == ["coder:workspaces.access", "user:read"]  # never the server's coder:all
+    assert doc["terms"]["lifetime"] == "30d"
+
+
+def test_a_privileged_user_is_refused_unless_allowed(world: World, control: Control) -> None:
+    url = f"{world.env['CODER_URL']}/api/v2/users/{USER}/roles"
+    world.coder().put(url, json={"roles": ["template-admin"]}).raise_for_status()
+    code, doc = world.run()
+    assert code == 3 and "template-admin" in doc["refusal"] and control.count("coder", "tokens.create") == 0
+    code, doc = world.run("--allow-privileged-user")
+    assert code == 0 and results(doc) == [("mint", "ok"), ("write-kv", "ok")]
+    assert ("warning", "privileged-user") in {(f["severity"], f["rule"]) for f in doc["findings"]}
+
+
+def test_lifetime_over_coders_cap_is_minted_at_the_cap_and_the_dry_run_shows_it(world: World, control: Control) -> None:
+    control.configure("coder", max_token_lifetime="72h")
+    code, doc = world.run("--dry-run")  # the default grace (1d) is not below a third of 3d: an error finding
+    assert code == 1 and "grace-over-renew-window" in {f["rule"] for f in doc["findings"]}
+    code, doc = world.run("--dry-run", "--revoke-grace", "12h")
+    assert code == 0
+    assert doc["terms"] == {"requested_lifetime": "30d", "coder_cap": "3d", "lifetime": "3d", "renew_before": "1d"}
+    assert "lifetime 3d" in doc["actions"][0]["params"]
+    (capped,) = [f for f in doc["findings"] if f["rule"] == "lifetime-capped"]
+    assert capped["severity"] == "warning" and "3d" in capped["message"]
+    code, doc = world.run("--revoke-grace", "12h")
+    assert code == 0, world.outputs
+    assert results(doc) == [("mint", "ok"), ("write-kv", "ok")]
+    _, data = world.entry()
+    assert data is not None and world.prefixed()[data["token_id"]]["lifetime_seconds"] == 72 * 3600
+
+
+def test_an_owner_minted_for_with_allow_privileged_user_gets_the_owner_cap(world: World) -> None:
+    code, doc = world.run("--allow-privileged-user", "--revoke-grace", "12h", user=None)
+    assert code == 0, world.outputs
+    assert doc["terms"]["coder_cap"] == "7d" and doc["terms"]["lifetime"] == "7d"
+    _, data = world.entry()
+    assert data is not None and data["user"] == "admin"
+
+
+# ---- redirects carry no credential (issue 16) ---------------------------------------------------------------------
+
+
+def tls_for(platform: Platform) -> ssl.SSLContext:
+    """A server context with a certificate from the platform's CA (the jobs trust it via REQUESTS_CA_BUNDLE)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    platform.ca.issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
+    return ctx
+
+
+def test_a_coder_url_that_redirects_is_an_error_naming_the_target_and_the_token_stays_home(
+    world: World, platform: Platform
+) -> None:
+    tls = tls_for(platform)
+    with receiver(tls=tls) as elsewhere, redirector(elsewhere.url, 302, tls=tls) as front:
+        code, _ = world.run(env={**world.env, "CODER_URL": front.url})
     assert code == 1
-    assert results(doc) == [("mint", "failed"), ("write-kv", "skipped")]
-    assert "lifetime must be less than 168h0m0s" in doc["outcomes"][0]["detail"]
-    assert control.count("vault", "kv.write") == 0 and world.entry() == (0, None)
+    err = world.stderr_of_last()
+    assert "302 redirect" in err and f"{elsewhere.url}/api/v2/users/me" in err
+    assert elsewhere.requests == []  # the bootstrap Owner token went nowhere else
+    assert [r.path for r in front.requests] == ["/api/v2/users/me"]
+
+
+@pytest.mark.parametrize("auth", ["kubernetes", "token"])
+def test_a_vault_addr_that_redirects_is_an_error_and_no_credential_follows(
+    world: World, control: Control, env: dict[str, str], auth: str
+) -> None:
+    job_env = {**world.env, **({"VAULT_TOKEN": env["VAULT_TOKEN"]} if auth == "token" else {})}
+    with receiver() as elsewhere, redirector(elsewhere.url, 307) as front:
+        code, _ = world.run(env={**job_env, "VAULT_ADDR": front.url})
+    assert code == 1
+    err = world.stderr_of_last()
+    assert "307 redirect" in err and elsewhere.url in err
+    assert elsewhere.requests == []  # neither the login JWT (re-POSTed on a 307) nor X-Vault-Token went there
+    assert len(front.requests) == 1  # a redirect is not retried
+    assert control.count("coder", "tokens.create") == 0
 
 
 # ---- 7. force-rotate ---------------------------------------------------------------------------------------------
@@ -336,6 +461,75 @@ def test_force_rotate_leaves_exactly_one_valid_prefixed_token(world: World, cont
     assert data is not None
     tokens = world.prefixed()
     assert set(tokens) == {data["token_id"]} and world.status_of(data["token"]) == 200
+
+
+# ---- compromise response (issue 16) ------------------------------------------------------------------------------
+
+
+def test_compromised_revokes_the_stored_token_first_then_stores_a_successor_and_notifies(
+    world: World, control: Control
+) -> None:
+    assert world.run()[0] == 0
+    _, leaked = world.entry()
+    assert leaked is not None
+    with receiver() as hook:
+        code, doc = world.run("--compromised", env={**world.env, "CWJ_WEBHOOK_URL": hook.url})
+        (post,) = hook.requests
+    assert code == 0, world.outputs
+    assert results(doc) == [
+        ("revoke", "ok"),
+        ("mint", "ok"),
+        ("write-kv", "ok"),
+        ("clear-kv", "skipped"),
+        ("notify", "ok"),
+    ]
+    assert leaked["token_id"] in doc["outcomes"][0]["target"]
+    revoked_at = [e["seq"] for e in control.requests("coder", "keys.delete")["log"]]
+    minted_at = [e["seq"] for e in control.requests("coder", "tokens.create")["log"]]
+    assert revoked_at[0] < minted_at[-1]  # the leaked token was dead before its successor existed
+    assert world.status_of(leaked["token"]) == 401
+    _, data = world.entry()
+    assert data is not None and world.status_of(data["token"]) == 200 and set(world.prefixed()) == {data["token_id"]}
+    assert post.json()["text"].startswith("coder-token-mint --compromised: done")
+    assert leaked["token"] not in post.body.decode() and data["token"] not in post.body.decode()
+
+
+def test_compromised_with_no_successor_empties_the_entry_fails_and_notifies(world: World, control: Control) -> None:
+    assert world.run()[0] == 0
+    version, leaked = world.entry()
+    assert leaked is not None
+    control.fault("coder", "tokens.create", status=503, message="database is down")
+    with receiver() as hook:
+        code, doc = world.run("--compromised", env={**world.env, "CWJ_WEBHOOK_URL": hook.url})
+        (post,) = hook.requests
+    assert code == 1
+    assert results(doc) == [
+        ("revoke", "ok"),
+        ("mint", "failed"),
+        ("write-kv", "skipped"),
+        ("clear-kv", "ok"),
+        ("notify", "ok"),
+    ]
+    assert world.status_of(leaked["token"]) == 401  # revoked even though no successor could be made
+    new_version, cleared = world.entry()
+    assert new_version == version + 1 and cleared is not None
+    assert cleared["token"] == "" and cleared["status"] == "revoked" and cleared["token_id"] == leaked["token_id"]
+    assert post.json()["text"].startswith("coder-token-mint --compromised: FAILED")
+    code, doc = world.run()  # Coder is back: an ordinary run stores a successor
+    assert code == 0 and results(doc) == [("mint", "ok"), ("write-kv", "ok")]
+    assert doc["decision"]["reason"].startswith("missing")
+    _, data = world.entry()
+    assert data is not None and world.status_of(data["token"]) == 200
+
+
+def test_compromised_dry_run_shows_the_order_and_does_nothing(world: World, control: Control) -> None:
+    assert world.run()[0] == 0
+    control.clear_requests()
+    code, doc = world.run("--compromised", "--dry-run")
+    assert code == 0
+    assert kinds(doc) == ["revoke", "mint", "write-kv", "clear-kv"]
+    assert doc["decision"]["verdict"] == "compromised"
+    assert control.count("coder", "keys.delete") == 0 and control.count("coder", "tokens.create") == 0
 
 
 # ---- 8. dry-run ---------------------------------------------------------------------------------------------------

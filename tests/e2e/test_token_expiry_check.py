@@ -19,6 +19,16 @@ from tests.receivers import receiver
 
 pytestmark = pytest.mark.e2e
 
+
+@pytest.fixture(params=["object", "string"], autouse=True)
+def allow_list_form(request: pytest.FixtureRequest, control: Control) -> str:
+    """Every test runs against both of Coder's allow-list wire forms (codersdk/allowlist.go: `{type, id}` objects
+    on the current line, `"type:id"` strings on another; tests/emulators/coder `allow_list_form`), issue 16."""
+    form: str = request.param
+    control.configure("coder", allow_list_form=form)
+    return form
+
+
 DAY = 86400
 NS = 1_000_000_000
 JOB = "token-expiry-check"
@@ -62,18 +72,24 @@ class Coder:
             r = self.admin.put(f"{self.api}/users/{name}/roles", json={"roles": list(roles)})
             assert r.status_code == 200, r.text
 
-    def token(self, user: str, name: str, hours: float, scopes: tuple[str, ...] = ()) -> str:
+    def token(
+        self, user: str, name: str, hours: float, scopes: tuple[str, ...] = (), allow: tuple[str, ...] = ()
+    ) -> str:
         body: dict[str, Any] = {"token_name": name, "lifetime": int(hours * 3600) * NS}
         if scopes:
             body["scopes"] = list(scopes)
+        if allow:
+            body["allow_list"] = list(allow)
         r = self.admin.post(f"{self.api}/users/{user}/keys/tokens", json=body)
         assert r.status_code == 201, r.text
         self.keys[name] = r.json()["key"]
         return self.keys[name]
 
     def use(self, *names: str) -> None:
+        """Authenticate with each token (which moves its last_used). /deployment/ssh, not /users/me: Coder checks
+        scopes on every call, and a `coder:templates.author` token may not read its own user."""
         for name in names:
-            assert self.session(self.keys[name]).get(f"{self.api}/users/me").status_code == 200
+            assert self.session(self.keys[name]).get(f"{self.api}/deployment/ssh").status_code == 200
 
     def record(self, user: str, name: str) -> dict[str, Any]:
         r = self.admin.get(f"{self.api}/users/{user}/keys/tokens/{name}")
@@ -118,10 +134,14 @@ def assert_no_token_value(coder: Coder, *texts: str) -> None:
 
 
 def seed_every_rule(coder: Coder, control: Control) -> None:
+    # a server after coder PR #26376 (tokens keep their expiry): the emulator's stock v2.34.0 slides a used
+    # token's expiry forward, which would move ci-web out of its warning window (that case has its own test)
+    control.configure("coder", sliding_refresh=False)
     coder.user("cicd-template-deployer", ("template-admin", "user-admin"), service_account=True)
     coder.user("ci-bot")
     coder.token("cicd-template-deployer", "cicd-template-prod-20260101", 60 * 24, scopes=("coder:all",))
-    coder.token("ci-bot", "ci-old-prod-20260101", 2 * 24)  # expires on day 2
+    # expires on day 15: on day 20 it is expired but not yet purged (Coder deletes keys 7 days after expiry)
+    coder.token("ci-bot", "ci-old-prod-20260101", 15 * 24)
     coder.token("ci-bot", "ci-web-prod-20260101", 30 * 24)  # 10 days left on day 20
     coder.token("ci-bot", "ci-api-prod-20260101", 8760)  # --lifetime 8760h: over 90 days
     coder.token("ci-bot", "deploytoken", 60 * 24)  # off the name pattern
@@ -383,11 +403,11 @@ def test_sliding_expiry_is_observed_and_lifetime_still_judged_by_lifetime_second
 VAULT_SUBJECT = "vault:secret/coder-cli-session-token"
 
 
-def put_workspace_token(platform: Platform, coder: Coder, name: str, hours: float) -> str:
+def put_workspace_token(platform: Platform, coder: Coder, name: str, hours: float, **scoping: Any) -> str:
     """What coder-token-mint writes (DESIGN.md: KV v2 `secret`, path `coder-cli-session-token`)."""
     import hvac
 
-    key = coder.token("coder-wi", name, hours)
+    key = coder.token("coder-wi", name, hours, **scoping)
     record = coder.record("coder-wi", name)
     client = hvac.Client(url=platform.vault.url, token=platform.vault.root_token, verify=str(platform.ca_path))
     data = {
@@ -425,6 +445,25 @@ def test_vault_check_judges_the_held_token_over_its_life(
     assert vault_findings(revoked) == {("critical", "vault-token-invalid", VAULT_SUBJECT)}
     assert "API key is invalid." in revoked.stdout  # Coder's own words
     assert_no_token_value(coder, fresh.stdout, late.stdout, revoked.stdout, revoked.stderr)
+
+
+@pytest.mark.parametrize("token_file", ["owner", "auditor"])
+def test_vault_check_asks_a_scoped_token_only_what_its_scopes_permit(
+    platform: Platform, coder: Coder, control: Control, env: dict[str, str], owner_env: dict[str, str], token_file: str
+) -> None:
+    """The chart's example token (workspace access to one workspace) may not read its own user; Coder enforces
+    that, so judging it by /users/me would call a good token invalid (issue 16)."""
+    coder.user("coder-wi")
+    workspace = "6f2a1c3e-1b2c-4d5e-8f90-0123456789ab"
+    scoping = {"scopes": ("coder:workspaces.access",), "allow": (f"workspace:{workspace}",)}
+    key = put_workspace_token(platform, coder, "coder-cli-session-20260101", 30 * 24, **scoping)
+    assert coder.session(key).get(f"{coder.api}/users/me").status_code == 404
+    run_env = owner_env if token_file == "owner" else env  # an auditor cannot read the key's record
+    proc = check(control, "--user", "coder-wi", "--vault-check", "--output", "json", env=run_env)
+    assert vault_findings(proc) == set(), proc.stdout
+    coder.admin.delete(f"{coder.api}/users/coder-wi/keys/{key.split('-')[0]}").raise_for_status()
+    revoked = check(control, "--user", "coder-wi", "--vault-check", "--output", "json", env=run_env)
+    assert vault_findings(revoked) == {("critical", "vault-token-invalid", VAULT_SUBJECT)}
 
 
 def test_vault_check_with_kubernetes_auth_revokes_its_vault_token(
@@ -479,3 +518,38 @@ def test_all_users_checks_every_account_including_the_seeded_ones(
         ("critical", "lifetime-over-max", "auditor/auditor"),
     }
     assert proc.returncode == 1
+
+
+# ---- a token record in a shape this client cannot read (issue 16) ------------------------------------------------
+
+
+def test_an_unreadable_token_record_is_an_error_naming_it_not_a_crash(
+    coder: Coder, control: Control, owner_env: dict[str, str]
+) -> None:
+    coder.user("ci-bot")
+    odd = [{"id": "Zz00000000", "token_name": "ci-odd-prod-20260101", "allow_list": [42], "future_field": {}}]
+    control.fault("coder", "tokens.list", body=json.dumps(odd))
+    proc = check(control, "--user", "ci-bot", "--output", "json", env=owner_env)
+    assert proc.returncode == 1, proc.stderr
+    assert ("error", "token-unreadable", "ci-bot/ci-odd-prod-20260101 (Zz00000000)") in findings(proc)
+    assert "Traceback" not in proc.stderr
+
+
+# ---- Coder's API rate limit (issue 16) -------------------------------------------------------------------------------
+
+
+def test_a_check_throttled_by_coder_waits_retry_after_and_converges(
+    coder: Coder, control: Control, owner_env: dict[str, str]
+) -> None:
+    """429 + Retry-After as coderd/httpmw/ratelimit.go answers (tests/emulators/coder/ratelimit.py), here 4
+    requests a minute for the whole user, a minute lasting one real second."""
+    for name in ("ci-a", "ci-b", "ci-c"):
+        coder.user(name)
+        coder.token(name, f"{name}-web-prod-20260101", 30 * 24)
+    control.configure("coder", api_rate_limit=4, rate_limit_key="user", rate_limit_time_scale=60.0)
+    control.clear_requests()
+    proc = check(control, "--user", "ci-a", "--user", "ci-b", "--user", "ci-c", "--output", "json", env=owner_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    statuses = [e["status"] for e in control.requests("coder")["log"]]
+    assert 429 in statuses and statuses[-1] == 200
+    assert {r["user"] for r in json.loads(proc.stdout)["tokens"]} == {"ci-a", "ci-b", "ci-c"}

@@ -126,6 +126,7 @@ CASES = [
         "vault-403-on-write",
         Fails(("Vault", f"write {KV}", "403"), ("vault", "kv.write", 1)),
         fault("vault", "kv.write", status=403, count=None, message="permission denied"),
+        observing=False,  # a definite refusal: the token just minted was never stored and is revoked at once
     ),
     case("vault-malformed-json", Fails(("Vault", f"read {KV}")), fault("vault", "kv.read", body=NOT_JSON)),
     # the connection drops (the fault proxy in front of OpenBao closes it unanswered): retried like a refusal
@@ -215,6 +216,9 @@ def test_coder_token_mint_under_fault(
         assert ids["superseded"] not in tokens and ids["current"] in tokens  # revoked; the old one keeps its grace
         assert tokens - set(ids.values()) == {entry["token_id"]}, "exactly one token minted, and it is in Vault"
         assert datetime.fromisoformat(entry["expires_at"].replace("Z", "+00:00")) > datetime.now(UTC)
+    elif c.id == "vault-403-on-write":  # issue 16: only the token that never reached Vault is revoked
+        assert version == 1 and entry["token_id"] == ids["current"]
+        assert tokens == set(ids.values()) and control.count("coder", "keys.delete") == 1
     elif c.observing:
         assert control.count("coder", "keys.delete") == 0, "revoked a token on an incomplete observation"
         assert {ids["superseded"], ids["current"]} <= tokens

@@ -180,6 +180,8 @@ BAD_VALUES = {
     "image-digest-not-sha256": (["--set", "image.digest=latest"], "/image/digest"),
     "image-digest-short": (["--set", "image.digest=sha256:0123abcd"], "/image/digest"),
     "token-in-values": (["--set", "jobs.coderTokenMint.bootstrapToken=abc"], "/jobs/coderTokenMint"),
+    # issue 16: the default target is the bootstrap token's own Owner account, which the job refuses
+    "mint-without-user": (["--set", "jobs.coderTokenMint.settings.user="], "/jobs/coderTokenMint/settings/user"),
     "misspelled-setting": (["--set", "jobs.ficReconcile.settings.maxDelete=5"], "/jobs/ficReconcile/settings"),
     "enabled-without-pool": (
         [
@@ -377,7 +379,9 @@ def test_bootstrap_token_is_a_read_only_file_from_the_named_secret(full: list[di
         "defaultMode": 0o440,
         "items": [{"key": "token", "path": path.name}],
     }
-    assert not any("secretKeyRef" in e.get("valueFrom", {}) for e in env_of(cj).values())
+    # the bootstrap token never travels in an env var; the only secret env is the webhook URL (a credential too)
+    secret_env = [n for n, e in env_of(cj).items() if "secretKeyRef" in e.get("valueFrom", {})]
+    assert secret_env == ["CWJ_WEBHOOK_URL"]
 
 
 def test_tmp_is_the_only_writable_path(full: list[dict[str, Any]]) -> None:
@@ -426,11 +430,11 @@ def test_secrets_are_referenced_by_name_only(full: list[dict[str, Any]]) -> None
         v["secret"]["secretName"] for cj in kinds(full, "CronJob") for v in pod_spec(cj)["volumes"] if "secret" in v
     }
     assert secret_volumes == {"coder-bootstrap-token", "coder-expiry-check-token"}
-    webhook = env_of(cronjob(full, "token-expiry-check"))["CWJ_WEBHOOK_URL"]
-    assert webhook == {
-        "name": "CWJ_WEBHOOK_URL",
-        "valueFrom": {"secretKeyRef": {"name": "token-alerts-webhook", "key": "url"}},
-    }
+    for job in ("token-expiry-check", "coder-token-mint"):  # the mint posts a --compromised run's outcome
+        assert env_of(cronjob(full, job))["CWJ_WEBHOOK_URL"] == {
+            "name": "CWJ_WEBHOOK_URL",
+            "valueFrom": {"secretKeyRef": {"name": "token-alerts-webhook", "key": "url"}},
+        }
     for cj in kinds(full, "CronJob"):
         assert "VAULT_TOKEN" not in env_of(cj)
 

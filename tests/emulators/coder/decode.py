@@ -38,8 +38,11 @@ def _json_kind(value: Any) -> str:
     return "string" if isinstance(value, str) else "array" if isinstance(value, list) else "object"
 
 
-def _allow_entry(raw: Any) -> tuple[str, str]:
-    """codersdk.APIAllowListTarget.UnmarshalJSON (object or `type:id` string)."""
+def _allow_entry(raw: Any, form: str = "object") -> tuple[str, str]:
+    """codersdk.APIAllowListTarget.UnmarshalJSON: the object-form release line takes an object or a `type:id`
+    string; the string-form line (its UnmarshalJSON does `json.Unmarshal(b, &s)` into a string) only a string."""
+    if form == "string" and not isinstance(raw, str):
+        raise DecodeError(f"json: cannot unmarshal {_json_kind(raw).split()[0]} into Go value of type string")
     if isinstance(raw, dict) and all(isinstance(raw.get(k, ""), str) for k in ("type", "id")):
         rtype, rid = raw.get("type", ""), raw.get("id", "")
         if rtype or rid:
@@ -69,7 +72,9 @@ def _allow_values(rtype: str, rid: str) -> tuple[str, str]:
     return rtype, rid
 
 
-def decode_body(body: bytes, struct: str, fields: dict[str, tuple[str, str]]) -> dict[str, Any]:
+def decode_body(
+    body: bytes, struct: str, fields: dict[str, tuple[str, str]], allow_list_form: str = "object"
+) -> dict[str, Any]:
     """json.Decoder.Decode into a Go struct: type errors name the field; unknown keys are ignored;
     keys match case-insensitively; `null` leaves the zero value."""
     if not body.strip():
@@ -92,12 +97,15 @@ def decode_body(body: bytes, struct: str, fields: dict[str, tuple[str, str]]) ->
             continue
         kind, go_type = fields[key]
         out[key] = _decode_field(
-            value, kind, f"json: cannot unmarshal {{}} into Go struct field {struct}.{key} of type {go_type}"
+            value,
+            kind,
+            f"json: cannot unmarshal {{}} into Go struct field {struct}.{key} of type {go_type}",
+            allow_list_form,
         )
     return out
 
 
-def _decode_field(value: Any, kind: str, template: str) -> Any:
+def _decode_field(value: Any, kind: str, template: str, allow_list_form: str = "object") -> Any:
     def bad(v: Any) -> DecodeError:
         return DecodeError(template.format(_json_kind(v)))
 
@@ -109,7 +117,7 @@ def _decode_field(value: Any, kind: str, template: str) -> Any:
         return value
     if kind in ("strings", "uuids", "allow_list") and isinstance(value, list):
         if kind == "allow_list":
-            return [_allow_entry(item) for item in value]
+            return [_allow_entry(item, allow_list_form) for item in value]
         for item in value:
             if not isinstance(item, str):
                 raise bad(item)

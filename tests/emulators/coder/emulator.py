@@ -12,12 +12,21 @@ the commits named there, and, for facts NOTES leaves open:
   are dropped: `task` is not an RBAC resource in the swagger @00bbef6b, and the catalogue filters invalid pairs).
 - Allow-list parsing: codersdk/allowlist.go @1fe2126b (errors surface while decoding the body).
 - Unknown route: 404 `Route not found.` (httpapi.RouteNotFound).
-Not modelled: scopes and allow lists narrowing what a token may do (stored and returned, not enforced),
-session keys (`POST /users/{user}/keys`), PATCH of tokens (unmerged upstream), organizations endpoints.
+Scopes and allow lists bound every authorization, on top of the roles (rbac.py, with its sources): e.g.
+`GET /users/{u}` needs user:read on that user (coder PR #23348 added the `user:read` scope so that scoped
+tokens can read users; a token without it gets the 404 below), token routes need api_key:<action>.
+`GET /deployment/ssh` needs authentication only. Not modelled: session keys (`POST /users/{user}/keys`),
+PATCH of tokens (unmerged upstream), organizations endpoints, custom roles.
 
-Settings (`configure`, reset restores): `max_token_lifetime` (876600h), `max_admin_token_lifetime` (168h),
-`default_token_lifetime` (168h) — each in SECONDS (int/float) or a Go duration string ("2160h");
-`sliding_refresh` (false: fixed expiry as after coder PR #26376); `version`. `configure` returns seconds.
+Settings (`configure`, reset restores), a stock server's by default: `max_token_lifetime` (876600h),
+`max_admin_token_lifetime` (168h), `default_token_lifetime` (168h), `api_key_retention` (7d; 0 = never purge)
+— each in SECONDS (int/float) or a Go duration string ("2160h"); `sliding_refresh` (null: as `version` does,
+see `sliding_by_version`: v2.34.0 slides API tokens; true/false to force); `version` (v2.34.0);
+`api_rate_limit` (512 per minute, <= 0 off), `rate_limit_key` ("user+path", Coder's; "user"),
+`rate_limit_time_scale` (1.0; ratelimit.py); `allow_list_form` ("object":
+`{"type","id"}` entries as the current codersdk/allowlist.go marshals them; "string": `"type:id"`, the release
+line whose `APIAllowListTarget.MarshalJSON` "encodes as a JSON string" and whose UnmarshalJSON takes only a
+string). `configure` returns seconds.
 
 Seed on every reset (token values fixed for the platform's life): `admin` (site owner) with token `bootstrap`
 = `bootstrap_token`, and `auditor` (site auditor) with token `auditor` = `auditor_token`; both 365 days long,
@@ -36,6 +45,7 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from tests.emulators.coder.decode import RBAC_RESOURCES, DecodeError, decode_body
+from tests.emulators.coder.ratelimit import SlidingWindow, go_minutes
 from tests.emulators.coder.state import (
     EPOCH,
     FORBIDDEN_DETAIL,
@@ -101,9 +111,31 @@ DEFAULTS: dict[str, Any] = {
     "max_token_lifetime": 876600 * 3600 * NS,
     "max_admin_token_lifetime": 168 * 3600 * NS,
     "default_token_lifetime": 168 * 3600 * NS,
-    "sliding_refresh": False,
+    "sliding_refresh": None,  # None: as the claimed version does (sliding_by_version)
     "version": "v2.34.0",
+    "allow_list_form": "object",
+    "api_key_retention": 7 * 24 * 3600 * NS,  # --api-keys-retention (retention.api_keys), 0 = never purge
+    "api_rate_limit": 512,  # --api-rate-limit per minute, <= 0 = off
+    "rate_limit_key": "user+path",  # Coder's httprate keys; "user" = one budget per user (harsher)
+    "rate_limit_time_scale": 1.0,
 }
+# coderd/database/dbpurge/dbpurge.go runs every 10 minutes; DeleteExpiredAPIKeys removes keys that expired more
+# than retention.api_keys ago (TestDeleteExpiredAPIKeys: 7 days, 0 disables).
+PURGE_EVERY = timedelta(minutes=10)
+BYPASS_HEADER = "X-Coder-Bypass-Ratelimit"  # codersdk.BypassRatelimitHeader
+
+
+def sliding_by_version(version: str) -> bool:
+    """API tokens slide on use (coderd/httpmw/apikey.go) until coder PR #26376 (merged 2026-06-15) skipped the
+    refresh for login type `token`. v2.34.0 (release docs PR #25996) predates it and no 2.34 backport was found
+    (only #26442, to release/2.29); release/2.35 was cut after it [inferred], so v2.35 and later keep it fixed."""
+    try:
+        major, minor = (int(x) for x in version.lstrip("v").split(".")[:2])
+    except ValueError:
+        return True
+    return (major, minor) < (2, 35)
+
+
 SEED_LIFETIME = timedelta(days=365)
 
 
@@ -132,6 +164,8 @@ class CoderEmulator(UserRoutes, TokenRoutes):
         self.users = {}
         self.keys = {}
         now = self.now()
+        self._last_purge = now
+        self._limiter = self._new_limiter()
         seeds = (
             ("admin", "owner", "bootstrap", self.bootstrap_token),
             ("auditor", "auditor", "auditor", self.auditor_token),
@@ -148,6 +182,14 @@ class CoderEmulator(UserRoutes, TokenRoutes):
                 key_id, secret_hash(secret), user.id, token_name, now, now + SEED_LIFETIME, lifetime
             )
 
+    def _new_limiter(self) -> SlidingWindow | None:
+        limit = int(self.settings["api_rate_limit"])
+        return SlidingWindow(limit, 60.0, float(self.settings["rate_limit_time_scale"])) if limit > 0 else None
+
+    def sliding(self) -> bool:
+        chosen = self.settings["sliding_refresh"]
+        return sliding_by_version(self.settings["version"]) if chosen is None else bool(chosen)
+
     def configure(self, settings: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(settings) - set(DEFAULTS))
         if unknown:
@@ -155,17 +197,36 @@ class CoderEmulator(UserRoutes, TokenRoutes):
         parsed = dict(self.settings)
         for key, value in settings.items():
             if key == "sliding_refresh":
-                if not isinstance(value, bool):
-                    raise ValueError("sliding_refresh must be true or false")
+                if value is not None and not isinstance(value, bool):
+                    raise ValueError("sliding_refresh must be true, false or null (as the version does)")
                 parsed[key] = value
+            elif key == "api_rate_limit":
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValueError("api_rate_limit must be requests per minute (an integer; <= 0 is off)")
+                parsed[key] = value
+            elif key == "rate_limit_key":
+                if value not in ("user+path", "user"):
+                    raise ValueError('rate_limit_key must be "user+path" (Coder\'s) or "user"')
+                parsed[key] = value
+            elif key == "rate_limit_time_scale":
+                if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                    raise ValueError("rate_limit_time_scale must be a number above 0")
+                parsed[key] = float(value)
+            elif key == "api_key_retention" and value in (0, "0", "0s"):
+                parsed[key] = 0
             elif key == "version":
                 if not isinstance(value, str) or not value.startswith("v"):
                     raise ValueError('version must be a string like "v2.34.0"')
                 parsed[key] = value
+            elif key == "allow_list_form":
+                if value not in ("object", "string"):
+                    raise ValueError('allow_list_form must be "object" or "string"')
+                parsed[key] = value
             else:
                 parsed[key] = parse_duration_setting(key, value)
         self.settings = parsed
-        return {k: (_seconds(v) if k.endswith("lifetime") else v) for k, v in self.settings.items()}
+        self._limiter = self._new_limiter()
+        return {k: (_seconds(v) if k.endswith(("lifetime", "retention")) else v) for k, v in self.settings.items()}
 
     # ---- dialect --------------------------------------------------------------------------------------
 
@@ -183,12 +244,13 @@ class CoderEmulator(UserRoutes, TokenRoutes):
             return
         token = _token_from(req)
         with self.lock:
+            self._purge_due()
             key = self._check_key(req, token)
             now = self.now()
             if now - key.last_used > HOUR:  # last_used moves at most once an hour [NOTES §1 sliding expiry]
                 key.last_used = now
             lifetime = timedelta(seconds=key.lifetime_seconds)
-            refresh = self.settings["sliding_refresh"] or key.login_type != "token"  # PR #26376 exempts tokens
+            refresh = self.sliding() or key.login_type != "token"  # PR #26376 exempts tokens
             if refresh and key.expires_at - now <= lifetime - HOUR:
                 key.expires_at = now + lifetime
             user = self.users[key.user_id]
@@ -200,6 +262,41 @@ class CoderEmulator(UserRoutes, TokenRoutes):
             if now - user.last_seen_at > HOUR:
                 user.last_seen_at = now
             req.params["@caller"] = user.id  # the route groups are the only per-request slot Request offers
+            req.params["@key"] = key.id  # its scopes and allow list bound every authorization (rbac.py)
+
+    def _purge_due(self) -> None:
+        """dbpurge, lazily: at most every PURGE_EVERY of emulated time, delete keys expired longer than the
+        retention ago (their names become free again: the 409 on a reused name ends with the row)."""
+        now, retention = self.now(), int(self.settings["api_key_retention"])
+        if retention <= 0 or now - self._last_purge < PURGE_EVERY:
+            return
+        self._last_purge = now
+        cutoff = now - timedelta(microseconds=retention // 1000)
+        for key_id in [k.id for k in self.keys.values() if k.expires_at < cutoff]:
+            del self.keys[key_id]
+
+    def admit(self, req: Request) -> None:
+        """coderd/httpmw/ratelimit.go over go-chi/httprate (ratelimit.py): per user (else IP) and, as Coder
+        composes its keys, per request path; an Owner may bypass with X-Coder-Bypass-Ratelimit."""
+        if self._limiter is None:
+            return
+        caller = self.users.get(req.params.get("@caller", ""))
+        bypass = go_bool_header(req.headers.get(BYPASS_HEADER))
+        if caller is not None and bypass:
+            if "owner" in caller.roles:
+                return
+            raise HttpError(
+                428, f'"{BYPASS_HEADER}" provided but user is not owner\n', content_type="text/plain; charset=utf-8"
+            )
+        who = f"user:{caller.id}" if caller is not None else "ip:127.0.0.1"
+        verdict = self._limiter.check(who if self.settings["rate_limit_key"] == "user" else f"{who}|{req.path}")
+        req.response_headers.update(verdict.headers)
+        if not verdict.allowed:
+            limit = self.settings["api_rate_limit"]
+            message = f"You've been rate limited for sending more than {limit} requests in {go_minutes(60)}."
+            raise HttpError(
+                429, go_json({"message": message}), dict(verdict.headers), "application/json; charset=utf-8"
+            )
 
     def _check_key(self, req: Request, token: str | None) -> Key:
         if not token:
@@ -248,9 +345,20 @@ class CoderEmulator(UserRoutes, TokenRoutes):
             },
         )
 
+    @route("GET", r"/api/v2/deployment/ssh", "deployment.ssh")
+    def ssh_config(self, req: Request) -> Response:
+        """coderd/deployment.go `sshConfig`: authentication only, no Authorize call, so every valid key may call
+        it whatever its scopes (the `coder config-ssh` call). codersdk.SSHConfigResponse with the defaults."""
+        return write(200, {"hostname_prefix": "coder.", "hostname_suffix": "", "ssh_config_options": {}})
+
     @route("GET", r"/api/v2/auth/scopes", "auth.scopes")
     def scopes(self, req: Request) -> Response:
         return write(200, {"external": sorted(EXTERNAL_SCOPES - {"all", "application_connect"})})
+
+
+def go_bool_header(value: str | None) -> bool:
+    """strconv.ParseBool, errors read as false (ratelimit.go: `ok, _ := strconv.ParseBool(...)`)."""
+    return value in ("1", "t", "T", "TRUE", "true", "True")
 
 
 def _token_from(req: Request) -> str | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from tests.emulators.coder.rbac import key_permits
 from tests.emulators.coder.wire import fail
 from tests.emulators.core import Emulator, Request
 
@@ -82,6 +83,11 @@ class CoderBase(Emulator):
 
     def _caller(self, req: Request) -> User:
         return self.users[req.params["@caller"]]
+
+    def _key_permits(self, req: Request, resource: str, action: str, object_id: str = "") -> bool:
+        """The scope and allow-list half of an authorization (rbac.py); the role half is each route's own."""
+        key = self.keys.get(req.params.get("@key", ""))
+        return key is not None and key_permits(key.scopes, key.allow_list, resource, action, object_id)
 
     def _target(self, req: Request) -> User:
         """ExtractUserParam: `me`, a UUID or a username the caller may read; else 400."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -152,13 +153,28 @@ def test_advancing_the_clock_past_expiry_gives_coders_expired_401(api: Api, cont
     assert 'error_description="The access token has expired"' in r.headers["WWW-Authenticate"]
 
 
-def test_notes_6_7_sliding_expiry_is_off_by_default_and_a_switch(api: Api, control: Control) -> None:
-    fixed = api.mint(api.admin, token_name="fixed", lifetime=10 * HOUR_NS).json()["key"]
-    before = api.key(fixed)["expires_at"]
+@pytest.mark.parametrize(
+    ("settings", "slides"),
+    [
+        ({}, True),  # the claimed v2.34.0 predates coder PR #26376: API tokens slide, as on a stock server
+        ({"version": "v2.35.0"}, False),  # after PR #26376 tokens keep their expiry
+        ({"sliding_refresh": False}, False),  # --disable-session-expiry-refresh, or a forced setting
+        ({"version": "v2.35.0", "sliding_refresh": True}, True),
+    ],
+)
+def test_notes_6_7_sliding_expiry_follows_the_claimed_version(
+    api: Api, control: Control, settings: dict[str, Any], slides: bool
+) -> None:
+    if settings:
+        control.configure("coder", **settings)
+    token = api.mint(api.admin, token_name="t", lifetime=10 * HOUR_NS).json()["key"]
+    before = api.key(token)["expires_at"]
     control.advance(2 * 3600)
-    assert api.call("GET", "/users/me", fixed).status_code == 200
-    assert api.key(fixed)["expires_at"] == before  # 2026 servers (PR #26376): tokens keep their expiry
+    assert api.call("GET", "/users/me", token).status_code == 200
+    assert (api.key(token)["expires_at"] != before) is slides
 
+
+def test_notes_6_7_sliding_expiry_moves_only_inside_lifetime_minus_an_hour(api: Api, control: Control) -> None:
     control.configure("coder", sliding_refresh=True)
     sliding = api.mint(api.admin, token_name="sliding", lifetime=10 * HOUR_NS).json()["key"]
     first = parse_time(api.key(sliding)["expires_at"])
@@ -351,6 +367,26 @@ def test_allow_list_round_trip_string_and_object_forms(api: Api) -> None:
     assert default["allow_list"] == [{"type": "*", "id": "*"}]
 
 
+def test_the_string_form_release_line_sends_and_takes_only_type_id_strings(api: Api, control: Control) -> None:
+    """codersdk/allowlist.go on one release line: MarshalJSON "encodes as a JSON string: \"<type>:<id>\"", and
+    UnmarshalJSON unmarshals each entry into a Go string, so an object entry is a decode error."""
+    control.configure("coder", allow_list_form="string")
+    ws = str(uuid.uuid4())
+    key = api.key(
+        api.mint(api.admin, token_name="allow-s", lifetime=HOUR_NS, allow_list=[f"workspace:{ws}"]).json()["key"]
+    )
+    assert key["allow_list"] == [f"workspace:{ws}"]
+    listed = api.call("GET", "/users/me/keys/tokens", api.admin).json()
+    assert {"allow_list": ["*:*"]}.items() <= next(t for t in listed if t["token_name"] == "bootstrap").items()
+    r = api.mint(api.admin, token_name="allow-o", lifetime=HOUR_NS, allow_list=[{"type": "workspace", "id": ws}])
+    assert r.status_code == 400 and r.json() == {
+        "message": "Request body must be valid JSON.",
+        "detail": "json: cannot unmarshal object into Go value of type string",
+    }
+    records = CoderClient(api.base.removesuffix("/api/v2"), api.admin).tokens("me")  # lib reads this form too
+    assert records.malformed == () and ("*:*",) in {t.allow_list for t in records}
+
+
 @pytest.mark.parametrize(
     ("entry", "expected"),
     [
@@ -394,7 +430,7 @@ def test_notes_6_8_listing_include_expired_include_all_username_null(api: Api, c
     api.call("DELETE", f"/users/me/keys/{fresh_token.split('-')[0]}", api.admin)
     r = api.call("GET", f"/users/{fresh['id']}/keys/tokens", api.admin)
     assert r.status_code == 200 and r.content == b"null\n"  # Go nil slice, not []
-    assert CoderClient(api.base.removesuffix("/api/v2"), api.admin).tokens("empty") == []
+    assert CoderClient(api.base.removesuffix("/api/v2"), api.admin).tokens("empty").tokens == ()
 
 
 # ---- users, roles, RBAC ---------------------------------------------------------------------------------------
@@ -580,3 +616,131 @@ def test_injected_fault_uses_coders_envelope(api: Api, control: Control) -> None
     assert r.headers["Content-Type"] == "application/json; charset=utf-8"
     assert api.mint(api.admin, token_name="f", lifetime=HOUR_NS).status_code == 201
     assert control.count("coder", "tokens.create") == 2
+
+
+# ---- scopes and allow lists bound what a key may do (tests/emulators/coder/rbac.py, issue 16) ------------------
+
+
+def scoped(api: Api, user: dict[str, Any], name: str, scopes: list[str], allow: list[str] | None = None) -> str:
+    body: dict[str, Any] = {"token_name": name, "lifetime": HOUR_NS, "scopes": scopes}
+    if allow is not None:
+        body["allow_list"] = allow
+    r = api.mint(api.admin, user["id"], **body)
+    assert r.status_code == 201, r.text
+    return str(r.json()["key"])
+
+
+def test_the_charts_example_scopes_cannot_read_a_user_but_authenticate(api: Api) -> None:
+    """coder:workspaces.access expands to workspace/template/organization_member permissions only
+    (coderd/rbac/scopes.go compositePerms), and one workspace in the allow list excludes every user object."""
+    user, _ = api.member("ws-user")
+    key = scoped(api, user, "access", ["coder:workspaces.access"], [f"workspace:{uuid.uuid4()}"])
+    assert api.call("GET", "/users/me", key).status_code == 404
+    assert api.call("GET", "/users/me", key).json() == NOT_FOUND
+    ssh = api.call("GET", "/deployment/ssh", key)  # coderd/deployment.go sshConfig: authentication only
+    assert ssh.status_code == 200 and ssh.json()["hostname_prefix"] == "coder."
+    assert api.call("GET", "/users/me/keys/tokens", key).json() is None  # api_key:read is not in its scopes
+    assert api.mint(key, token_name="escalate", lifetime=HOUR_NS).status_code == 500  # api_key:create neither
+
+
+@pytest.mark.parametrize(
+    ("scopes", "allow", "status"),
+    [
+        (["user:read"], None, 200),  # PR #23348: user:read lets a scoped token read users
+        (["coder:workspaces.access", "user:read"], None, 200),  # the mint's default
+        (["coder:workspaces.access", "user:read"], ["workspace:*"], 404),  # user:read, but no user in the allow list
+        (["user:read"], ["user:{id}"], 200),
+        (["user:read"], [f"user:{uuid.UUID(int=7)}"], 404),  # another user's id
+        (["user:read"], ["user:*"], 200),
+        (["coder:all"], None, 200),
+        (["application_connect"], None, 404),  # seed 002's legacy name: coder:application_connect, workspaces only
+        (["coder:apikeys.manage_self"], None, 404),
+    ],
+)
+def test_users_me_needs_user_read_on_that_user_in_scope_and_allow_list(
+    api: Api, scopes: list[str], allow: list[str] | None, status: int
+) -> None:
+    user, _ = api.member("who")
+    key = scoped(api, user, "k", scopes, [a.replace("{id}", user["id"]) for a in allow] if allow else None)
+    assert api.call("GET", "/users/me", key).status_code == status
+
+
+def test_apikeys_manage_self_lists_and_deletes_its_own_keys_only(api: Api) -> None:
+    user, plain = api.member("keys-user")
+    key = scoped(api, user, "manage", ["coder:apikeys.manage_self"])
+    listed = api.call("GET", "/users/me/keys/tokens", key).json()
+    assert {t["token_name"] for t in listed} == {"keys-user-t", "manage"}
+    assert api.call("GET", "/users/me/roles", key).status_code == 404  # user:read_personal is not in it
+    assert api.call("DELETE", f"/users/me/keys/{plain.split('-')[0]}", key).status_code == 204
+    admin_key = api.admin.split("-")[0]
+    assert api.call("DELETE", f"/users/me/keys/{admin_key}", key).status_code == 404  # the role half still holds
+
+
+def test_an_owners_scoped_key_is_bound_by_its_scope_too(api: Api) -> None:
+    me = api.call("GET", "/users/me", api.admin).json()
+    key = scoped(api, me, "owner-narrow", ["template:read"])
+    assert api.call("GET", "/users", key).json()["users"] == []  # AuthorizeFilter: no user:read
+    assert api.create_user("nope").status_code == 201  # the unscoped bootstrap still can
+    body = {"username": "nope2", "email": "n@example.com", "password": "correct-horse-battery"}
+    r = api.call("POST", "/users", key, json={**body, "organization_ids": [api.org()]})
+    assert r.status_code == 403 and r.json()["message"] == "Forbidden."
+
+
+# ---- a stock server's housekeeping: purge and rate limit (issue 16) -----------------------------------------------
+
+
+def test_expired_keys_are_purged_after_the_retention_and_free_their_name(api: Api, control: Control) -> None:
+    """coderd/database/dbpurge: every 10 minutes, keys expired more than retention.api_keys (7 d) ago go."""
+    api.mint(api.admin, token_name="short", lifetime=HOUR_NS)
+    control.advance(2 * 3600)  # expired, not yet purged: listed, and its name still taken
+    names = {t["token_name"] for t in api.call("GET", "/users/me/keys/tokens?include_expired=true", api.admin).json()}
+    assert "short" in names
+    assert api.mint(api.admin, token_name="short", lifetime=HOUR_NS).status_code == 409
+    control.advance(7 * 86400)  # expired 7 d + 1 h ago: the next purge removes the row
+    names = {t["token_name"] for t in api.call("GET", "/users/me/keys/tokens?include_expired=true", api.admin).json()}
+    assert "short" not in names and "bootstrap" in names
+    assert api.mint(api.admin, token_name="short", lifetime=HOUR_NS).status_code == 201
+
+
+def test_retention_zero_never_purges(api: Api, control: Control) -> None:
+    control.configure("coder", api_key_retention=0)
+    api.mint(api.admin, token_name="kept", lifetime=HOUR_NS)
+    control.advance(30 * 86400)
+    names = {t["token_name"] for t in api.call("GET", "/users/me/keys/tokens?include_expired=true", api.admin).json()}
+    assert "kept" in names
+
+
+def test_rate_limit_per_user_and_path_with_coders_429(api: Api, control: Control) -> None:
+    """coderd/httpmw/ratelimit.go over go-chi/httprate: a sliding window per user and path; headers on every
+    answer; over the limit 429, Retry-After = the window, Coder's message."""
+    _, member_token = api.member("limited")
+    control.configure("coder", api_rate_limit=5)
+    answers = [api.call("GET", "/users/me", api.admin) for _ in range(6)]
+    assert [r.status_code for r in answers] == [200] * 5 + [429]
+    assert [r.headers["X-Ratelimit-Remaining"] for r in answers[:5]] == ["4", "3", "2", "1", "0"]
+    limited = answers[5]
+    assert limited.json() == {"message": "You've been rate limited for sending more than 5 requests in 1m0s."}
+    assert limited.headers["Retry-After"] == "60" and limited.headers["X-Ratelimit-Limit"] == "5"
+    assert api.call("GET", "/users/me/roles", api.admin).status_code == 200  # another path, its own budget
+    assert api.call("GET", "/users/me", member_token).status_code == 200  # another user, its own budget
+
+
+def test_an_owner_may_bypass_the_rate_limit_and_nobody_else(api: Api, control: Control) -> None:
+    _, member_token = api.member("not-owner")
+    control.configure("coder", api_rate_limit=2)
+    bypass = {"X-Coder-Bypass-Ratelimit": "true"}
+    assert all(api.call("GET", "/users/me", api.admin, headers=bypass).status_code == 200 for _ in range(5))
+    r = api.call("GET", "/users/me", member_token, headers=bypass)
+    assert r.status_code == 428 and '"X-Coder-Bypass-Ratelimit" provided but user is not owner' in r.text
+
+
+def test_per_user_key_and_time_scale_let_the_window_slide(api: Api, control: Control) -> None:
+    control.configure("coder", api_rate_limit=3, rate_limit_key="user", rate_limit_time_scale=60.0)
+    paths = ["/users/me", "/users/me/roles", "/users/me/keys/tokens"]
+    assert [api.call("GET", p, api.admin).status_code for p in paths] == [200, 200, 200]
+    refused = api.call("GET", "/users/me", api.admin)
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"  # ceil(60 s / 60)
+    deadline = time.monotonic() + 5
+    while api.call("GET", "/users/me", api.admin).status_code == 429:  # one real second is a minute here
+        assert time.monotonic() < deadline, "the window never slid"
+        time.sleep(0.2)

@@ -59,8 +59,7 @@ class TokenRoutes(CoderBase):
         """getMaxTokenLifetime: the *target* user's roles pick the cap [NOTES §2, §6.2]."""
         return int(self.settings["max_admin_token_lifetime" if "owner" in user.roles else "max_token_lifetime"])
 
-    @staticmethod
-    def _key_json(k: Key) -> dict[str, Any]:
+    def _key_json(self, k: Key) -> dict[str, Any]:
         scope = "application_connect" if "coder:application_connect" in k.scopes else ""
         return {
             "id": k.id,
@@ -74,12 +73,23 @@ class TokenRoutes(CoderBase):
             "scopes": list(k.scopes),
             "token_name": k.token_name,
             "lifetime_seconds": k.lifetime_seconds,
-            "allow_list": [{"type": t, "id": i} for t, i in k.allow_list],
+            "allow_list": self._allow_list_json(k.allow_list),
         }
 
-    def _readable_key(self, req: Request, key_id: str) -> Key:
+    def _allow_list_json(self, entries: list[tuple[str, str]]) -> list[Any]:
+        """codersdk/allowlist.go `APIAllowListTarget.MarshalJSON`: the object `{type, id}` on the current line,
+        the string `"type:id"` on the release line whose MarshalJSON "encodes as a JSON string" (setting
+        `allow_list_form`)."""
+        if self.settings["allow_list_form"] == "string":
+            return [f"{t}:{i}" for t, i in entries]
+        return [{"type": t, "id": i} for t, i in entries]
+
+    def _readable_key(self, req: Request, key_id: str, action: str = "read") -> Key:
+        """dbauthz on GetAPIKeyByID / DeleteAPIKeyByID: not authorized reads as 404 (httpapi.Is404Error)."""
         key = self.keys.get(key_id)
         if key is None or not self._may_use_keys_of(self._caller(req), key.user_id):
+            raise fail(404, NOT_FOUND)
+        if not self._key_permits(req, "api_key", action, key.id):
             raise fail(404, NOT_FOUND)
         return key
 
@@ -97,6 +107,7 @@ class TokenRoutes(CoderBase):
                 if k.login_type == "token"
                 and (include_all or k.user_id == target.id)
                 and self._may_use_keys_of(caller, k.user_id)  # unreadable keys vanish, no 403 [NOTES §6.8]
+                and self._key_permits(req, "api_key", "read", k.id)  # AuthorizeFilter, scope included
                 and (include_expired or k.expires_at > now)
             ]
             items = [{**self._key_json(k), "username": self.users[k.user_id].username} for k in keys]
@@ -107,7 +118,7 @@ class TokenRoutes(CoderBase):
         with self.lock:
             target = self._target(req)
             try:
-                body = decode_body(req.body, "CreateTokenRequest", TOKEN_FIELDS)
+                body = decode_body(req.body, "CreateTokenRequest", TOKEN_FIELDS, self.settings["allow_list_form"])
             except DecodeError as exc:
                 raise fail(400, "Request body must be valid JSON.", str(exc)) from None
             scopes = _normalise_scopes(body.get("scope") or "", body.get("scopes") or [])
@@ -118,7 +129,9 @@ class TokenRoutes(CoderBase):
                 self._validate_lifetime(target, lifetime)
             else:
                 lifetime = int(self.settings["default_token_lifetime"])
-            if not self._may_use_keys_of(self._caller(req), target.id):
+            if not self._may_use_keys_of(self._caller(req), target.id) or not self._key_permits(
+                req, "api_key", "create"
+            ):
                 raise fail(500, "Failed to create API key.", "insert API key: unauthorized: rbac: forbidden")
             if any(k.user_id == target.id and k.token_name == name for k in self.keys.values()):
                 raise fail(  # the name stays taken by expired, unpurged rows [NOTES §6.4]
@@ -158,6 +171,8 @@ class TokenRoutes(CoderBase):
             )
             if key is None or not self._may_use_keys_of(caller, key.user_id):
                 raise fail(404, NOT_FOUND)
+            if not self._key_permits(req, "api_key", "read", key.id):
+                raise fail(404, NOT_FOUND)
             return write(200, self._key_json(key))
 
     @route("GET", r"/api/v2/users/(?P<user>[^/]+)/keys/(?P<keyid>(?!tokens$)[^/]+)", "keys.get")
@@ -170,14 +185,14 @@ class TokenRoutes(CoderBase):
     def delete_key(self, req: Request) -> Response:
         with self.lock:
             self._target(req)
-            del self.keys[self._readable_key(req, req.params["keyid"]).id]
+            del self.keys[self._readable_key(req, req.params["keyid"], "delete").id]
             return Response(204)
 
     @route("PUT", r"/api/v2/users/(?P<user>[^/]+)/keys/(?P<keyid>[^/]+)/expire", "keys.expire")
     def expire_key(self, req: Request) -> Response:
         with self.lock:
             self._target(req)
-            self._readable_key(req, req.params["keyid"]).expires_at = self.now()  # row kept for audit
+            self._readable_key(req, req.params["keyid"], "update").expires_at = self.now()  # row kept for audit
             return Response(204)
 
 

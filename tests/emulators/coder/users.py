@@ -71,7 +71,9 @@ class UserRoutes(CoderBase):
         users = [
             u
             for u in sorted(self.users.values(), key=lambda u: u.username.lower())
-            if (u.id == caller.id or USER_READERS & set(caller.roles)) and matches(u)
+            if (u.id == caller.id or USER_READERS & set(caller.roles))
+            and self._key_permits(req, "user", "read", u.id)  # AuthorizeFilter: others vanish
+            and matches(u)
         ]
         count = len(users)
         after = req.q("after_id")
@@ -123,6 +125,8 @@ class UserRoutes(CoderBase):
         caller = self._caller(req)
         if not {"owner", "user-admin"} & set(caller.roles):
             raise fail(403, "You are not authorized to create users.")
+        if not self._key_permits(req, "user", "create"):
+            raise fail(403, "Forbidden.", FORBIDDEN_DETAIL)
         roles = [r for r in dict.fromkeys(body.get("roles") or []) if r != "member"]
         self._check_assignable(caller, roles)
         status = body.get("user_status") or "dormant"  # new users start dormant [NOTES §6.11]
@@ -155,6 +159,8 @@ class UserRoutes(CoderBase):
         wanted = [r for r in dict.fromkeys(body.get("roles") or []) if r != "member"]  # member is implied
         changed = sorted(set(wanted) ^ set(target.roles))
         self._check_assignable(caller, changed)
+        if changed and not self._key_permits(req, "assign_role", "assign"):
+            raise fail(403, "Forbidden.", FORBIDDEN_DETAIL)
         target.roles, target.updated_at = wanted, self.now()
         return write(200, self._user_json(target))
 
@@ -173,7 +179,10 @@ class UserRoutes(CoderBase):
     @route("GET", r"/api/v2/users/(?P<user>[^/]+)", "users.get")
     def get_user(self, req: Request) -> Response:
         with self.lock:
-            return write(200, self._user_json(self._target(req)))
+            target = self._target(req)
+            if not self._key_permits(req, "user", "read", target.id):
+                raise fail(404, NOT_FOUND)  # a scoped token without user:read (PR #23348's own example)
+            return write(200, self._user_json(target))
 
     @route("DELETE", r"/api/v2/users/(?P<user>[^/]+)", "users.delete")
     def delete_user(self, req: Request) -> Response:
@@ -181,7 +190,9 @@ class UserRoutes(CoderBase):
             caller, target = self._caller(req), self._target(req)
             if caller.id == target.id:
                 raise fail(403, "You cannot delete yourself!")
-            if not {"owner", "user-admin"} & set(caller.roles):
+            if not {"owner", "user-admin"} & set(caller.roles) or not self._key_permits(
+                req, "user", "delete", target.id
+            ):
                 raise fail(403, "Forbidden.", FORBIDDEN_DETAIL)
             del self.users[target.id]
             for key_id in [k.id for k in self.keys.values() if k.user_id == target.id]:
@@ -194,6 +205,8 @@ class UserRoutes(CoderBase):
             caller, target = self._caller(req), self._target(req)
             if caller.id != target.id and not {"owner", "user-admin"} & set(caller.roles):
                 raise fail(404, NOT_FOUND)  # needs user:read_personal
+            if not self._key_permits(req, "user", "read_personal", target.id):
+                raise fail(404, NOT_FOUND)
             org_roles = ["organization-service-account"] if target.is_service_account else []
             return write(200, {"roles": list(target.roles), "organization_roles": {self.org_id: org_roles}})
 

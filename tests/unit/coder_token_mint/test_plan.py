@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobs.coder_token_mint.plan import (
+    ClearEntry,
     CoderToken,
     CurrentEntry,
     MintState,
@@ -185,6 +186,32 @@ def test_force_rotate_also_revokes_an_unprefixed_token_in_vault_of_this_user() -
     assert revoked(p) == {"CUR"}
 
 
+def test_compromised_revokes_the_stored_token_first_then_replaces_clears_if_needed_and_notifies() -> None:
+    tokens = (tok("OLD", 20 * DAY), tok("CUR", 5 * DAY), tok("KEEP", DAY, name="laptop"))
+    policy = Policy(**{**POLICY.__dict__, "compromised": True, "webhook_host": "hooks.example.com"})
+    p = plan(MintState("ci", 4, entry("CUR", 5 * DAY, 25 * DAY), tokens), policy, NOW)
+    assert kinds(p) == ["revoke", "revoke", "mint", "write-kv", "clear-kv", "notify"]
+    assert p.actions[0].token_id == "CUR"  # type: ignore[attr-defined]  # the token in Vault before anything else
+    assert revoked(p) == {"CUR", "OLD"}
+    clear = p.actions[4]
+    assert isinstance(clear, ClearEntry) and clear.cas == 4 and clear.revoked_id == "CUR"
+    assert p.sections["decision"]["verdict"] == "compromised"
+    assert "hooks.example.com" in p.actions[5].describe()["target"]
+
+
+def test_compromised_without_an_entry_or_webhook_only_revokes_and_replaces() -> None:
+    policy = Policy(**{**POLICY.__dict__, "compromised": True})
+    p = plan(MintState("ci", 0, None, (tok("A", 3 * DAY),)), policy, NOW)
+    assert kinds(p) == ["revoke", "mint", "write-kv"]
+
+
+def test_compromised_with_another_users_token_in_vault_is_an_error() -> None:
+    policy = Policy(**{**POLICY.__dict__, "compromised": True})
+    state = MintState("ci", 2, entry("X", DAY, 20 * DAY, check="wrong-user", authenticated_as="mallory"), ())
+    p = plan(state, policy, NOW)
+    assert ("error", "wrong-user") in {(f.severity, f.rule) for f in p.findings}
+
+
 # ---- properties -----------------------------------------------------------------------------------------------
 
 ids = st.sampled_from(["A", "B", "C", "D", "E", "F"])
@@ -268,3 +295,12 @@ def test_force_rotate_leaves_no_other_prefixed_token(state: MintState) -> None:
     prefixed = {t.id for t in state.tokens if t.name.startswith("coder-cli-session-")}
     assert prefixed <= revoked(p)
     assert kinds(p)[:2] == ["mint", "write-kv"]
+
+
+def test_an_unreadable_token_record_is_an_error_finding_and_never_revoked() -> None:
+    state = MintState("ci", 0, None, (), unreadable=("coder-cli-session-x (Zz00000000): allow_list entry 42",))
+    p = plan(state, POLICY, NOW)
+    (found,) = [f for f in p.findings if f.rule == "token-unreadable"]
+    assert found.severity == "error" and found.subject == "ci/coder-cli-session-x (Zz00000000)"
+    assert "allow_list entry 42" in found.message
+    assert kinds(p) == ["mint", "write-kv"]  # Vault still gets a token; nothing is revoked blind

@@ -36,7 +36,11 @@ def test_defaults_follow_the_issue(base_env: dict[str, str]) -> None:
     assert s.revoke_grace == timedelta(hours=24)
     assert (s.vault_role, s.kv_mount, s.kv_path) == ("coder-token-writer", "secret", "coder-cli-session-token")
     assert s.vault_jwt_file == Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
-    assert s.user == "" and s.scope == () and s.allow == () and s.force_rotate is False
+    assert s.user == "" and s.allow == () and s.force_rotate is False
+    # least privilege for the fanned-out token (issue 16): not the server's `all`, and no privileged target
+    assert s.scope == ("coder:workspaces.access", "user:read")
+    assert {"owner", "user-admin", "template-admin", "organization-admin"} <= set(s.privileged_roles)
+    assert s.allow_privileged_user is False
 
 
 def test_go_and_day_durations_and_flag_over_env(base_env: dict[str, str]) -> None:

@@ -30,6 +30,7 @@ OVERRIDABLE = [
     ("keyvault-sync", "CWJ_PUSHGATEWAY_URL"),
     ("coder-token-mint", "VAULT_ADDR"),
     ("coder-token-mint", "CWJ_PUSHGATEWAY_URL"),
+    ("coder-token-mint", "CWJ_WEBHOOK_URL"),
     ("token-expiry-check", "VAULT_ADDR"),
     ("token-expiry-check", "CWJ_WEBHOOK_URL"),
     ("token-expiry-check", "CWJ_PUSHGATEWAY_URL"),

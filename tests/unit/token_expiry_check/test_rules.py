@@ -296,3 +296,19 @@ def _runs(start: datetime, end: datetime, interval: timedelta) -> list[tuple[int
         out.append((len(out), run))
         run += interval
     return out
+
+
+# ---- token records Coder sent that cannot be read (issue 16) ---------------------------------------------------
+
+
+def test_an_unreadable_token_record_is_an_error_naming_it_and_not_an_empty_list() -> None:
+    from lib.clients.coder_types import Malformed
+
+    bad = Malformed("Zz00000000", "cicd-template-prod-20260101", "allow_list entry 42 is neither")
+    deployer = Account("cicd-template-deployer", True, user("cicd-template-deployer", ("template-admin",)), (), ())
+    result = evaluate(Observation("v2", (Account(**{**deployer.__dict__, "malformed": (bad,)}),)), POLICY, NOW, DAY)
+    rules = {(f.severity, f.rule, f.subject) for f in result.findings}
+    assert ("error", "token-unreadable", "cicd-template-deployer/cicd-template-prod-20260101 (Zz00000000)") in rules
+    assert not any(r == "tokens-not-visible" for _, r, _ in rules)  # it holds a token, just not a readable one
+    empty = evaluate(Observation("v2", (deployer,)), POLICY, NOW, DAY)
+    assert any(f.rule == "tokens-not-visible" for f in empty.findings)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import ssl
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -411,17 +410,10 @@ def test_an_owner_minted_for_with_allow_privileged_user_gets_the_owner_cap(world
 # ---- redirects carry no credential (issue 16) ---------------------------------------------------------------------
 
 
-def tls_for(platform: Platform) -> ssl.SSLContext:
-    """A server context with a certificate from the platform's CA (the jobs trust it via REQUESTS_CA_BUNDLE)."""
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    platform.ca.issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
-    return ctx
-
-
 def test_a_coder_url_that_redirects_is_an_error_naming_the_target_and_the_token_stays_home(
     world: World, platform: Platform
 ) -> None:
-    tls = tls_for(platform)
+    tls = platform.server_tls()
     with receiver(tls=tls) as elsewhere, redirector(elsewhere.url, 302, tls=tls) as front:
         code, _ = world.run(env={**world.env, "CODER_URL": front.url})
     assert code == 1
@@ -433,10 +425,11 @@ def test_a_coder_url_that_redirects_is_an_error_naming_the_target_and_the_token_
 
 @pytest.mark.parametrize("auth", ["kubernetes", "token"])
 def test_a_vault_addr_that_redirects_is_an_error_and_no_credential_follows(
-    world: World, control: Control, env: dict[str, str], auth: str
+    world: World, control: Control, env: dict[str, str], platform: Platform, auth: str
 ) -> None:
     job_env = {**world.env, **({"VAULT_TOKEN": env["VAULT_TOKEN"]} if auth == "token" else {})}
-    with receiver() as elsewhere, redirector(elsewhere.url, 307) as front:
+    tls = platform.server_tls()  # VAULT_ADDR must be https (a Vault token or a login JWT crosses it)
+    with receiver(tls=tls) as elsewhere, redirector(elsewhere.url, 307, tls=tls) as front:
         code, _ = world.run(env={**job_env, "VAULT_ADDR": front.url})
     assert code == 1
     err = world.stderr_of_last()

@@ -33,6 +33,7 @@ class Clients:
     coder: CoderClient
     login: Callable[[], VaultClient]  # called only after Coder accepted the bootstrap token
     vault: VaultClient | None = None
+    bootstrap_id: str = ""  # the key id of the bootstrap token (the part before its dash), never its value
 
     def vault_client(self) -> VaultClient:
         if self.vault is None:
@@ -86,7 +87,9 @@ def _create(action: MintToken, coder: CoderClient) -> tuple[str, str]:
     except CoderError as exc:
         if exc.status != 409:
             raise
-    name = f"{action.name}-{secrets.token_hex(3)}"  # a concurrent run took the name: retry once with a new one
+    # a concurrent run took the name: retry once with a random word in the purpose, the date still last
+    head, env, date = action.name.rsplit("-", 2)
+    name = f"{head}-{secrets.token_hex(3)}-{env}-{date}"
     return coder.create_token(action.user, name, action.lifetime, action.scopes, action.allow), name
 
 

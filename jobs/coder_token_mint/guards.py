@@ -16,7 +16,7 @@ does, and the renew window follows the lifetime really minted.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from lib.model import Finding
 
@@ -51,6 +51,18 @@ class Target:
     roles: tuple[str, ...] = ()  # site and organization roles; `member` is implicit
     from_bootstrap: bool = False  # no --user: the bootstrap token's own account
     lifetime_cap: timedelta | None = None  # Coder's max_token_lifetime for it; None: not reported
+
+
+@dataclass(frozen=True)
+class BootstrapToken:
+    """The long-lived Owner token the job runs with, as its own record says (never its value)."""
+
+    user: str
+    token_id: str
+    name: str = ""
+    expires_at: datetime | None = None
+    lifetime: timedelta | None = None  # the requested lifetime (lifetime_seconds), not expires - created
+    unreadable: str = ""  # why its record could not be read
 
 
 @dataclass(frozen=True)
@@ -142,3 +154,38 @@ def terms(target: Target, requested: timedelta, renew_before: timedelta | None, 
             )
         )
     return Terms(requested, lifetime, window, tuple(findings))
+
+
+def bootstrap_findings(
+    token: BootstrapToken | None, warn: timedelta, max_lifetime: timedelta, now: datetime
+) -> tuple[Finding, ...]:
+    """The bootstrap Owner token is the root of trust and lives long: the token policy (seed 001: warn 14 days
+    before expiry, lifetime at most 90 days) applies to it too. When it expires every run fails."""
+    if token is None:
+        return ()
+    subject = f"bootstrap:{token.user}/{token.name or token.token_id}"
+    if token.unreadable:
+        return (Finding("warning", "bootstrap-unverifiable", subject, token.unreadable),)
+    out: list[Finding] = []
+    if token.expires_at is not None and token.expires_at - now <= warn:
+        left = max(token.expires_at - now, timedelta())
+        out.append(
+            Finding(
+                "warning",
+                "bootstrap-expiring",
+                subject,
+                f"the bootstrap token expires in {human(left)} at {token.expires_at.isoformat()}: mint a new one and "
+                "update its Secret before then, or every run fails and Vault's token is no longer renewed",
+            )
+        )
+    if token.lifetime is not None and token.lifetime > max_lifetime:
+        out.append(
+            Finding(
+                "warning",
+                "bootstrap-lifetime-over-max",
+                subject,
+                f"the bootstrap token's lifetime {human(token.lifetime)} exceeds the token policy's "
+                f"{human(max_lifetime)}: replace it with a shorter-lived one",
+            )
+        )
+    return tuple(out)

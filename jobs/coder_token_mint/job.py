@@ -12,14 +12,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+from prometheus_client import CollectorRegistry, Gauge
+
 from jobs.coder_token_mint import plan as mint_plan
 from jobs.coder_token_mint.apply import Clients, apply
-from jobs.coder_token_mint.observe import coder_token, inspect_entry, lifetime_cap, target_roles, validate_bootstrap
+from jobs.coder_token_mint.observe import (
+    bootstrap_token,
+    coder_token,
+    inspect_entry,
+    lifetime_cap,
+    target_roles,
+    validate_bootstrap,
+)
 from jobs.coder_token_mint.plan import MintState
 from jobs.coder_token_mint.settings import MintSettings
 from lib import harness
 from lib.auth_choice import connect_vault, vault_auth, vault_login
-from lib.clients.coder import CoderClient
+from lib.clients.coder import CoderClient, token_id
 from lib.clients.pushgateway import push, report_registry
 from lib.clients.vault import VaultClient, VaultError
 from lib.logs import get_logger
@@ -45,7 +54,7 @@ def connect(s: MintSettings) -> Clients:
     def login() -> VaultClient:
         return vault_login(vault, s.vault_addr, s.vault_role, s.vault_jwt_file, s.vault_auth_mount)
 
-    return Clients(CoderClient(s.coder_url, bootstrap), login)
+    return Clients(CoderClient(s.coder_url, bootstrap), login, bootstrap_id=token_id(bootstrap))
 
 
 def _vault_labels() -> tuple[str, str]:
@@ -61,6 +70,7 @@ def preflight(s: MintSettings, environ: Mapping[str, str]) -> None:
 
 def observe(clients: Clients, s: MintSettings) -> MintState:
     me = validate_bootstrap(clients.coder)
+    bootstrap = bootstrap_token(clients.coder, clients.bootstrap_id, me)
     user = clients.coder.user(s.user) if s.user else me
     roles, cap = target_roles(clients.coder, user), lifetime_cap(clients.coder, user)
     kv = clients.vault_client().read_kv(s.kv_mount, s.kv_path)
@@ -68,7 +78,7 @@ def observe(clients: Clients, s: MintSettings) -> MintState:
     listing = clients.coder.tokens(user.username)
     tokens = tuple(coder_token(t) for t in listing)
     unreadable = tuple(f"{m.label}: {m.problem}" for m in listing.malformed)
-    return MintState(user.username, kv.version, entry, tokens, roles, not s.user, cap, unreadable, user.id)
+    return MintState(user.username, kv.version, entry, tokens, roles, not s.user, cap, unreadable, user.id, bootstrap)
 
 
 def plan(state: MintState, s: MintSettings, now: datetime) -> Plan:
@@ -86,7 +96,24 @@ def close(clients: Clients) -> None:
 
 def publish(report: Report, s: MintSettings, code: int) -> None:
     if s.pushgateway_url:
-        push(s.pushgateway_url, SPEC.name, report_registry(SPEC.name, report, code == 0))
+        registry = report_registry(SPEC.name, report, code == 0, extra=lambda r: bootstrap_gauge(r, report))
+        push(s.pushgateway_url, SPEC.name, registry)
+
+
+def bootstrap_gauge(registry: CollectorRegistry, report: Report) -> None:
+    """The bootstrap token's expiry, the same series token-expiry-check pushes per token, so the chart's
+    CoderTokenExpiring alert (14 days) covers the root of trust too."""
+    section = report.plan.sections.get("bootstrap") or {}
+    if not section.get("expires_at"):
+        return
+    gauge = Gauge(
+        "cwj_token_expiry_timestamp_seconds",
+        "Unix time each Coder token expires (a lower bound where expiry slides)",
+        ["user", "token_name"],
+        registry=registry,
+    )
+    expires = datetime.fromisoformat(section["expires_at"].replace("Z", "+00:00"))
+    gauge.labels(section["user"], section["name"] or section["token_id"]).set(expires.timestamp())
 
 
 SPEC = harness.JobSpec(

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from jobs.coder_token_mint.guards import PRIVILEGED_ROLES, Target
+from jobs.coder_token_mint.guards import PRIVILEGED_ROLES, BootstrapToken, Target
+
+__all__ = ["BootstrapToken"]  # the plan's state uses it; guards.py defines it beside the checks that read it
 
 TokenCheck = Literal["valid", "invalid", "wrong-user"]
 ENTRY_FIELDS = ("token", "token_id", "token_name", "user", "coder_url", "issued_at", "expires_at")
@@ -28,6 +30,9 @@ class Policy:
     allow_privileged: bool = False
     compromised: bool = False  # the compromise response: revoke first, then replace (compromise order below)
     webhook_host: str = ""  # where a compromise response reports its outcome ("" = no webhook)
+    env: str = "prod"  # the <env> of the token names <prefix>-<env>-<yyyymmdd>
+    bootstrap_warn: timedelta = timedelta(days=14)  # the token policy's warn_days, for the bootstrap token
+    bootstrap_max_lifetime: timedelta = timedelta(days=90)  # the token policy's max_lifetime_days
 
     @property
     def rotate_all(self) -> bool:
@@ -69,6 +74,7 @@ class MintState:
     lifetime_cap: timedelta | None = None  # Coder's max_token_lifetime for the user; None: not reported
     unreadable: tuple[str, ...] = ()  # token records Coder sent that could not be read: "name (id): problem"
     user_id: str = ""  # the user's id: a minted token's record must name it
+    bootstrap: BootstrapToken | None = None
 
     @property
     def target(self) -> Target:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from jobs.coder_token_mint import plan as mint_plan
+from jobs.coder_token_mint.model import BootstrapToken
 from jobs.coder_token_mint.plan import ENTRY_FIELDS, CurrentEntry
 from jobs.coder_token_mint.settings import MintSettings
 from lib.clients.coder import CoderClient, CoderError, Token, User, token_id
@@ -28,6 +29,16 @@ def validate_bootstrap(coder: CoderClient) -> User:
             f"Coder refused the bootstrap token from {label_of(MintSettings, 'bootstrap_token_file')}: "
             f"{exc.message}" + (f" ({exc.detail})" if exc.detail else "") + "; Vault was not touched"
         ) from None
+
+
+def bootstrap_token(coder: CoderClient, key_id: str, me: User) -> BootstrapToken:
+    """The bootstrap token's own record (name, expiry, requested lifetime), read with itself."""
+    try:
+        record = coder.token("me", key_id)
+    except CoderError as exc:
+        return BootstrapToken(me.username, key_id, unreadable=f"its record could not be read: {exc}")
+    lifetime = timedelta(seconds=record.lifetime_seconds) if record.lifetime_seconds > 0 else None
+    return BootstrapToken(me.username, key_id, record.token_name, record.expires_at, lifetime)
 
 
 def target_roles(coder: CoderClient, user: User) -> tuple[str, ...]:

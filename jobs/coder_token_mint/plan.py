@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from jobs.coder_token_mint.actions import ClearEntry, MintToken, Notify, RevokeToken, WriteEntry
-from jobs.coder_token_mint.guards import human, privilege_check, terms
+from jobs.coder_token_mint.guards import bootstrap_findings, human, privilege_check, terms
 from jobs.coder_token_mint.model import (
     ENTRY_FIELDS,
     CoderToken,
@@ -191,12 +191,16 @@ def compromise_order(
     return [*first, *replace, *after]
 
 
-def token_name(prefix: str, now: datetime, taken: set[str]) -> str:
-    base = f"{prefix}-{now.strftime('%Y%m%dT%H%M%SZ')}"
-    name, n = base, 1
-    while name in taken:  # same second twice (a rehearsal --now, a fast re-run): Coder answers 409 on a reused name
+def token_name(prefix: str, env: str, now: datetime, taken: set[str]) -> str:
+    """`<purpose>-<env>-<yyyymmdd>`, the token naming rule of the token policy (seed 001; token-expiry-check's
+    `name_pattern` "<purpose>-<environment:dev|staging|prod>-<yyyymmdd>"), the purpose being the prefix. A second
+    mint on one day (a rotation, a rehearsal --now) gets `-<n>` in its purpose, so the date stays last and the
+    name still passes the rule: Coder answers 409 on a reused name, expired rows included, until purged."""
+    date = now.strftime("%Y%m%d")
+    name, n = f"{prefix}-{env}-{date}", 1
+    while name in taken:
         n += 1
-        name = f"{base}-{n}"
+        name = f"{prefix}-{n}-{env}-{date}"
     return name
 
 
@@ -208,13 +212,18 @@ def plan(state: MintState, policy: Policy, now: datetime) -> Plan:
     revokes += force_rotate_extra(state, policy)
     actions: list[Action] = []
     if decision.verdict != "keep":
-        name = token_name(policy.prefix, now, {t.name for t in state.tokens})
+        name = token_name(policy.prefix, policy.env, now, {t.name for t in state.tokens})
         actions.append(
             MintToken(state.user, name, agreed.lifetime, policy.scopes, policy.allow, decision.reason, state.user_id)
         )
         actions.append(WriteEntry(policy.kv_mount, policy.kv_path, state.kv_version, state.user))
     actions = compromise_order(state, policy, revokes, actions) if policy.compromised else [*actions, *revokes]
-    found = guard_findings + agreed.findings + findings(state, policy)
+    found = (
+        guard_findings
+        + agreed.findings
+        + findings(state, policy)
+        + bootstrap_findings(state.bootstrap, policy.bootstrap_warn, policy.bootstrap_max_lifetime, now)
+    )
     extra = sections(state, policy, decision, rows) | {"terms": agreed.describe(state.target)}
     if refusal is not None:  # a safety guard: nothing is minted, written or revoked, in a dry-run too
         return Plan(actions=(), findings=found, refusal=refusal, sections=extra)
@@ -267,4 +276,18 @@ def sections(state: MintState, policy: Policy, decision: Decision, rows: list[di
         },
         "vault_entry": current,
         "tokens": rows,
+        "bootstrap": bootstrap_section(state),
+    }
+
+
+def bootstrap_section(state: MintState) -> dict[str, str]:
+    token = state.bootstrap
+    if token is None:
+        return {}
+    return {
+        "user": token.user,
+        "name": token.name,
+        "token_id": token.token_id,
+        "expires_at": rfc3339(token.expires_at),
+        "lifetime": human(token.lifetime) if token.lifetime else "",
     }

@@ -20,6 +20,7 @@ from lib.clients.vault import POD_SA_TOKEN
 from lib.settings import (
     ConfigError,
     label_of,
+    one_of,
     parse_duration,
     parse_https_url,
     parse_kv_path,
@@ -72,15 +73,30 @@ def parse_positive_duration(raw: str) -> timedelta:
 
 
 def parse_prefix(raw: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}", raw):
-        raise ValueError(f"expected 1-48 letters, digits, '-' or '_' starting with a letter or digit, got {raw!r}")
+    """The names' <purpose>: lowercase letters and digits joined by single dashes, so that every minted name
+    passes the token policy's naming rule (token-expiry-check's `<purpose>`)."""
+    if len(raw) > 48 or not re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", raw):
+        raise ValueError(
+            f"expected 1-48 lowercase letters and digits joined by single dashes (the names' <purpose>), got {raw!r}"
+        )
     return raw
 
 
+# The legacy names Coder still accepts (coderd/rbac/scopes_catalog.go IsExternalScope: "Include `all` and
+# `application_connect` for backward compatibility"); seed 002 writes `application_connect`.
+LEGACY_SCOPES = ("all", "application_connect")
+
+
 def parse_scope(raw: str) -> str:
-    if not re.fullmatch(r"([a-z][a-z0-9_]*|\*):([a-z][a-z0-9_.]*|\*)", raw.strip()):
-        raise ValueError(f"expected a Coder scope resource:action such as coder:workspaces.access, got {raw!r}")
-    return raw.strip()
+    value = raw.strip()
+    if value in LEGACY_SCOPES:
+        return value
+    if not re.fullmatch(r"([a-z][a-z0-9_]*|\*):([a-z][a-z0-9_.]*|\*)", value):
+        raise ValueError(
+            "expected a Coder scope resource:action such as coder:workspaces.access (or the legacy all, "
+            f"application_connect), got {raw!r}"
+        )
+    return value
 
 
 def parse_allow(raw: str) -> str:
@@ -110,9 +126,15 @@ class MintSettings:
     )
     token_name_prefix: str = setting(
         "--token-name-prefix",
-        "names are <prefix>-<UTC timestamp>; marks the tokens this job owns",
+        "names are <prefix>-<env>-<yyyymmdd> (the token policy's naming rule); marks the tokens this job owns",
         parse=parse_prefix,
         default="coder-cli-session",
+    )
+    env: str = setting(
+        "--env",
+        "the environment in the token names: dev, staging or prod (the naming rule's <environment>)",
+        parse=one_of("dev", "staging", "prod"),
+        default="prod",
     )
     lifetime: timedelta = setting(
         "--lifetime", "token lifetime: 30d, 720h, 1h30m", parse=parse_positive_duration, default=Duration(days=30)
@@ -175,6 +197,18 @@ class MintSettings:
         "and store a successor; if none can be stored, empty the entry (never serve the revoked token); exit 1 "
         "on any failure; report to --webhook-url",
     )
+    bootstrap_warn_before: timedelta = setting(
+        "--bootstrap-warn-before",
+        "warn when the bootstrap token expires within this (the token policy's warn_days)",
+        parse=parse_positive_duration,
+        default=Duration(days=14),
+    )
+    bootstrap_max_lifetime: timedelta = setting(
+        "--bootstrap-max-lifetime",
+        "warn when the bootstrap token's lifetime exceeds this (the token policy's max_lifetime_days)",
+        parse=parse_positive_duration,
+        default=Duration(days=90),
+    )
     webhook_url: str = setting(
         "--webhook-url",
         "POST the outcome of a --compromised run here (Slack-compatible JSON); a credential: pass it by env",
@@ -217,4 +251,7 @@ class MintSettings:
             self.allow_privileged_user,
             self.compromised,
             urlparse(self.webhook_url).netloc if self.compromised and self.webhook_url else "",
+            self.env,
+            self.bootstrap_warn_before,
+            self.bootstrap_max_lifetime,
         )

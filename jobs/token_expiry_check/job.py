@@ -147,7 +147,8 @@ def observe_vault(clients: Clients, settings: ExpirySettings) -> VaultHeld:
     if record is not None:  # Coder's record is the truth where expiry slides; the entry's copy is the fallback
         issued, expires = record.created_at or issued, record.expires_at or expires
     name = data.get("token_name", "")
-    return VaultHeld(location, "", "", who or data.get("user", ""), name, tid, issued, expires)
+    scopes = record.scopes if record is not None else ()
+    return VaultHeld(location, "", "", who or data.get("user", ""), name, tid, issued, expires, scopes)
 
 
 def owner_name(coder: CoderClient, record: Token | None) -> str:
@@ -163,7 +164,7 @@ def owner_name(coder: CoderClient, record: Token | None) -> str:
 
 
 def plan(observed: Observation, settings: ExpirySettings, now: datetime) -> Plan:
-    result = evaluate(observed, settings.policy, now, settings.schedule_interval)
+    result = evaluate(observed, settings.policy, now, settings.schedule_interval, settings.renew_before)
     return Plan(
         actions=result.alerts,
         findings=result.findings,

@@ -50,6 +50,7 @@ class VaultHeld:
     token_id: str = ""
     issued_at: datetime | None = None
     expires_at: datetime | None = None  # Coder's record when readable, else the KV entry's
+    scopes: tuple[str, ...] = ()  # from Coder's record (unknown, (), when the reader may not read it)
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,13 @@ class Evaluation:
     sliding_observed: int  # tokens whose expires_at moved past created_at + lifetime
 
 
-def evaluate(observed: Observation, policy: Policy, now: datetime, interval: timedelta) -> Evaluation:
+def evaluate(
+    observed: Observation,
+    policy: Policy,
+    now: datetime,
+    interval: timedelta,
+    renew_before: timedelta | None = None,
+) -> Evaluation:
     findings: list[Finding] = []
     rows: list[dict[str, str]] = []
     alerts: list[Alert] = []
@@ -89,7 +96,7 @@ def evaluate(observed: Observation, policy: Policy, now: datetime, interval: tim
                 alerts.append(alert)
     findings += reader_findings(observed, policy)
     if observed.vault is not None:
-        findings += vault_findings(observed.vault, now)
+        findings += vault_findings(observed.vault, now, renew_before)
     sliding = sum(1 for a in observed.accounts for t in a.tokens or () if has_slid(t))
     return Evaluation(tuple(findings), tuple(rows), tuple(alerts), sliding)
 
@@ -286,30 +293,52 @@ def token_row(user: str, token: Token, now: datetime, superseded: bool) -> dict[
 # ---- the Vault-held workspace token ------------------------------------------------------------------------
 
 
-def vault_findings(held: VaultHeld, now: datetime) -> list[Finding]:
+def vault_findings(held: VaultHeld, now: datetime, renew_before: timedelta | None = None) -> list[Finding]:
+    """`renew_before`: coder-token-mint's --renew-before; None = its default, a third of the token's lifetime."""
     subject = f"vault:{held.location}"
     if held.unreadable:
         return [Finding("error", "vault-unreadable", subject, held.unreadable)]
     if held.problem:
         return [Finding("critical", "vault-token-invalid", subject, held.problem)]
+    out = []
+    if ALL_SCOPES & set(held.scopes):
+        out.append(
+            Finding(
+                "warning",
+                "scope-all",
+                subject,
+                f"token {held.token_id} holds the all scope ({', '.join(held.scopes)}) and External Secrets copies it "
+                "into every workspace: mint it with least scopes (coder-token-mint's default --scope)",
+            )
+        )
     expires = held.expires_at
     if expires is None:
-        return []
+        return out
     if expires <= now:
         return [
-            Finding("critical", "vault-token-invalid", subject, f"token {held.token_id} expired at {rfc3339(expires)}")
+            *out,
+            Finding("critical", "vault-token-invalid", subject, f"token {held.token_id} expired at {rfc3339(expires)}"),
         ]
-    if held.issued_at is not None and expires - now <= (expires - held.issued_at) / 3:
-        return [
+    window, how = renew_window(held, renew_before)
+    if window is not None and expires - now <= window:
+        out.append(
             Finding(
                 "warning",
                 "vault-token-renew-window",
                 subject,
                 f"token {held.token_id} expires in {days(expires - now)} days at {rfc3339(expires)}, inside its renew "
-                "window (the last third of its lifetime): coder-token-mint should have replaced it",
+                f"window ({how}): coder-token-mint should have replaced it",
             )
-        ]
-    return []
+        )
+    return out
+
+
+def renew_window(held: VaultHeld, renew_before: timedelta | None) -> tuple[timedelta | None, str]:
+    if renew_before is not None:
+        return renew_before, f"--renew-before {days(renew_before)} days"
+    if held.issued_at is None or held.expires_at is None:
+        return None, ""
+    return (held.expires_at - held.issued_at) / 3, "the last third of its lifetime, coder-token-mint's default"
 
 
 # ---- formatting --------------------------------------------------------------------------------------------

@@ -66,6 +66,13 @@ class ExpirySettings:
     kv_path: str = setting(
         "--kv-path", "KV v2 path of coder-token-mint's entry", parse=parse_kv_path, default="coder-cli-session-token"
     )
+    renew_before: timedelta | None = setting(
+        "--renew-before",
+        "coder-token-mint's --renew-before, for --vault-check's renew-window rule; default a third of the token's "
+        "lifetime, the mint's own default",
+        parse=parse_duration,
+        default=None,
+    )
     fail_on: str = setting(
         "--fail-on",
         "lowest finding severity that makes the run exit 1",

@@ -407,6 +407,56 @@ def test_an_owner_minted_for_with_allow_privileged_user_gets_the_owner_cap(world
     assert data is not None and data["user"] == "admin"
 
 
+# ---- the token policy by default (seed 001/002, issue 16) ---------------------------------------------------------
+
+
+def test_minted_names_pass_the_policys_naming_rule_and_token_expiry_check_agrees(
+    world: World, control: Control, tmp_path: Path
+) -> None:
+    assert world.run("--env", "staging")[0] == 0
+    _, data = world.entry()
+    assert data is not None and re.fullmatch(r"coder-cli-session-staging-\d{8}", data["token_name"])
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('defaults: {name_pattern: "<purpose>-<environment:dev|staging|prod>-<yyyymmdd>"}\n')
+    env = {**world.env, "CWJ_CODER_TOKEN_FILE": world.env["CWJ_BOOTSTRAP_TOKEN_FILE"]}
+    args = ("--user", USER, "--policy-file", str(policy), "--vault-check", "--output", "json", "--now", control.now())
+    proc = run_job("token-expiry-check", *args, env={**env, "VAULT_TOKEN": world.platform.vault.root_token})
+    world._record(proc.stdout, proc.stderr)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not [f for f in report["findings"] if f["rule"] in ("name-off-pattern", "scope-all")], report["findings"]
+
+
+def test_seed_002s_legacy_application_connect_scope_is_accepted(world: World) -> None:
+    code, doc = world.run("--scope", "application_connect")
+    assert code == 0, world.outputs
+    _, data = world.entry()
+    assert data is not None
+    assert world.prefixed()[data["token_id"]]["scopes"] == ["coder:application_connect"]  # Coder canonicalises
+    assert "checked: /deployment/ssh" in doc["outcomes"][0]["detail"]  # it may not read its user
+
+
+def test_the_bootstrap_tokens_expiry_and_lifetime_are_checked(world: World, control: Control) -> None:
+    # a server after coder PR #26376: on the stock v2.34.0 a bootstrap token used hourly slides and never nears expiry
+    control.configure("coder", sliding_refresh=False)
+    code, doc = world.run("--dry-run")
+    assert code == 0
+    rules = {(f["severity"], f["rule"]) for f in doc["findings"]}
+    assert ("warning", "bootstrap-lifetime-over-max") in rules  # the seeded bootstrap token lives 365 days
+    assert ("warning", "bootstrap-expiring") not in rules
+    assert doc["bootstrap"]["name"] == "bootstrap" and doc["bootstrap"]["lifetime"] == "365d"
+    control.advance(355 * DAY)  # 10 days left: inside the policy's 14
+    code, doc = world.run("--dry-run")
+    assert code == 0 and ("warning", "bootstrap-expiring") in {(f["severity"], f["rule"]) for f in doc["findings"]}
+
+
+def test_the_bootstrap_expiry_is_pushed_for_the_expiring_token_alert(world: World, pushgateway: Pushgateway) -> None:
+    env = {**world.env, **pushgateway.env}  # the real Pushgateway over HTTPS
+    assert world.run("--pushgateway-url", pushgateway.url, env=env)[0] == 0
+    samples = pushgateway.samples("coder-token-mint")
+    assert ("cwj_token_expiry_timestamp_seconds", (("token_name", "bootstrap"), ("user", "admin"))) in samples
+
+
 # ---- redirects carry no credential (issue 16) ---------------------------------------------------------------------
 
 

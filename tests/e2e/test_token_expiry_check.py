@@ -404,9 +404,11 @@ VAULT_SUBJECT = "vault:secret/coder-cli-session-token"
 
 
 def put_workspace_token(platform: Platform, coder: Coder, name: str, hours: float, **scoping: Any) -> str:
-    """What coder-token-mint writes (DESIGN.md: KV v2 `secret`, path `coder-cli-session-token`)."""
+    """What coder-token-mint writes (DESIGN.md: KV v2 `secret`, path `coder-cli-session-token`), with its
+    default scopes unless told otherwise."""
     import hvac
 
+    scoping.setdefault("scopes", ("coder:workspaces.access", "user:read"))
     key = coder.token("coder-wi", name, hours, **scoping)
     record = coder.record("coder-wi", name)
     client = hvac.Client(url=platform.vault.url, token=platform.vault.root_token, verify=str(platform.ca_path))
@@ -445,6 +447,29 @@ def test_vault_check_judges_the_held_token_over_its_life(
     assert vault_findings(revoked) == {("critical", "vault-token-invalid", VAULT_SUBJECT)}
     assert "API key is invalid." in revoked.stdout  # Coder's own words
     assert_no_token_value(coder, fresh.stdout, late.stdout, revoked.stdout, revoked.stderr)
+
+
+def test_vault_check_flags_a_fanned_out_token_with_the_all_scope(
+    platform: Platform, coder: Coder, control: Control, owner_env: dict[str, str]
+) -> None:
+    coder.user("coder-wi")
+    put_workspace_token(platform, coder, "coder-cli-session-prod-20260101", 30 * 24, scopes=("coder:all",))
+    proc = check(control, "--user", "coder-wi", "--vault-check", "--output", "json", env=owner_env)
+    assert vault_findings(proc) == {("warning", "scope-all", VAULT_SUBJECT)}
+
+
+def test_vault_check_renew_window_follows_the_mints_renew_before(
+    platform: Platform, coder: Coder, control: Control, owner_env: dict[str, str]
+) -> None:
+    control.configure("coder", sliding_refresh=False)  # else the first check's use slides the token forward
+    coder.user("coder-wi")
+    put_workspace_token(platform, coder, "coder-cli-session-prod-20260101", 30 * 24)
+    control.advance(23 * DAY)  # 7 days left: inside the last third (10 d), outside a 5-day --renew-before
+    args = ("--user", "coder-wi", "--vault-check", "--output", "json")
+    assert vault_findings(check(control, *args, env=owner_env)) == {
+        ("warning", "vault-token-renew-window", VAULT_SUBJECT)
+    }
+    assert vault_findings(check(control, *args, "--renew-before", "5d", env=owner_env)) == set()
 
 
 @pytest.mark.parametrize("token_file", ["owner", "auditor"])

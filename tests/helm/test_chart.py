@@ -673,3 +673,39 @@ def test_the_probe_bound_must_stay_inside_the_run_budget(home: Path) -> None:
     assert "jobs.ficReconcile.probe.seconds (300) must be below the run budget (300 s" in error
     off = template(home, "-f", str(FULL), "--set", "jobs.ficReconcile.probe.seconds=5000")
     assert "CWJ_PROBE_SECONDS" not in env_of(cronjob(off, "fic-reconcile"))  # unused, unchecked while off
+
+
+# ---- the token policy by default (seed 001/002, issue 16) ----------------------------------------------------------
+
+
+def rendered_policy(docs: list[dict[str, Any]]) -> Any:
+    from jobs.token_expiry_check.policy import parse_policy
+
+    (cm,) = [d for d in kinds(docs, "ConfigMap") if d["metadata"]["name"] == "rel-token-expiry-check"]
+    return parse_policy(cm["data"]["policy.yaml"], "policy.yaml")  # the job's own parser: it must load
+
+
+def test_the_default_policy_is_the_seed_policy_and_cicd_accounts_get_template_admin_only(home: Path) -> None:
+    docs = template(
+        home,
+        "-f",
+        str(FULL),
+        "--set-json",
+        'jobs.tokenExpiryCheck.settings.cicdAccounts=["ci-deployer","cicd-template-deployer"]',
+        "--set-json",
+        'jobs.tokenExpiryCheck.settings.policy.users.ci-deployer={"expect_tokens": false}',
+    )
+    policy = rendered_policy(docs)
+    defaults = policy.for_user("anyone")
+    assert (defaults.warn_days, defaults.max_lifetime_days) == (14, 90)
+    assert defaults.name_pattern is not None and defaults.name_pattern.matches("coder-cli-session-prod-20261202")
+    ci = policy.for_user("ci-deployer")
+    assert ci.allowed_site_roles == ("template-admin",) and ci.allow_all_scope is False
+    assert ci.expect_tokens is False  # the explicit policy.users entry wins key by key
+    assert policy.for_user("cicd-template-deployer").expect_tokens is True
+
+
+def test_the_mint_names_its_env_and_the_check_follows_its_renew_window(full: list[dict[str, Any]]) -> None:
+    assert env_of(cronjob(full, "coder-token-mint"))["CWJ_ENV"]["value"] == "prod"
+    check = env_of(cronjob(full, "token-expiry-check"))
+    assert check["CWJ_RENEW_BEFORE"]["value"] == "10d"  # the mint's renewBefore in full-values

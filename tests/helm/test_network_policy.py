@@ -155,6 +155,7 @@ def test_a_job_needs_only_its_own_destinations(home: Path) -> None:
         "--set", "image.digest=sha256:" + "a" * 64,
         "--set", "coder.url=https://coder.example.com,vault.addr=https://vault.vault.svc:8200",
         "--set", "jobs.coderTokenMint.enabled=true,jobs.coderTokenMint.bootstrapTokenSecret.name=boot",
+        "--set", "jobs.coderTokenMint.settings.user=ci-bot",
     ]  # fmt: skip
     (np,) = kinds(template(home, *only_mint), "NetworkPolicy")
     assert [r["to"] for r in np["spec"]["egress"]] == [peers(d, {}) for d in ("dns", "coder", "vault")]

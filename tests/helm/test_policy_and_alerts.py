@@ -75,7 +75,7 @@ def test_token_expiring_alert_uses_the_metric_the_job_pushes(full: list[dict[str
     expiring = rules(full)[-1]
     (metric,) = re.findall(r"(cwj_\w+)\{", expiring["expr"])
     assert metric in pushed_metric_names()
-    assert expiring["expr"].endswith(f"< {7 * 86400}")
+    assert expiring["expr"].endswith(f"< {14 * 86400}")  # seed 001: warn 14 days before expiry
     assert set(re.findall(r"\$labels\.(\w+)", expiring["annotations"]["summary"])) == {"user", "token_name"}
 
 

@@ -118,3 +118,27 @@ def test_minted_lifetime_never_exceeds_the_cap_and_renewal_is_inside_it(
     assert agreed.lifetime <= requested and (cap is None or agreed.lifetime <= cap)
     assert timedelta() < agreed.renew_before < agreed.lifetime
     assert (agreed.lifetime < requested) == any(f.rule == "lifetime-capped" for f in agreed.findings)
+
+
+# ---- the bootstrap token (seed 001's policy applies to the root of trust too) ------------------------------------
+
+
+def test_the_bootstrap_tokens_expiry_and_lifetime_are_checked() -> None:
+    from jobs.coder_token_mint.guards import BootstrapToken
+
+    ok = BootstrapToken("admin", "AbCdEf1234", "bootstrap", NOW + 30 * DAY, 60 * DAY)
+    assert plan(MintState("ci", 0, None, (), bootstrap=ok), POLICY, NOW).findings == ()
+    soon = BootstrapToken("admin", "AbCdEf1234", "bootstrap", NOW + 10 * DAY, 365 * DAY)
+    found = {
+        (f.severity, f.rule, f.subject)
+        for f in plan(MintState("ci", 0, None, (), bootstrap=soon), POLICY, NOW).findings
+    }
+    assert found == {
+        ("warning", "bootstrap-expiring", "bootstrap:admin/bootstrap"),
+        ("warning", "bootstrap-lifetime-over-max", "bootstrap:admin/bootstrap"),
+    }
+    p = plan(MintState("ci", 0, None, (), bootstrap=soon), POLICY, NOW)
+    assert (
+        p.sections["bootstrap"]["expires_at"] == "2026-05-11T12:00:00Z"
+        and p.sections["bootstrap"]["lifetime"] == "365d"
+    )

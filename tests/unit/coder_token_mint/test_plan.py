@@ -20,6 +20,7 @@ from jobs.coder_token_mint.plan import (
     decide,
     in_vault_since,
     plan,
+    token_name,
 )
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -59,7 +60,7 @@ def test_missing_entry_mints_then_writes_with_cas_zero() -> None:
     p = plan(MintState("ci", 0, None, ()), POLICY, NOW)
     assert kinds(p) == ["mint", "write-kv"]
     mint, write = p.actions
-    assert isinstance(mint, MintToken) and mint.name == "coder-cli-session-20260501T120000Z"
+    assert isinstance(mint, MintToken) and mint.name == "coder-cli-session-prod-20260501"
     assert mint.lifetime == 30 * DAY and mint.user == "ci"
     assert isinstance(write, WriteEntry) and write.cas == 0 and write.user == "ci"
     assert p.sections["decision"]["verdict"] == "renew"
@@ -113,9 +114,9 @@ def test_malformed_entry_is_rewritten() -> None:
 
 
 def test_name_taken_in_the_same_second_gets_a_suffix() -> None:
-    taken = tok("X", timedelta(0), name="coder-cli-session-20260501T120000Z")
+    taken = tok("X", timedelta(0), name="coder-cli-session-prod-20260501")
     p = plan(MintState("ci", 0, None, (taken,)), POLICY, NOW)
-    assert p.actions[0].name == "coder-cli-session-20260501T120000Z-2"  # type: ignore[attr-defined]
+    assert p.actions[0].name == "coder-cli-session-2-prod-20260501"  # type: ignore[attr-defined]  # date still last
 
 
 # ---- revocation -----------------------------------------------------------------------------------------------
@@ -304,3 +305,19 @@ def test_an_unreadable_token_record_is_an_error_finding_and_never_revoked() -> N
     assert found.severity == "error" and found.subject == "ci/coder-cli-session-x (Zz00000000)"
     assert "allow_list entry 42" in found.message
     assert kinds(p) == ["mint", "write-kv"]  # Vault still gets a token; nothing is revoked blind
+
+
+def test_every_minted_name_passes_the_token_policys_naming_rule() -> None:
+    """Seed 001's `<purpose>-<env>-<yyyymmdd>`, as token-expiry-check reads it (issue 16)."""
+    from jobs.token_expiry_check.policy import parse_policy
+
+    rule = parse_policy('defaults: {name_pattern: "<purpose>-<environment:dev|staging|prod>-<yyyymmdd>"}', "p")
+    pattern = rule.for_user("ci").name_pattern
+    assert pattern is not None
+    taken: set[str] = set()
+    for env in ("dev", "staging", "prod"):
+        for _ in range(3):  # three mints on one day: the second and third get a number in their purpose
+            name = token_name("coder-cli-session", env, NOW, taken)
+            assert pattern.matches(name), name
+            taken.add(name)
+    assert pattern.series("coder-cli-session-prod-20260501") == pattern.series("coder-cli-session-prod-20260601")

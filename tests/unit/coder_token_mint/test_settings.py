@@ -57,6 +57,8 @@ def test_repeatable_scopes_and_allow_list(base_env: dict[str, str]) -> None:
     s = load(base_env, "--scope", "coder:workspaces.access", "--scope", "template:*", "--allow", f"workspace:{uid}")
     assert s.scope == ("coder:workspaces.access", "template:*")
     assert s.allow == (f"workspace:{uid.lower()}",)
+    legacy = load(base_env, "--scope", "application_connect")  # seed 002 writes the legacy name; Coder accepts it
+    assert legacy.scope == ("application_connect",)
     from_env = load({**base_env, "CWJ_SCOPE": "user:read, workspace:ssh", "CWJ_ALLOW": "*:*"})
     assert from_env.scope == ("user:read", "workspace:ssh") and from_env.allow == ("*:*",)
 
@@ -70,7 +72,9 @@ def test_repeatable_scopes_and_allow_list(base_env: dict[str, str]) -> None:
         (["--revoke-grace", "10d"], "--revoke-grace (CWJ_REVOKE_GRACE)", "less than the renew window"),
         (["--scope", "everything"], "--scope (CWJ_SCOPE)", "resource:action"),
         (["--allow", "workspace:not-a-uuid"], "--allow (CWJ_ALLOW)", "type:id"),
-        (["--token-name-prefix", "bad prefix"], "--token-name-prefix (CWJ_TOKEN_NAME_PREFIX)", "letters, digits"),
+        (["--token-name-prefix", "bad prefix"], "--token-name-prefix (CWJ_TOKEN_NAME_PREFIX)", "lowercase letters"),
+        (["--token-name-prefix", "Coder_CLI"], "--token-name-prefix (CWJ_TOKEN_NAME_PREFIX)", "<purpose>"),
+        (["--env", "production"], "--env (CWJ_ENV)", "dev, staging, prod"),
         (["--kv-path", "/abs/path"], "--kv-path (CWJ_KV_PATH)", "KV path"),
         (["--vault-auth", "ldap"], "--vault-auth (CWJ_VAULT_AUTH)", "expected one of"),
         (["--coder-url", "http://coder.example.com"], "--coder-url (CODER_URL)", "https://"),

@@ -209,6 +209,35 @@ def test_vault_token_findings() -> None:
     assert judged(vault=rejected) == {("critical", "vault-token-invalid", "vault:secret/coder-cli-session-token")}
 
 
+def test_the_renew_window_rule_follows_the_mints_renew_before() -> None:
+    """Issue 16: not a hard-coded last third; coder-token-mint's --renew-before when given (the chart passes it)."""
+    held = VaultHeld(
+        "secret/coder-cli-session-token", token_id="abc", issued_at=NOW - 20 * DAY, expires_at=NOW + 5 * DAY
+    )
+    rule = ("warning", "vault-token-renew-window", "vault:secret/coder-cli-session-token")
+
+    def with_window(window: timedelta | None) -> set[tuple[str, str, str]]:
+        result = evaluate(Observation("v2", (), held), POLICY, NOW, DAY, window)
+        return {(f.severity, f.rule, f.subject) for f in result.findings}
+
+    assert with_window(None) == {rule}  # 5 days left of 25: inside the last third
+    assert with_window(4 * DAY) == set()  # the mint renews at 4 days: not yet its business
+    assert with_window(6 * DAY) == {rule}
+
+
+def test_the_fanned_out_token_holding_the_all_scope_is_flagged() -> None:
+    held = VaultHeld(
+        "secret/coder-cli-session-token",
+        token_id="abc",
+        issued_at=NOW - DAY,
+        expires_at=NOW + 29 * DAY,
+        scopes=("coder:all",),
+    )
+    assert judged(vault=held) == {("warning", "scope-all", "vault:secret/coder-cli-session-token")}
+    least = VaultHeld(**{**held.__dict__, "scopes": ("coder:workspaces.access", "user:read")})
+    assert judged(vault=least) == set()
+
+
 # ---- alerts ------------------------------------------------------------------------------------------------
 
 

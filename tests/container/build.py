@@ -192,7 +192,7 @@ def build_wheels(dest: Path = WHEELS) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src"
         src.mkdir()
-        for name in ("pyproject.toml", "README.md"):
+        for name in ("pyproject.toml", "README.md", "LICENSE"):
             shutil.copy2(REPO / name, src / name)
         for package in ("jobs", "lib"):
             shutil.copytree(REPO / package, src / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

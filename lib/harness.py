@@ -40,6 +40,9 @@ class JobSpec(Generic[S, C, T]):
     fail_at: Callable[[S], str] = lambda _s: "error"  # findings at/above this severity fail the run
     publish: Callable[[Report, S, int], None] | None = None  # metrics (gets the exit code); never on dry-run
     close: Callable[[C], None] | None = None  # release what connect took (e.g. revoke a Vault token)
+    # the settings against the environment (which credential applies, a kubeconfig context): ConfigError here
+    # is the same one line as a bad flag, before any log line or request; connect decides the same way again
+    preflight: Callable[[S, Mapping[str, str]], None] | None = None
 
 
 def exit_code_for(report: Report, fail_at: str) -> int:
@@ -55,7 +58,9 @@ def run(spec: JobSpec[S, C, T], argv: Sequence[str], environ: Mapping[str, str])
     parsed = parser.parse_args(list(argv))  # argparse itself exits 2 on unknown flags
     try:
         options = resolve(RunOptions, parsed, environ)
-        settings = resolve(spec.settings, parsed, environ)
+        settings = resolve(spec.settings, parsed, environ, allow_insecure_http=options.allow_insecure_http)
+        if spec.preflight is not None:
+            spec.preflight(settings, environ)
     except ConfigError as exc:
         print(f"{spec.name}: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -63,6 +68,8 @@ def run(spec: JobSpec[S, C, T], argv: Sequence[str], environ: Mapping[str, str])
     run_id = uuid.uuid4().hex[:12]
     logs.configure(spec.name, run_id, options.log_format, options.log_level)
     log = logs.get_logger()
+    if options.allow_insecure_http:
+        log.warning("run.insecure_http_allowed", note="http:// admitted to loopback hosts: local tests only")
     started = time.monotonic()
     summary: dict[str, Any] = {"dry_run": options.dry_run}
     code = EXIT_FAILED

@@ -1,14 +1,15 @@
-"""Plans and reports as a readable table or one JSON document. Everything passes the redactor last."""
+"""Plans and reports as a readable table or one JSON document. Every cell and section is scrubbed before it is
+formatted (a JSON-encoded section escapes quotes and non-ASCII, so a registered secret would no longer match
+after), and the whole text once more at the end, for the token shapes."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from lib.model import Outcome, Plan, Report, action_counts, finding_counts, outcome_counts
-from lib.redact import scrub, scrub_obj
+from lib.redact import scrub, to_json
 
 
 def rfc3339(value: datetime | None) -> str:
@@ -16,9 +17,11 @@ def rfc3339(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
 
 
-def table(rows: Sequence[Mapping[str, str]], empty: str = "(none)") -> str:
+def table(rows: Sequence[Mapping[str, Any]], empty: str = "(none)") -> str:
+    """Cells are scrubbed first: padding and joining then work on text that holds no secret."""
     if not rows:
         return empty
+    rows = [{str(k): scrub(str(v)) for k, v in row.items()} for row in rows]
     columns: list[str] = []
     for row in rows:
         columns.extend(c for c in row if c not in columns)
@@ -38,7 +41,7 @@ def _sections_text(sections: Mapping[str, Any]) -> list[str]:
         if isinstance(value, list) and all(isinstance(v, Mapping) for v in value):
             parts += [f"\n{name}:", table(value)]
         else:
-            parts += [f"\n{name}: {json.dumps(value, default=str)}"]
+            parts += [f"\n{name}: {to_json(value)}"]
     return parts
 
 
@@ -90,4 +93,4 @@ def report_json(job: str, report: Report) -> dict[str, Any]:
 
 
 def as_json(document: Mapping[str, Any]) -> str:
-    return json.dumps(scrub_obj(document), indent=2, default=str)
+    return to_json(document, indent=2)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -46,6 +47,7 @@ class Spec:
     default: Any
     repeatable: bool = False
     switch: bool = False  # a flag without a value (store_true); its env var takes true/false
+    sensitive: bool = False  # a URL or secret-like value: never echoed in an error (a URL can be a credential)
 
     @property
     def label(self) -> str:
@@ -64,8 +66,11 @@ def setting(
     parse: Callable[[str], Any] = str,
     default: Any = REQUIRED,
     repeatable: bool = False,
+    sensitive: bool | None = None,
 ) -> Any:
-    spec = Spec(flag, env or default_env(flag), help, parse, default, repeatable)
+    """`sensitive` defaults to true for the URL parsers: their errors never show the value (see `_withhold`)."""
+    hidden = is_url_parser(parse) if sensitive is None else sensitive
+    spec = Spec(flag, env or default_env(flag), help, parse, default, repeatable, sensitive=hidden)
     return field(metadata={"cwj": spec})
 
 
@@ -90,28 +95,111 @@ def parse_bool(raw: str) -> bool:
     raise ValueError(f"expected true or false, got {raw!r}")
 
 
-def _url(raw: str) -> tuple[str, str]:
-    """(scheme, netloc), or ('', '') for text urlparse refuses (an unclosed IPv6 bracket, a bad port)."""
+# ---- URLs: https only, and never echoed ------------------------------------------------------------------
+#
+# Every URL a job sends a credential to (Vault: the service-account JWT and the Vault token; Coder: the
+# session token; Key Vault and ARM: Entra bearer tokens; the webhook: its URL is the credential; the
+# Pushgateway: basic auth or a network position) must be https. Plain http is allowed for Vault, the webhook
+# and the Pushgateway only when the run says --allow-insecure-http AND the host is loopback: a local test
+# server on 127.0.0.1, never a pod network. Coder, Key Vault, ARM and the issuer are https with no override
+# (the emulators speak TLS; azure-core refuses bearer tokens over http anyway). Errors name the setting and
+# what was expected; they show at most the scheme and host of a value that parsed as an http(s) URL, never
+# its path, query or userinfo (a Slack webhook's path is its secret; a URL can carry user:pw@ or ?token=).
+
+INSECURE_OVERRIDE = "--allow-insecure-http (CWJ_ALLOW_INSECURE_HTTP)"
+
+
+@dataclass(frozen=True)
+class _Url:
+    scheme: str
+    host: str  # hostname[:port], without userinfo; "" when there is none
+    hostname: str
+
+
+def _url(raw: str) -> _Url | None:
+    """The parts we may show, or None for text that is not an absolute URL with a host."""
     try:
         parsed = urlparse(raw.strip())
-        parsed.port  # noqa: B018 - urlparse checks the port only when asked
+        port = parsed.port  # urlparse checks the port only when asked
     except ValueError:
-        return "", ""
-    return parsed.scheme, parsed.netloc
+        return None
+    if not parsed.scheme or not parsed.hostname:
+        return None
+    hostname = parsed.hostname
+    shown = f"[{hostname}]" if ":" in hostname else hostname
+    return _Url(parsed.scheme.lower(), shown + (f":{port}" if port is not None else ""), hostname)
+
+
+def is_loopback(hostname: str) -> bool:
+    if hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def _checked_url(raw: str) -> _Url:
+    url = _url(raw)
+    if url is None:
+        raise ValueError("expected an https:// URL with a host (the value is not shown: a URL can hold a credential)")
+    if url.scheme not in {"http", "https"}:
+        raise ValueError("expected an https:// URL, got another scheme (the value is not shown)")
+    return url
 
 
 def parse_https_url(raw: str) -> str:
-    scheme, netloc = _url(raw)
-    if scheme != "https" or not netloc:
-        raise ValueError(f"expected an https:// URL, got {raw!r}")
+    """https only, no override: Coder, the issuer (an identity Entra compares, https by rule) and the Azure
+    endpoints (azure-core refuses to send a bearer token over http anyway)."""
+    url = _checked_url(raw)
+    if url.scheme != "https":
+        raise ValueError(f"expected an https:// URL, got http:// for {url.host}")
     return raw.strip()
 
 
-def parse_http_url(raw: str) -> str:
-    scheme, netloc = _url(raw)
-    if scheme not in {"http", "https"} or not netloc:
-        raise ValueError(f"expected an http:// or https:// URL, got {raw!r}")
+def parse_service_url(raw: str) -> str:
+    """https, or http:// to a loopback host when the run allows it (checked by `resolve`, which knows)."""
+    _checked_url(raw)
     return raw.strip().rstrip("/")
+
+
+def optional(parse: Callable[[str], Any], empty: Any = None) -> Callable[[str], Any]:
+    """Blank text means unset (`empty`); anything else goes through `parse`. Keeps `parse`'s URL-ness."""
+
+    def parse_optional(raw: str) -> Any:
+        return parse(raw) if raw.strip() else empty
+
+    parse_optional.url_parser = parse  # type: ignore[attr-defined]
+    return parse_optional
+
+
+def _service_url_parser(parse: Callable[[str], Any]) -> bool:
+    return parse is parse_service_url or getattr(parse, "url_parser", None) is parse_service_url
+
+
+def is_url_parser(parse: Callable[[str], Any]) -> bool:
+    return parse in (parse_https_url, parse_service_url) or getattr(parse, "url_parser", None) is not None
+
+
+def check_transport(spec: Spec, value: Any, allow_insecure_http: bool) -> None:
+    """Refuse http:// unless the run allows it and the host is loopback; ConfigError names the setting."""
+    if not _service_url_parser(spec.parse) or not isinstance(value, str):
+        return
+    url = _url(value)
+    if url is None or url.scheme == "https":
+        return
+    if not allow_insecure_http:
+        raise ConfigError(
+            spec.label,
+            f"expected an https:// URL, got http:// for {url.host}: http would carry credentials in clear text "
+            f"({INSECURE_OVERRIDE} admits http:// to a loopback host, for local tests only)",
+        )
+    if not is_loopback(url.hostname):
+        raise ConfigError(
+            spec.label,
+            f"expected an https:// URL, got http:// for {url.host}: {INSECURE_OVERRIDE} admits http:// only to a "
+            "loopback host (127.0.0.0/8, ::1, localhost)",
+        )
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -295,6 +383,11 @@ class RunOptions:
         parse=parse_seconds,
         default=None,
     )
+    allow_insecure_http: bool = switch(
+        "--allow-insecure-http",
+        "local tests only: admit http:// to a loopback host (127.0.0.0/8, ::1, localhost) for the Vault, webhook "
+        "and Pushgateway URLs; every other URL stays https",
+    )
 
 
 def _metavar(spec: Spec) -> str:
@@ -331,12 +424,30 @@ def _resolve(spec: Spec, from_flag: Any, environ: Mapping[str, str]) -> Any:
     try:
         values = [spec.parse(raw) for raw in raws]
     except ValueError as exc:
-        raise ConfigError(spec.label, str(exc)) from None
+        problem = _withhold(str(exc), raws) if spec.sensitive else str(exc)
+        raise ConfigError(spec.label, problem) from None
     return tuple(values) if spec.repeatable else values[0]
 
 
-def resolve(cls: type[S], parsed: argparse.Namespace, environ: Mapping[str, str]) -> S:
+WITHHELD = "[value withheld]"
+
+
+def _withhold(problem: str, raws: Sequence[str]) -> str:
+    """The net under the parsers' own care: a sensitive setting's raw text (or its repr) never reaches an error."""
+    for raw in raws:
+        for form in {raw, raw.strip(), repr(raw), repr(raw.strip())}:
+            if len(form) >= 4:
+                problem = problem.replace(form, WITHHELD)
+    return problem
+
+
+def resolve(
+    cls: type[S], parsed: argparse.Namespace, environ: Mapping[str, str], *, allow_insecure_http: bool = False
+) -> S:
+    """Parse every setting of `cls`; http:// URLs pass only under `allow_insecure_http` to a loopback host."""
     values = {name: _resolve(spec, getattr(parsed, name), environ) for name, spec in specs(cls)}
+    for name, spec in specs(cls):
+        check_transport(spec, values[name], allow_insecure_http)
     instance = cls(**values)
     check = getattr(instance, "check", None)
     if callable(check):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import yaml
 from yaml.nodes import Node
 
+from lib.redact import one_line
+
 
 class InvalidYaml(ValueError):
     def __init__(self, line: int | None, problem: str) -> None:
@@ -21,6 +23,6 @@ def compose(text: str) -> Node | None:
     except yaml.MarkedYAMLError as exc:
         raise InvalidYaml(exc.problem_mark.line + 1 if exc.problem_mark else 1, f"{exc.problem}") from None
     except yaml.YAMLError as exc:  # e.g. a control character: the reader's error carries no mark
-        raise InvalidYaml(None, " ".join(str(exc).split())) from None
+        raise InvalidYaml(None, one_line(exc)) from None
     except RecursionError:
         raise InvalidYaml(1, "nested too deeply") from None

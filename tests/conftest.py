@@ -18,6 +18,7 @@ from hypothesis import settings
 import tests.machine_env  # noqa: F401  (first: it copies the environment before any fixture changes it)
 from tests.emulators.platform import Platform
 from tests.faults.leak_audit import LeakAudit
+from tests.pushgateway import Pushgateway, PushgatewayUnavailable
 
 BIN = Path(sys.executable).parent
 LEAKS = LeakAudit()  # every secret any platform of this run issued: looked for in every test's capture and job run
@@ -56,9 +57,12 @@ def platform(platform_session: Platform) -> Platform:
 
 
 @pytest.fixture
-def env(platform: Platform) -> dict[str, str]:
-    """The environment a job process gets: the machine's PATH and the platform's env file, nothing else."""
-    return {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), **platform.env()}
+def env(platform: Platform, tmp_path: Path) -> dict[str, str]:
+    """The environment a job process gets: the machine's PATH, the platform's env file, and an empty home of its
+    own (the jobs read ~/.vault-token, as the vault CLI does: the machine's must never count)."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {"PATH": os.environ.get("PATH", ""), "HOME": str(home), **platform.env()}
 
 
 class Control:
@@ -108,6 +112,24 @@ class Control:
 @pytest.fixture
 def control(platform: Platform) -> Control:
     return Control(platform)
+
+
+@pytest.fixture(scope="session")
+def pushgateway_session(platform_session: Platform) -> Iterator[Pushgateway]:
+    """A real Pushgateway (tests/pushgateway.py), HTTPS with a certificate from the platform's CA; started by
+    the first test that asks for it. Never a skip: metrics nobody read back are metrics nobody tested."""
+    try:
+        gateway = Pushgateway.for_platform(platform_session).start()
+    except PushgatewayUnavailable as exc:
+        pytest.fail(f"the Pushgateway is needed for the metrics tests and could not be started: {exc}")
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture
+def pushgateway(pushgateway_session: Pushgateway) -> Pushgateway:
+    pushgateway_session.wipe()
+    return pushgateway_session
 
 
 def run_job(name: str, *args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:

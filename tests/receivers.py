@@ -1,7 +1,11 @@
-"""Local stand-ins for the two things jobs push to: a Prometheus Pushgateway and an alert webhook.
+"""Recording stand-ins for what jobs send to: the alert webhook (Slack and the like, which cannot run here),
+and, only where a fault has to be scripted (tests/faults/), the Pushgateway; everything else pushes to a real
+Pushgateway (tests/pushgateway.py).
 
-Both are plain HTTP on 127.0.0.1 (in-cluster Pushgateways usually are) and record every request, so a
-test can parse what was pushed with prometheus_client's own text parser or read the webhook's JSON.
+Both listen on 127.0.0.1 and record every request, so a test can parse what was pushed with
+prometheus_client's own text parser or read the webhook's JSON. Given a TLS context (`Platform.server_tls()`,
+signed by the platform's CA that REQUESTS_CA_BUNDLE names) they speak https, as the jobs require of every URL;
+plain http reaches them only from a run with --allow-insecure-http (the loopback test override, lib/settings.py).
 `serve` is the server under both `receiver` (one status for every request) and the fault matrix's scripted
 receiver (tests/faults/common.py: answers in order).
 """
@@ -9,6 +13,7 @@ receiver (tests/faults/common.py: answers in order).
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,8 +42,8 @@ class Answer:
 
 
 @contextmanager
-def serve(respond: Callable[[Received], Answer]) -> Iterator[str]:
-    """A loopback HTTP server answering each request with `respond(request)` (called one request at a time, so
+def serve(respond: Callable[[Received], Answer], tls: ssl.SSLContext | None = None) -> Iterator[str]:
+    """A loopback HTTP(S) server answering each request with `respond(request)` (called one request at a time, so
     a recorder keeps arrival order); yields its URL."""
     lock = threading.Lock()
 
@@ -65,9 +70,12 @@ def serve(respond: Callable[[Received], Answer]) -> Iterator[str]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if tls is not None:  # handshake in the handler thread (lazily, on first read), not in the accept loop
+        server.socket = tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+        server.handle_error = lambda request, address: None  # type: ignore[method-assign]  # aborted handshakes
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -88,9 +96,9 @@ class Receiver:
 
 
 @contextmanager
-def receiver(status: int = 200) -> Iterator[Receiver]:
-    """A recording HTTP server; Pushgateway pushes are PUT/POST /metrics/job/<job>[/<label>/<value>...]."""
+def receiver(status: int = 200, tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
+    """A recording HTTP(S) server; Pushgateway pushes are PUT/POST /metrics/job/<job>[/<label>/<value>...]."""
     rec = Receiver(url="", status=status)
-    with serve(rec.answer) as url:
+    with serve(rec.answer, tls) as url:
         rec.url = url
         yield rec

@@ -8,9 +8,8 @@ plan (plan.py, pure) -> apply in order, stopping at the first failed mint or wri
 
 from __future__ import annotations
 
-import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -21,6 +20,7 @@ from jobs.coder_token_mint.observe import coder_token, inspect_entry, validate_b
 from jobs.coder_token_mint.plan import MintState, MintToken, RevokeToken, WriteEntry
 from jobs.coder_token_mint.settings import MintSettings
 from lib import harness
+from lib.auth_choice import connect_vault, vault_auth, vault_login
 from lib.clients.coder import CoderClient, CoderError, Token, token_id
 from lib.clients.pushgateway import push, report_registry
 from lib.clients.vault import CheckAndSetMismatch, VaultClient, VaultError
@@ -53,22 +53,20 @@ def connect(s: MintSettings) -> Clients:
     if not bootstrap:
         raise ConfigError(label_of(MintSettings, "bootstrap_token_file"), "expected a token, the file is empty")
     register_secret(bootstrap)
-    env_token = os.environ.get("VAULT_TOKEN", "").strip()
-    use_token = s.vault_auth == "token" or (s.vault_auth == "auto" and bool(env_token))
-    if use_token and not env_token:
-        raise ConfigError("VAULT_TOKEN", "expected a Vault token with --vault-auth token")
-    if not use_token and not s.vault_jwt_file.is_file():
-        raise ConfigError(
-            label_of(MintSettings, "vault_jwt_file"),
-            f"expected a readable file, {str(s.vault_jwt_file)!r} does not exist",
-        )
+    vault = connect_vault(s.vault_auth, s.vault_jwt_file, _vault_labels())
 
     def login() -> VaultClient:
-        if use_token:
-            return VaultClient(s.vault_addr, env_token)
-        return VaultClient.kubernetes_login(s.vault_addr, s.vault_role, s.vault_jwt_file, s.vault_auth_mount)
+        return vault_login(vault, s.vault_addr, s.vault_role, s.vault_jwt_file, s.vault_auth_mount)
 
     return Clients(CoderClient(s.coder_url, bootstrap), login)
+
+
+def _vault_labels() -> tuple[str, str]:
+    return label_of(MintSettings, "vault_auth"), label_of(MintSettings, "vault_jwt_file")
+
+
+def preflight(s: MintSettings, environ: Mapping[str, str]) -> None:
+    vault_auth(s.vault_auth, environ, s.vault_jwt_file, _vault_labels())  # no Vault credential: exit 2, one line
 
 
 # ---- observe (the Coder-side checks are in observe.py) ----------------------------------------------------
@@ -259,6 +257,7 @@ SPEC = harness.JobSpec(
     apply=apply,
     publish=publish,
     close=close,
+    preflight=preflight,
 )
 
 

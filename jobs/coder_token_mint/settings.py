@@ -13,16 +13,16 @@ from datetime import timedelta
 from pathlib import Path
 
 from jobs.coder_token_mint.plan import Policy, human
+from lib.auth_choice import vault_auth_setting
 from lib.clients.vault import POD_SA_TOKEN
 from lib.settings import (
     ConfigError,
     label_of,
-    one_of,
     parse_duration,
-    parse_http_url,
     parse_https_url,
     parse_kv_path,
     parse_readable_file,
+    parse_service_url,
     setting,
     switch,
 )
@@ -104,13 +104,8 @@ class MintSettings:
     allow: tuple[str, ...] = setting(
         "--allow", "allow-list entry type:id", parse=parse_allow, default=(), repeatable=True
     )
-    vault_addr: str = setting("--vault-addr", "Vault address", env="VAULT_ADDR", parse=parse_http_url)
-    vault_auth: str = setting(
-        "--vault-auth",
-        "auto: VAULT_TOKEN when set, else Kubernetes auth",
-        parse=one_of("auto", "kubernetes", "token"),
-        default="auto",
-    )
+    vault_addr: str = setting("--vault-addr", "Vault address", env="VAULT_ADDR", parse=parse_service_url)
+    vault_auth: str = vault_auth_setting()
     vault_role: str = setting("--vault-role", "Vault Kubernetes-auth role", default="coder-token-writer")
     vault_jwt_file: Path = setting(
         "--vault-jwt-file",
@@ -127,7 +122,7 @@ class MintSettings:
         "--force-rotate", "compromise response: mint, write, revoke every other prefixed token now"
     )
     pushgateway_url: str = setting(
-        "--pushgateway-url", "Prometheus Pushgateway; empty: no push", parse=parse_http_url, default=""
+        "--pushgateway-url", "Prometheus Pushgateway; empty: no push", parse=parse_service_url, default=""
     )
 
     @property

@@ -10,7 +10,7 @@ RBAC (the chart): get/list namespaces and serviceaccounts; get/create/update con
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 from jobs.fic_reconcile.model import Namespace, Relocation
 from jobs.fic_reconcile.settings import FicSettings
 from jobs.fic_reconcile.state import LABELS, decode, encode
+from lib.redact import first_line
 from lib.settings import ConfigError, label_of
 
 POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -97,11 +98,28 @@ def write_record(api: Any, namespace: str, name: str, record: Sequence[Relocatio
     write_config_map(api, namespace, name, encode(record), version, labels=LABELS)
 
 
-def kube_api() -> Any:
+def kube_api(s: FicSettings) -> Any:
     from lib.clients.kube import api_client
 
-    return api_client(os.environ)
+    return api_client(os.environ, s.kube_context)
+
+
+def check_context(s: FicSettings, environ: Mapping[str, str]) -> None:
+    """A --kube-context the kubeconfig does not have is a configuration error (exit 2), not a blind run."""
+    if not s.kube_context:
+        return
+    from lib.clients.kube import KubeError, kubeconfig_contexts
+
+    label = label_of(FicSettings, "kube_context")
+    try:
+        names = kubeconfig_contexts(environ)
+    except KubeError as exc:
+        raise ConfigError(label, f"needs a kubeconfig (KUBECONFIG or ~/.kube/config): {exc}") from None
+    if s.kube_context not in names:
+        raise ConfigError(
+            label, f"expected one of the kubeconfig's contexts ({', '.join(names) or 'none'}), got {s.kube_context!r}"
+        )
 
 
 def _one_line(exc: Exception) -> str:
-    return (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0]
+    return first_line(f"{type(exc).__name__}: {exc}")

@@ -1,6 +1,6 @@
-"""What the fic-reconcile plan reports besides its actions: the findings (what it could not do, and why)
-and the capacity sections (per-identity FIC counts, and how many namespaces the pool holds before CRC-32
-sharding overflows an identity). Pure, like plan.py, which calls these."""
+"""What the fic-reconcile plan reports besides its actions: the findings (what it could not do, and why, and
+FICs of a foreign issuer) and the sections (per-identity FIC counts, how many namespaces the pool holds before
+CRC-32 sharding overflows an identity, the foreign-issuer FICs). Pure, like plan.py, which calls these."""
 
 from __future__ import annotations
 
@@ -50,6 +50,32 @@ def observation_findings(observed: Observed, blind: set[str]) -> list[Finding]:
                 Finding("error", "observe-failed", identity.name, f"ARM FIC list: {detail}; no writes here")
             )
     return findings
+
+
+def foreign_issuer_findings(foreign: Iterable[tuple[str, ObservedFic]]) -> list[Finding]:
+    """An error per FIC whose issuer nobody declared: an outside workload may act as a pool identity. Error, not
+    warning: it fails the run (the CronJob turns red, alerting without a Pushgateway) until someone deletes the
+    FIC or declares its issuer; it blocks no write, and the FIC itself is never touched."""
+    return [
+        Finding(
+            "error",
+            "foreign-issuer",
+            f"{identity}/{fic.name}",
+            f"{identity} holds FIC {fic.name} trusting issuer {fic.spec.issuer} for subject {fic.spec.subject}, "
+            "which is neither this cluster's issuer nor in --known-issuers: a workload outside the cluster can act "
+            "as this pool identity. Delete the FIC if nobody created it on purpose, else add its issuer to "
+            "--known-issuers; this job never touches it",
+        )
+        for identity, fic in foreign
+    ]
+
+
+def foreign_issuer_section(foreign: Iterable[tuple[str, ObservedFic]]) -> dict[str, object]:
+    rows = [
+        {"identity": identity, "fic": fic.name, "issuer": fic.spec.issuer, "subject": fic.spec.subject}
+        for identity, fic in foreign
+    ]
+    return {"foreign_issuer_credentials": rows}
 
 
 # ---- capacity -------------------------------------------------------------------------------------------

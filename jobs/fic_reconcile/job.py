@@ -6,9 +6,9 @@ reads, writes and reports. Docs: docs/fic-reconcile.md."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from jobs.fic_reconcile import cluster
 from jobs.fic_reconcile import plan as fic_plan
@@ -16,13 +16,12 @@ from jobs.fic_reconcile.model import Observed
 from jobs.fic_reconcile.settings import FicSettings
 from jobs.fic_reconcile.writes import Clients, apply, read_identity
 from lib import harness
+from lib.auth_choice import check_azure, connect_azure
 from lib.budget import RunBudget
 from lib.logs import get_logger
 from lib.model import Plan, Report
+from lib.redact import first_line
 from lib.settings import ConfigError, label_of
-
-if TYPE_CHECKING:
-    pass
 
 # The Azure, Kubernetes and Prometheus clients are imported where they are used, not above: `--help` and a
 # configuration error (exit 2) then cost ~0.1 s instead of ~0.35 s of imports (BENCHMARKS.md, start-up).
@@ -34,15 +33,18 @@ def connect(s: FicSettings) -> Clients:
     from azure.core.exceptions import AzureError, HttpResponseError
 
     from lib.clients.arm_msi import ArmError, ArmMsi, UnknownClientIds, describe_error, error_code, status_of
-    from lib.clients.azure_auth import azure_credential
 
     log = get_logger()
     state_namespace = cluster.state_namespace(s)  # a configuration error before any request
+    tenant_id = probe_tenant(s, os.environ)
+    target = s.arm_target()
+    credential = connect_azure(s.azure_auth, label_of(FicSettings, "azure_auth"))
+    log.info("arm.target", endpoint=target.endpoint, cloud=target.cloud, scope=target.scope)
 
     def on_retry(exc: Exception, attempt: int, wait: float) -> None:
         log.warning("arm.retry", status=status_of(exc), code=error_code(exc), attempt=attempt, wait_s=round(wait, 2))
 
-    arm = ArmMsi(azure_credential(os.environ), s.subscription_id, s.resource_group, s.arm_endpoint, on_retry)
+    arm = ArmMsi(credential, s.subscription_id, s.resource_group, target.endpoint, target.scope, on_retry)
     try:
         pool = arm.resolve_pool(s.client_ids)
     except UnknownClientIds as exc:
@@ -57,14 +59,35 @@ def connect(s: FicSettings) -> Clients:
     except AzureError as exc:  # connection refused, timeouts, an answer that is not JSON
         raise ArmError(f"ARM list identities in {s.resource_group}: {describe_error(exc)}") from None
     budget = RunBudget(s.max_run_seconds, s.arm_writes_per_second)  # the clock starts before the first call
-    return Clients(arm, tuple(pool), state_namespace, budget)
+    return Clients(arm, tuple(pool), state_namespace, budget, tenant_id)
+
+
+def probe_tenant(s: FicSettings, environ: Mapping[str, str]) -> str:
+    """--probe exchanges workspace tokens in the pool's tenant: AZURE_TENANT_ID, as the workspaces' pods get it."""
+    tenant = environ.get("AZURE_TENANT_ID", "").strip()
+    if s.probe and not tenant:
+        raise ConfigError(
+            label_of(FicSettings, "probe"),
+            "needs AZURE_TENANT_ID, the pool identities' tenant (in a pod the chart or the Workload Identity "
+            "webhook sets it)",
+        )
+    return tenant
+
+
+def preflight(s: FicSettings, environ: Mapping[str, str]) -> None:
+    """Configuration errors that need the environment, as one line before any request: where the relocation
+    record lives, the kubeconfig context, and which Azure credential applies."""
+    cluster.state_namespace(s)
+    cluster.check_context(s, environ)
+    probe_tenant(s, environ)  # before the credential: --probe's own need is the more specific message
+    check_azure(s.azure_auth, environ, label_of(FicSettings, "azure_auth"))
 
 
 def _read_cluster(s: FicSettings, namespace: str) -> cluster.ClusterView:
     try:
-        return cluster.read_cluster(cluster.kube_api(), s, namespace)
+        return cluster.read_cluster(cluster.kube_api(s), s, namespace)
     except Exception as exc:  # no usable configuration: nothing from the cluster, so no deletes
-        return cluster.ClusterView(namespaces_error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        return cluster.ClusterView(namespaces_error=first_line(f"{type(exc).__name__}: {exc}"))
 
 
 def observe(c: Clients, s: FicSettings) -> Observed:
@@ -112,6 +135,7 @@ SPEC = harness.JobSpec(
     apply=apply,
     publish=publish,
     close=lambda c: c.arm.close(),
+    preflight=preflight,
 )
 
 

@@ -1,5 +1,6 @@
 """fic-reconcile's own gauges, pushed beside the common ones (lib/clients/pushgateway.py): FIC slots per
-identity, pool headroom, shard disagreements, deferred work and time to credential."""
+identity, pool headroom, shard disagreements, foreign-issuer FICs, deferred work, time to credential and (with
+--probe) time to usable."""
 
 from __future__ import annotations
 
@@ -18,6 +19,15 @@ def fic_gauges(report: Report, registry: Any) -> None:
         fics.labels(row["identity"], "ours").set(float(row["ours"]))
         fics.labels(row["identity"], "unmanaged").set(float(row["unmanaged"]))
         limit.labels(row["identity"]).set(float(row["limit"]))
+    foreign = Gauge(
+        "cwj_fic_foreign_issuer_credentials",
+        "FICs on the pool identity whose issuer is neither the cluster's nor in --known-issuers",
+        ["identity"],
+        registry=registry,
+    )
+    held = Counter(row["identity"] for row in report.plan.sections.get("foreign_issuer_credentials", []))
+    for row in report.plan.sections.get("capacity", []):  # every pool identity: 0 when clean, so alerts resolve
+        foreign.labels(row["identity"]).set(held[row["identity"]])
     pool = report.plan.sections.get("pool_capacity", {})
     Gauge("cwj_fic_pool_namespaces", "Workspace namespaces", registry=registry).set(pool.get("namespaces", 0))
     Gauge("cwj_fic_pool_safe_namespaces", "Namespaces the pool holds at <=1% overflow risk", registry=registry).set(
@@ -48,3 +58,32 @@ def fic_gauges(report: Report, registry: Any) -> None:
         ttc.labels("0.5").set(waited["p50_s"])
         ttc.labels("0.99").set(waited["p99_s"])
         longest.set(waited["max_s"])
+    _time_to_usable(report, registry)
+
+
+def _time_to_usable(report: Report, registry: Any) -> None:
+    """The families exist in every push; samples only from a run that probed (--probe off: no made-up zeros)."""
+    from prometheus_client import Gauge
+
+    results = Gauge(
+        "cwj_fic_probe_namespaces",
+        "Namespaces the readiness probe tried, by whether Entra granted their exchange within the bound",
+        ["result"],
+        registry=registry,
+    )
+    ttu = Gauge(
+        "cwj_fic_time_to_usable_seconds",
+        "Seconds from a namespace's creation to Entra's first grant of its workspace's exchange (probed)",
+        ["quantile"],
+        registry=registry,
+    )
+    longest = Gauge("cwj_fic_time_to_usable_max_seconds", "The longest time to usable in this run", registry=registry)
+    probed = report.sections.get("time_to_usable")
+    if probed is None:
+        return
+    results.labels("usable").set(probed["usable"])
+    results.labels("not_usable").set(probed["not_usable"])
+    if "p50_s" in probed:  # something was granted
+        ttu.labels("0.5").set(probed["p50_s"])
+        ttu.labels("0.99").set(probed["p99_s"])
+        longest.set(probed["max_s"])

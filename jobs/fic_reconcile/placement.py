@@ -11,6 +11,11 @@ namespace's `workspace` ServiceAccount (`azure.workload.identity/client-id`) int
 Ownership: a FIC is ours when its name carries our prefix AND its issuer is this cluster's. Several clusters
 may share one pool, each with its own issuer; a prefixed FIC with another issuer is another cluster's: never
 updated or deleted, only counted toward the identity's limit. ARM names are case-insensitive, so is ownership.
+
+Trust: any FIC on a pool identity lets its issuer's tokens act as that identity. An issuer that is neither
+this cluster's nor declared (--known-issuers: the other clusters sharing the pool) is foreign, whatever the
+FIC's name: a possible backdoor, reported (findings.py) and, like every FIC not ours, never touched. Issuers
+compare exactly, as Entra compares a token's `iss` with the FIC's issuer.
 """
 
 from __future__ import annotations
@@ -93,6 +98,19 @@ def split_by_owner(
                 owner = ours if fic.spec.issuer == issuer else others
                 owner[identity.name][fic.name[len(prefix) :].lower()] = fic
     return ours, others
+
+
+def foreign_issuer_fics(
+    identities: Sequence[IdentityState], issuer: str, known: Iterable[str]
+) -> list[tuple[str, ObservedFic]]:
+    """(identity, FIC) for every FIC whose issuer is neither `issuer` nor in `known`, in pool then name order."""
+    trusted = {issuer, *known}
+    return [
+        (identity.name, fic)
+        for identity in identities
+        for fic in sorted(identity.fics, key=lambda f: f.name.lower())
+        if fic.spec.issuer not in trusted
+    ]
 
 
 def collision(namespace: str, identity: str, theirs: ObservedFic, issuer: str) -> Finding:

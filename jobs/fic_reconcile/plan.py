@@ -23,6 +23,8 @@ from datetime import datetime, timedelta
 
 from jobs.fic_reconcile.findings import (
     capacity_sections,
+    foreign_issuer_findings,
+    foreign_issuer_section,
     observation_findings,
     stuck_finding,
     suppressed_finding,
@@ -38,7 +40,7 @@ from jobs.fic_reconcile.model import (
     RecordRelocations,
     Relocation,
 )
-from jobs.fic_reconcile.placement import collision, place_namespaces, split_by_owner
+from jobs.fic_reconcile.placement import collision, foreign_issuer_fics, place_namespaces, split_by_owner
 from jobs.fic_reconcile.relocation import plan_relocations
 from lib.clients.arm_types import FicSpec, ObservedFic
 from lib.model import Finding, Plan
@@ -61,6 +63,7 @@ class Policy:
     allow_mass_delete: bool = False
     shard_rule: str = "crc32"
     relocation_grace: timedelta = timedelta(hours=1)
+    known_issuers: tuple[str, ...] = ()  # other clusters' issuers: their FICs are no foreign-issuer finding
 
     def spec_for(self, namespace: str) -> FicSpec:
         return FicSpec(self.issuer, f"system:serviceaccount:{namespace}:{self.service_account}", (AUDIENCE,))
@@ -77,7 +80,9 @@ def plan(observed: Observed, policy: Policy, now: datetime) -> Plan:
     ours, others = split_by_owner(observed.identities, policy.fic_prefix, policy.issuer)
     targets = dict(where.targets)
     blind = {i.name for i in observed.identities if not i.complete}
+    foreign = foreign_issuer_fics(observed.identities, policy.issuer, policy.known_issuers)
     findings: list[Finding] = [*where.findings, *observation_findings(observed, blind)]
+    findings += foreign_issuer_findings(foreign)
     for ns, target in sorted(where.targets.items()):
         if ns in others[target]:  # the name we need is another cluster's FIC there
             findings.append(collision(ns, target, others[target][ns], policy.issuer))
@@ -111,7 +116,12 @@ def plan(observed: Observed, policy: Policy, now: datetime) -> Plan:
         actions=tuple(actions),
         findings=tuple(sorted(findings, key=lambda f: (f.rule, f.subject))),
         refusal=guard(fic_actions, n_ours, observed, live, policy),
-        sections={**sections, "placement": where.counts, "relocations_waiting": moves.waiting},
+        sections={
+            **sections,
+            "placement": where.counts,
+            "relocations_waiting": moves.waiting,
+            **foreign_issuer_section(foreign),
+        },
     )
 
 

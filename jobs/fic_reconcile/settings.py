@@ -11,16 +11,18 @@ from typing import Any
 from jobs.fic_reconcile.plan import Policy
 from jobs.fic_reconcile.shard import SHARD_RULES
 from jobs.fic_reconcile.state import DEFAULT_NAME
+from lib.arm_cloud import ArmTarget, ArmTargetError, arm_target
+from lib.auth_choice import azure_auth_setting
 from lib.settings import (
     ConfigError,
     int_at_least,
     label_of,
     one_of,
     parse_duration,
-    parse_http_url,
     parse_https_url,
     parse_json_string_list,
     parse_positive_seconds,
+    parse_service_url,
     parse_uuid,
     setting,
     switch,
@@ -71,10 +73,28 @@ class FicSettings:
     )
     arm_endpoint: str = setting(
         "--arm-endpoint",
-        "Azure Resource Manager URL",
+        "Azure Resource Manager URL: a known cloud's (public, US Gov, China); the token is asked for that cloud's "
+        "ARM audience",
         env="CWJ_ARM_ENDPOINT",
         parse=parse_https_url,
         default="https://management.azure.com",
+    )
+    allow_custom_arm_endpoint: bool = switch(
+        "--allow-custom-arm-endpoint",
+        "accept an --arm-endpoint outside the known clouds (an emulator, Azure Stack); needs --arm-audience",
+    )
+    arm_audience: str | None = setting(
+        "--arm-audience",
+        "token audience for a custom --arm-endpoint (known clouds use their own)",
+        parse=parse_https_url,
+        default=None,
+    )
+    azure_auth: str = azure_auth_setting()
+    kube_context: str | None = setting(
+        "--kube-context",
+        "kubeconfig context to read the cluster through, even in a pod (default: the pod's own cluster, else the "
+        "kubeconfig's current context)",
+        default=None,
     )
     namespace_prefix: str = setting(
         "--namespace-prefix",
@@ -141,16 +161,50 @@ class FicSettings:
         parse=_positive_rate,
         default=5.0,
     )
+    known_issuers: tuple[str, ...] = setting(
+        "--known-issuers",
+        "OIDC issuers besides --issuer that may hold FICs on pool identities (other clusters sharing the pool); "
+        "any other issuer there is a foreign-issuer finding",
+        parse=parse_https_url,
+        default=(),
+        repeatable=True,
+    )
     pushgateway_url: str | None = setting(
-        "--pushgateway-url", "Prometheus Pushgateway", parse=parse_http_url, default=None
+        "--pushgateway-url", "Prometheus Pushgateway", parse=parse_service_url, default=None
+    )
+    probe: bool = switch(
+        "--probe",
+        "after creating FICs, mint a short-lived token for each new namespace's workspace ServiceAccount and "
+        "exchange it at Entra until granted: time to usable (needs create on serviceaccounts/token; "
+        "docs/fic-reconcile.md)",
+    )
+    probe_seconds: float = setting(
+        "--probe-seconds",
+        "longest the probe waits for Entra to grant a new namespace's exchange; below --max-run-seconds, and "
+        "never past the run budget",
+        parse=parse_positive_seconds,
+        default=120.0,
+    )
+    probe_max_namespaces: int = setting(
+        "--probe-max-namespaces",
+        "probe at most this many of the namespaces a run created a FIC for (a sample: each costs Entra requests)",
+        parse=int_at_least(1),
+        default=10,
     )
 
     def check(self) -> None:
+        self.arm_target()  # an unknown or mistyped ARM host is refused before any token exists
         if not self.namespace_prefix and not self.namespace_selector:  # kube-system, default, the job's own ...
             raise ConfigError(
                 label_of(FicSettings, "namespace_prefix"),
                 "is empty and no --namespace-selector (CWJ_NAMESPACE_SELECTOR) narrows the namespaces: every "
                 "namespace would get a FIC; expected a prefix such as ameide-ws-, or a selector",
+            )
+        if self.probe and self.probe_seconds >= self.max_run_seconds:
+            raise ConfigError(
+                label_of(FicSettings, "probe_seconds"),
+                f"expected fewer seconds than --max-run-seconds ({self.max_run_seconds:g}): the probe runs inside "
+                f"the run budget, got {self.probe_seconds:g}",
             )
         longest, shortest = self.fic_prefix + "a" * MAX_NAMESPACE, self.fic_prefix + "a"
         if not (FIC_NAME.fullmatch(longest) and FIC_NAME.fullmatch(shortest)):
@@ -159,6 +213,12 @@ class FicSettings:
                 f"expected 2-{120 - MAX_NAMESPACE} characters of [a-zA-Z0-9-_] starting with a letter or digit, "
                 f"so that prefix + any namespace is a valid FIC name, got {self.fic_prefix!r}",
             )
+
+    def arm_target(self) -> ArmTarget:
+        try:
+            return arm_target(self.arm_endpoint, self.allow_custom_arm_endpoint, self.arm_audience)
+        except ArmTargetError as exc:
+            raise ConfigError(label_of(FicSettings, exc.setting), exc.problem) from None
 
     def policy(self) -> Policy:
         return Policy(
@@ -171,4 +231,5 @@ class FicSettings:
             self.allow_mass_delete,
             self.shard_hash,
             self.relocation_grace,
+            self.known_issuers,
         )

@@ -3,12 +3,13 @@
 Tier by tier (the plan's urgency, plan.py), one lane per identity, lanes in parallel, each lane strictly one
 write at a time (ARM answers concurrent writes to one identity with 409), every write paced by the run's budget
 (lib/budget.py). A write the budget cannot start, or one ARM keeps throttling past it, is deferred: not a failure,
-the next run observes afresh and continues. One failed write never stops the others.
+the next run observes afresh and continues. One failed write never stops the others. With --probe, the FICs just
+created are then probed at Entra (probe.py) inside what is left of the budget.
 """
 
 from __future__ import annotations
 
-import statistics
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,10 +20,12 @@ from typing import TYPE_CHECKING
 from jobs.fic_reconcile import cluster
 from jobs.fic_reconcile.model import DeleteFic, FicAction, IdentityState, PutFic, RecordRelocations
 from jobs.fic_reconcile.placement import is_ours
+from jobs.fic_reconcile.probe import Created, spread
 from jobs.fic_reconcile.settings import FicSettings
 from lib.budget import RunBudget, deferral_findings
 from lib.clients.arm_types import ObservedFic
 from lib.model import Finding, Outcome, Plan, Report
+from lib.redact import first_line
 
 if TYPE_CHECKING:
     from lib.clients.arm_msi import ArmMsi, PoolIdentity
@@ -34,6 +37,7 @@ class Clients:
     pool: tuple[PoolIdentity, ...]
     state_namespace: str  # where the relocation record lives
     budget: RunBudget
+    tenant_id: str = ""  # the pool's tenant, for --probe's exchanges
 
 
 def read_identity(arm: ArmMsi, p: PoolIdentity) -> IdentityState:
@@ -55,13 +59,13 @@ def apply(p: Plan, c: Clients, s: FicSettings) -> Report:
         else:
             assert isinstance(action, PutFic | DeleteFic)
             tiers[action.phase][action.identity].append((index, action))
-    waited: list[float] = []  # time to credential of each FIC created
+    created: list[Created] = []
     with ThreadPoolExecutor(max_workers=s.concurrency) as workers:
         for tier in sorted(tiers):
             for lane in workers.map(lambda lane: _run_lane(c, lane), tiers[tier].values()):
-                for index, outcome, seconds in lane:
+                for index, outcome, made in lane:
                     outcomes[index] = outcome
-                    waited += [seconds] if seconds is not None else []
+                    created += [made] if made is not None else []
     unfinished = [o.action for o in outcomes.values() if o.result in ("failed", "deferred")]
     unwritten = {a.namespace for a in unfinished if isinstance(a, PutFic)}
     undeleted = {a.namespace for a in unfinished if isinstance(a, DeleteFic)}
@@ -69,11 +73,19 @@ def apply(p: Plan, c: Clients, s: FicSettings) -> Report:
         outcomes[index] = _write_record(record, unwritten, undeleted, c, s)
     done = tuple(outcomes[i] for i in sorted(outcomes))
     findings, occupancy = verify(c, s, p, done)
-    sections = {"occupancy_after": occupancy, "time_to_credential": time_to_credential(waited)}
-    return Report(p, done, tuple([*findings, *deferral_findings(done)]), sections)
+    waited = [m.credential_after_s for m in created if m.credential_after_s is not None]
+    sections: dict[str, object] = {"occupancy_after": occupancy, "time_to_credential": time_to_credential(waited)}
+    findings += deferral_findings(done)
+    if s.probe:
+        from jobs.fic_reconcile.probe import probe_created
+
+        probed = probe_created(created, s, c.budget.left(), c.tenant_id, c.arm.scope)
+        sections.update(time_to_usable=probed.summary(), probe=probed.rows())
+        findings += probed.findings()
+    return Report(p, done, tuple(findings), sections)
 
 
-Written = tuple[int, Outcome, float | None]  # index, outcome, time to credential of a create
+Written = tuple[int, Outcome, Created | None]  # index, outcome, and what the probe needs of a create
 
 
 def _run_lane(c: Clients, lane: Sequence[tuple[int, FicAction]]) -> list[Written]:
@@ -88,8 +100,9 @@ def _run_lane(c: Clients, lane: Sequence[tuple[int, FicAction]]) -> list[Written
             if isinstance(action, PutFic):
                 c.arm.put_fic(action.identity, action.fic, action.spec, within=c.budget.left())
                 seconds = _since_namespace_created(action)
+                made = None if action.update else _created(action, seconds)
                 detail = f"time to credential {seconds:.1f}s" if seconds is not None else ""
-                results.append((index, Outcome(action, "ok", detail), seconds))
+                results.append((index, Outcome(action, "ok", detail), made))
             else:
                 c.arm.delete_fic(action.identity, action.fic, within=c.budget.left())
                 results.append((index, Outcome(action, "ok"), None))
@@ -100,6 +113,10 @@ def _run_lane(c: Clients, lane: Sequence[tuple[int, FicAction]]) -> list[Written
     return results
 
 
+def _created(action: PutFic, seconds: float | None) -> Created:
+    return Created(action.namespace, action.identity, action.client_id, time.monotonic(), seconds)
+
+
 def _since_namespace_created(action: PutFic) -> float | None:
     if action.update or action.namespace_created is None:
         return None
@@ -108,12 +125,7 @@ def _since_namespace_created(action: PutFic) -> float | None:
 
 def time_to_credential(waited: Sequence[float]) -> dict[str, float | int]:
     """Seconds from a namespace's creation to its FIC's, over this run's creates (p50, p99, max)."""
-    seconds = sorted(waited)
-    if not seconds:
-        return {"created": 0}
-    p99 = statistics.quantiles(seconds, n=100, method="inclusive")[98] if len(seconds) > 1 else seconds[0]
-    p50 = statistics.median(seconds)
-    return {"created": len(seconds), "p50_s": round(p50, 3), "p99_s": round(p99, 3), "max_s": round(seconds[-1], 3)}
+    return {"created": len(waited), **spread(waited)}
 
 
 def _write_record(
@@ -123,9 +135,9 @@ def _write_record(
     entries = [r for r in record.relocations if r.namespace not in unwritten]
     entries += [r for r in record.finishing if r.namespace in undeleted]
     try:
-        cluster.write_record(cluster.kube_api(), c.state_namespace, s.state_configmap, entries, record.version)
+        cluster.write_record(cluster.kube_api(s), c.state_namespace, s.state_configmap, entries, record.version)
     except Exception as exc:  # a conflict (another run wrote first) or an outage: the next run starts over
-        return Outcome(record, "failed", f"{type(exc).__name__}: {exc}".splitlines()[0])
+        return Outcome(record, "failed", first_line(f"{type(exc).__name__}: {exc}"))
     differs = len(entries) != len(record.relocations)
     return Outcome(record, "ok", f"{len(entries)} entries written" if differs else "")
 

@@ -8,22 +8,24 @@ See docs/keyvault-sync.md for the settings, the exit codes and the safety rules.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from jobs.keyvault_sync.apply import Clients, apply
 from jobs.keyvault_sync.detect import current_version, needs_versions
 from jobs.keyvault_sync.plan import SyncState, plan
+from jobs.keyvault_sync.roles import SEED_NEEDS, TARGET_NEEDS
 from jobs.keyvault_sync.settings import Settings
 from lib import harness
+from lib.auth_choice import check_azure, connect_azure
 from lib.budget import RunBudget
 from lib.harness import JobSpec
 from lib.model import Plan, Report
+from lib.settings import label_of
 
 NAME = "keyvault-sync"
-SEED_ROLE, TARGET_ROLE = "Key Vault Secrets User", "Key Vault Secrets Officer"  # built-in Azure RBAC roles
 # The pace's burst: 5 s worth, at most 125 new versions (125 at the default 25/s), well under Key Vault's bucket
 # of 300 per 10 s per vault, which every other writer to the vault shares.
 CREATE_BURST_S, CREATE_BURST = 5.0, 125.0
@@ -35,26 +37,33 @@ def run_budget(max_seconds: float, creates_per_second: float) -> RunBudget:
 
 
 def connect(settings: Settings) -> Clients:
-    from lib.clients.azure_auth import azure_credential  # azure-identity and msal: ~65 ms that `--help` need not pay
-    from lib.clients.keyvault import KeyVault  # azure-core and the Key Vault SDK: ~45 ms more
+    """One credential for both vaults. Its audience is not ours to pick: the Key Vault SDK asks for the scope
+    the vault's 401 challenge names (`resource="https://vault.azure.net"`, or a sovereign cloud's vault domain)
+    and, unless --keyvault-verify-challenge-resource is false, refuses a challenge whose resource domain the
+    vault URL's host does not end in, so a token only goes to a host inside its own audience's domain."""
+    from lib.clients.keyvault import KeyVault  # azure-core and the Key Vault SDK: ~45 ms that `--help` need not pay
 
-    credential = azure_credential(os.environ)
+    credential = connect_azure(settings.azure_auth, label_of(Settings, "azure_auth"))
     verify = settings.verify_challenge_resource
     # The clock starts before the first call; new versions are paced by the budget's bucket, shared by workers.
     budget = run_budget(settings.max_run_seconds, settings.creates_per_second)
     return Clients(
         source=KeyVault(
-            settings.source_vault_url, credential, label="seed", role=SEED_ROLE, verify_challenge_resource=verify
+            settings.source_vault_url, credential, label="seed", needs=SEED_NEEDS, verify_challenge_resource=verify
         ),
         target=KeyVault(
             settings.target_vault_url,
             credential,
             label="target",
-            role=TARGET_ROLE,
+            needs=TARGET_NEEDS,
             verify_challenge_resource=verify,
         ),
         budget=budget,
     )
+
+
+def preflight(settings: Settings, environ: Mapping[str, str]) -> None:
+    check_azure(settings.azure_auth, environ, label_of(Settings, "azure_auth"))  # exit 2 in one line
 
 
 def observe(clients: Clients, settings: Settings) -> SyncState:
@@ -117,6 +126,7 @@ SPEC = JobSpec(
     plan=make_plan,
     apply=apply,
     publish=publish,
+    preflight=preflight,
 )
 
 

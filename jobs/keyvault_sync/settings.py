@@ -8,15 +8,16 @@ from datetime import timedelta
 
 from jobs.keyvault_sync.allowlist import Allowlist, load_allowlist
 from jobs.keyvault_sync.plan import Options
+from lib.auth_choice import azure_auth_setting
 from lib.settings import (
     int_at_least,
     int_between,
     parse_bool,
     parse_duration,
-    parse_http_url,
     parse_https_url,
     parse_positive_seconds,
     parse_rate,
+    parse_service_url,
     setting,
     switch,
 )
@@ -67,8 +68,9 @@ class Settings:
         default=480.0,
     )
     pushgateway_url: str | None = setting(
-        "--pushgateway-url", "Prometheus Pushgateway to push run metrics to", parse=parse_http_url, default=None
+        "--pushgateway-url", "Prometheus Pushgateway to push run metrics to", parse=parse_service_url, default=None
     )
+    azure_auth: str = azure_auth_setting()
     verify_challenge_resource: bool = setting(
         "--keyvault-verify-challenge-resource",
         "check that the vault's auth challenge names a Key Vault domain; false only for local emulators",

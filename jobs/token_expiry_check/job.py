@@ -9,7 +9,7 @@ Settings (flags, env vars, cross-field rules): settings.py; the policy file: pol
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +21,7 @@ from jobs.token_expiry_check.alerts import Alert
 from jobs.token_expiry_check.rules import Account, Observation, ReadError, VaultHeld, evaluate
 from jobs.token_expiry_check.settings import ExpirySettings
 from lib import harness
+from lib.auth_choice import VaultAuth, connect_vault, vault_auth, vault_login
 from lib.clients import pushgateway
 from lib.clients.coder import CoderClient, CoderError, Token, User, parse_time, token_id
 from lib.clients.vault import VaultClient, VaultError
@@ -48,11 +49,24 @@ def read_token_file(path: Path) -> str:
 @dataclass
 class Clients:
     coder: CoderClient
+    vault_auth: VaultAuth | None = None  # decided by connect (exit 2 when nothing applies), used by observe
     vault: VaultClient | None = None  # logged in by observe, revoked by close
 
 
 def connect(settings: ExpirySettings) -> Clients:
-    return Clients(CoderClient(settings.coder_url, read_token_file(settings.token_file)))
+    coder = CoderClient(settings.coder_url, read_token_file(settings.token_file))
+    if not settings.vault_check:
+        return Clients(coder)
+    return Clients(coder, connect_vault(settings.vault_auth, settings.vault_jwt_file, _vault_labels()))
+
+
+def _vault_labels() -> tuple[str, str]:
+    return label_of(ExpirySettings, "vault_auth"), label_of(ExpirySettings, "vault_jwt_file")
+
+
+def preflight(settings: ExpirySettings, environ: Mapping[str, str]) -> None:
+    if settings.vault_check:  # no Vault credential: exit 2 in one line, before any request
+        vault_auth(settings.vault_auth, environ, settings.vault_jwt_file, _vault_labels())
 
 
 def close(clients: Clients) -> None:
@@ -96,21 +110,17 @@ def coder_words(exc: CoderError) -> str:
     return exc.message + (f" ({exc.detail})" if exc.detail else "")
 
 
-def vault_login(settings: ExpirySettings) -> VaultClient:
-    token = os.environ.get("VAULT_TOKEN", "").strip()  # an SRE's own token; never a flag (argv is visible)
-    if token:
-        return VaultClient(settings.vault_addr, token)
-    return VaultClient.kubernetes_login(
-        settings.vault_addr, settings.vault_role, settings.vault_jwt_file, settings.vault_auth_mount
-    )
-
-
 def observe_vault(clients: Clients, settings: ExpirySettings) -> VaultHeld:
     """Read coder-token-mint's entry and ask Coder about the token in it. Checking it authenticates with
     it, which on servers with sliding expiry also pushes its expiry forward, exactly as a workspace would."""
     location = f"{settings.kv_mount}/{settings.kv_path}"
+    auth = clients.vault_auth
+    if auth is None:  # connect decides it whenever --vault-check is on
+        return VaultHeld(location, unreadable="no Vault credential was decided")
     try:
-        clients.vault = vault_login(settings)
+        clients.vault = vault_login(
+            auth, settings.vault_addr, settings.vault_role, settings.vault_jwt_file, settings.vault_auth_mount
+        )
         entry = clients.vault.read_kv(settings.kv_mount, settings.kv_path)
     except (VaultError, OSError) as exc:
         return VaultHeld(location, unreadable=str(exc))
@@ -229,6 +239,7 @@ SPEC = harness.JobSpec(
     fail_at=fail_at,
     publish=publish,
     close=close,
+    preflight=preflight,
 )
 
 

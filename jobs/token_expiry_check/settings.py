@@ -9,16 +9,18 @@ from datetime import timedelta
 from pathlib import Path
 
 from jobs.token_expiry_check.policy import Policy, load_policy_file
+from lib.auth_choice import vault_auth_setting
 from lib.clients.vault import POD_SA_TOKEN
 from lib.settings import (
     ConfigError,
     label_of,
     one_of,
+    optional,
     parse_duration,
-    parse_http_url,
     parse_https_url,
     parse_kv_path,
     parse_readable_file,
+    parse_service_url,
     setting,
     switch,
 )
@@ -43,10 +45,15 @@ class ExpirySettings:
         default=None,
     )
     vault_check: bool = switch("--vault-check", "also check the Vault-held workspace token from coder-token-mint")
-    vault_addr: str = setting("--vault-addr", "Vault address (for --vault-check)", env="VAULT_ADDR", default="")
-    vault_role: str = setting(
-        "--vault-role", "Vault Kubernetes-auth role when VAULT_TOKEN is unset", default="token-expiry-check"
+    vault_addr: str = setting(
+        "--vault-addr",
+        "Vault address (for --vault-check)",
+        env="VAULT_ADDR",
+        parse=optional(parse_service_url, ""),
+        default="",
     )
+    vault_auth: str = vault_auth_setting()
+    vault_role: str = setting("--vault-role", "Vault Kubernetes-auth role", default="token-expiry-check")
     vault_jwt_file: Path = setting(
         "--vault-jwt-file", "service-account JWT for Vault Kubernetes auth", parse=Path, default=POD_SA_TOKEN
     )
@@ -66,10 +73,10 @@ class ExpirySettings:
         default="critical",
     )
     webhook_url: str | None = setting(
-        "--webhook-url", "POST new alerts here (Slack-compatible JSON)", parse=parse_http_url, default=None
+        "--webhook-url", "POST new alerts here (Slack-compatible JSON)", parse=parse_service_url, default=None
     )
     pushgateway_url: str | None = setting(
-        "--pushgateway-url", "push metrics to this Prometheus Pushgateway", parse=parse_http_url, default=None
+        "--pushgateway-url", "push metrics to this Prometheus Pushgateway", parse=parse_service_url, default=None
     )
     schedule_interval: timedelta = setting(
         "--schedule-interval",
@@ -90,7 +97,7 @@ class ExpirySettings:
             )
         if self.schedule_interval <= timedelta(0):
             raise ConfigError(label_of(ExpirySettings, "schedule_interval"), "expected a positive duration such as 24h")
-        if self.vault_check and not self.vault_addr.startswith(("http://", "https://")):
+        if self.vault_check and not self.vault_addr:
             raise ConfigError(
-                label_of(ExpirySettings, "vault_addr"), "expected an http(s):// Vault address with --vault-check"
+                label_of(ExpirySettings, "vault_addr"), "expected an https:// Vault address with --vault-check"
             )

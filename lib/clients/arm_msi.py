@@ -19,6 +19,7 @@ from azure.mgmt.msi.models import FederatedIdentityCredential
 
 from lib import limits
 from lib.clients.arm_types import FicSpec, ObservedFic
+from lib.redact import first_line
 from lib.retry import Backoff, call_with_retry, retry_after_of
 
 R = TypeVar("R")
@@ -73,7 +74,7 @@ def describe_error(exc: Exception) -> str:
     that is not JSON comes with status 200: it is named by its exception, not its status."""
     status = status_of(exc)
     message = getattr(exc, "message", None) or str(exc)
-    first = str(message).strip().splitlines()[0] if str(message).strip() else type(exc).__name__
+    first = first_line(message) or type(exc).__name__
     if status and status >= 400:
         return f"ARM {status} {error_code(exc)}: {first}".replace(" :", ":")
     return f"ARM {type(exc).__name__}: {first}"
@@ -100,16 +101,21 @@ class ArmMsi:
         subscription_id: str,
         resource_group: str,
         endpoint: str,
+        scope: str,
         on_retry: Callable[[Exception, int, float], None] | None = None,
         backoff: Backoff = WRITE_BACKOFF,
     ) -> None:
+        """`scope` is the token scope for `endpoint`'s own audience (lib/arm_cloud.py): without it the SDK asks
+        for its default cloud's (`https://management.azure.com/.default`) whatever host it calls."""
         self.resource_group = resource_group
+        self.scope = scope  # a probe's exchange asks Entra for the same resource
         self._on_retry = on_retry
         self._backoff = backoff
         self._client = ManagedServiceIdentityClient(
             credential,
             subscription_id,
             base_url=endpoint,
+            credential_scopes=[scope],
             retry_total=3,
             retry_connect=3,
             retry_read=1,

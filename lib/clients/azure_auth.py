@@ -1,7 +1,16 @@
-"""The Azure credential: Workload Identity in a pod, the developer's own login on a laptop."""
+"""The Azure credential: exactly one, built for the method lib/auth_choice.py decided (never a chain).
+
+Workload Identity: azure-identity's WorkloadIdentityCredential from the webhook's env, its token endpoint
+retried three times within --request-timeout/--retry-deadline. Azure CLI: azure-identity's AzureCliCredential,
+which runs `az account get-access-token --output json --resource <scope without /.default> [--tenant <id>]`
+and reads `accessToken` and `expires_on` (else `expiresOn`, a naive local time) from its JSON; its one process
+may take at most --retry-deadline (default azure-identity's 10 s). Neither probes IMDS: the DefaultAzureCredential
+chain this replaces would have tried the node's managed identity, following its Retry-After uncapped.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -9,70 +18,75 @@ from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 from azure.core.pipeline import PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy
-from azure.identity import DefaultAzureCredential, WorkloadIdentityCredential
+from azure.identity import AzureCliCredential, ClientAssertionCredential, WorkloadIdentityCredential
 
 from lib import limits
+from lib.redact import first_line, register_secret
 
-WEBHOOK_ENV = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE")
 T = TypeVar("T")
+CLI_PROCESS_TIMEOUT = 10.0  # azure-identity's own default for the az process
 
 
-def has_workload_identity(environ: Mapping[str, str]) -> bool:
-    return all(environ.get(name) for name in WEBHOOK_ENV)
+def azure_credential(environ: Mapping[str, str], method: str = "workload-identity") -> TokenCredential:
+    """The credential for `method` ("workload-identity" or "azure-cli"); the caller has checked that its
+    inputs are there (lib/auth_choice.py)."""
+    if method == "azure-cli":
+        return azure_cli_credential()
+    if method == "workload-identity":
+        return workload_identity_credential(environ)
+    raise ValueError(f"unknown Azure credential method {method!r}")
 
 
-def azure_credential(environ: Mapping[str, str], client_id: str | None = None) -> TokenCredential:
-    """WorkloadIdentityCredential when the webhook's env is present (a pod, or the emulated platform);
-    otherwise DefaultAzureCredential without any interactive step, so a CronJob never waits on a browser."""
-    if has_workload_identity(environ):
-        return EntraCredential(
-            WorkloadIdentityCredential(
-                tenant_id=environ["AZURE_TENANT_ID"],
-                client_id=client_id or environ["AZURE_CLIENT_ID"],
-                token_file_path=environ["AZURE_FEDERATED_TOKEN_FILE"],
-                retry_policy_class=CappedRetryPolicy,
-                **_transport(),
-            )
-        )
-    # No CappedRetryPolicy here: DefaultAzureCredential hands its kwargs to ManagedIdentityCredential, whose IMDS
-    # credential sets its own retry_policy_class (a second one is a TypeError) and needs its IMDS retry rules.
+def workload_identity_credential(environ: Mapping[str, str]) -> TokenCredential:
     return EntraCredential(
-        DefaultAzureCredential(
-            exclude_interactive_browser_credential=True,
-            exclude_shared_token_cache_credential=True,
-            exclude_visual_studio_code_credential=True,
+        WorkloadIdentityCredential(
+            tenant_id=environ["AZURE_TENANT_ID"],
+            client_id=environ["AZURE_CLIENT_ID"],
+            token_file_path=environ["AZURE_FEDERATED_TOKEN_FILE"],
+            authority=environ.get("AZURE_AUTHORITY_HOST") or None,
+            retry_policy_class=CappedRetryPolicy,
             **_transport(),
-        )
+        ),
+        "Entra ID token request",
+    )
+
+
+def azure_cli_credential() -> TokenCredential:
+    # No tenant: the CLI's own login picks it, and a Key Vault challenge's tenant is passed on as --tenant.
+    timeout = max(1, math.ceil(limits.deadline(CLI_PROCESS_TIMEOUT)))
+    return EntraCredential(
+        AzureCliCredential(process_timeout=timeout), "Azure CLI token request (az account get-access-token)"
     )
 
 
 class EntraCredential:
-    """The credential, with every failure as one ClientAuthenticationError that names Entra ID, the token
-    request and the HTTP status: azure-identity's own text names only its class, and a connection error would
-    otherwise reach the SDK clients as a retryable ServiceRequestError (retried again on top of the
-    credential's own retries)."""
+    """The credential, with every failure as one ClientAuthenticationError that names where the token was
+    asked for (Entra ID or the Azure CLI), the scope and the HTTP status: azure-identity's own text names only
+    its class, and a connection error would otherwise reach the SDK clients as a retryable ServiceRequestError
+    (retried again on top of the credential's own retries)."""
 
-    def __init__(self, inner: WorkloadIdentityCredential | DefaultAzureCredential) -> None:
+    def __init__(self, inner: WorkloadIdentityCredential | AzureCliCredential, what: str) -> None:
         self._inner = inner
+        self.what = what  # "Entra ID token request" or "Azure CLI token request (...)": the error's first words
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return _named(scopes, lambda: self._inner.get_token(*scopes, **kwargs))
+        return _named(self.what, scopes, lambda: self._inner.get_token(*scopes, **kwargs))
 
     def get_token_info(self, *scopes: str, options: TokenRequestOptions | None = None) -> AccessTokenInfo:
-        return _named(scopes, lambda: self._inner.get_token_info(*scopes, options=options))
+        return _named(self.what, scopes, lambda: self._inner.get_token_info(*scopes, options=options))
 
     def close(self) -> None:
         self._inner.close()
 
 
-def _named(scopes: tuple[str, ...], fn: Callable[[], T]) -> T:
+def _named(what: str, scopes: tuple[str, ...], fn: Callable[[], T]) -> T:
     try:
         return fn()
     except Exception as exc:
         status = getattr(exc, "status_code", None)
-        lines = str(getattr(exc, "message", None) or exc).strip().splitlines() or [type(exc).__name__]
+        line = first_line(getattr(exc, "message", None) or exc) or type(exc).__name__
         where = f"HTTP {status}: " if status else f"{type(exc).__name__}: "
-        message = f"Entra ID token request for {' '.join(scopes)} failed: {where}{lines[0]}"
+        message = f"{what} for {' '.join(scopes)} failed: {where}{line}"
         # no response attached: the SDK clients would describe it by the token endpoint's status, as if their
         # own service had answered it
         raise ClientAuthenticationError(message=message) from None
@@ -99,3 +113,24 @@ class CappedRetryPolicy(RetryPolicy[Any, Any]):
     def get_retry_after(self, response: PipelineResponse[Any, Any]) -> float | None:
         asked = super().get_retry_after(response)
         return None if asked is None else min(asked, limits.deadline(30.0))
+
+
+def exchange_assertion(tenant_id: str, client_id: str, assertion: str, scope: str, timeout: float) -> None:
+    """One client-assertion grant at Entra (`AZURE_AUTHORITY_HOST`), the exchange WorkloadIdentityCredential makes in
+    a workload's pod: `assertion` (a ServiceAccount JWT) for a token of `client_id` for `scope`. No retry (the caller
+    keeps its own schedule), every wait bounded by `timeout`. A refusal raises azure-identity's
+    ClientAuthenticationError, whose message carries Entra's AADSTS code and text (never the assertion). The token
+    granted is registered with the redactor and dropped: only the grant matters."""
+    credential = ClientAssertionCredential(
+        tenant_id,
+        client_id,
+        lambda: assertion,
+        retry_total=0,
+        connection_timeout=timeout,
+        read_timeout=timeout,
+    )
+    try:
+        granted = credential.get_token(scope)
+    finally:
+        credential.close()
+    register_secret(granted.token)

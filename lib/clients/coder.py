@@ -9,6 +9,7 @@ exception text.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +19,7 @@ import requests
 
 from lib.http import make_session
 from lib.logs import get_logger
-from lib.redact import register_secret, scrub
+from lib.redact import clip, first_line, register_secret, scrub
 from lib.retry import Backoff, call_with_retry, retry_after_seconds
 
 NS_PER_SECOND = 1_000_000_000
@@ -37,7 +38,7 @@ class CoderError(Exception):
         path: str = "",
         retry_after: float | None = None,
     ) -> None:
-        self.status, self.message, self.detail = status, message, detail
+        self.status, self.message, self.detail = status, scrub(message), scrub(detail)  # callers quote them
         self.retry_after = retry_after  # seconds the server asked us to wait (Retry-After), if it said
         outcome = f"-> {status}" if status else "failed"  # status 0: no answer (refused, timed out)
         text = f"Coder {method} {path} {outcome}: {message}" + (f" ({detail})" if detail else "")
@@ -59,9 +60,15 @@ def to_nanoseconds(duration: timedelta) -> int:
     return int(duration.total_seconds()) * NS_PER_SECOND
 
 
+_KEY_SHAPE = re.compile(r"([0-9A-Za-z]{10})-[0-9A-Za-z]{22}")
+NOT_A_KEY = "(not a Coder API key)"
+
+
 def token_id(key: str) -> str:
-    """The key id is the part before the dash of `<10>-<22>`: the record of a token we hold."""
-    return key.split("-", 1)[0]
+    """The key id is the part before the dash of `<10>-<22>`: the record of a token we hold, and public. Text of
+    any other shape (a wrong value in Vault) has no public part: nothing of it is returned."""
+    match = _KEY_SHAPE.fullmatch(key)
+    return match.group(1) if match else NOT_A_KEY
 
 
 @dataclass(frozen=True)
@@ -127,17 +134,17 @@ class CoderClient:
     def _call(self, method: str, path: str, *, params: dict[str, str] | None = None, json: Any = None) -> Any:
         try:
             response = self.session.request(method, f"{self.url}/api/v2{path}", params=params, json=json)
-        except requests.RequestException as exc:  # its text names the URL and the cause; keep the first line
-            raise CoderError(
-                0, f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}", "", method, path
-            ) from None
+        # its text names the URL and the cause; keep the first line. A token that is no valid header value (a
+        # wrong entry in Vault) fails here too, before any request: InvalidHeader, or http.client's latin-1 error.
+        except (requests.RequestException, UnicodeError) as exc:
+            raise CoderError(0, f"{type(exc).__name__}: {first_line(exc)}", "", method, path) from None
         if response.status_code >= 400:
             try:
                 body = response.json()
             except ValueError:
                 body = None
             if not isinstance(body, dict):
-                body = {"message": response.text[:200]}
+                body = {"message": clip(response.text, 200)}  # scrubbed, then cut: no half secret left
             detail = body.get("detail", "") or "; ".join(
                 f"{v.get('field')}: {v.get('detail')}" for v in body.get("validations") or []
             )

@@ -32,7 +32,7 @@ from azure.keyvault.secrets import SecretClient, SecretProperties
 from lib import limits
 from lib.clients.keyvault_types import KeyVaultError, Props, SecretMeta, SecretValue
 from lib.logs import get_logger
-from lib.redact import register_secret
+from lib.redact import first_line, one_line, register_secret
 from lib.retry import Backoff, call_with_retry, retry_after_of
 
 R = TypeVar("R")
@@ -89,29 +89,30 @@ def is_transient(exc: Exception) -> bool:
     return status == 409 and error_codes(exc)[1] in TRANSIENT_CONFLICTS
 
 
-def describe_error(label: str, what: str, exc: Exception, role: str = "") -> KeyVaultError:
+def describe_error(label: str, what: str, exc: Exception, needs: str = "") -> KeyVaultError:
+    """One line naming the vault, the call and the service's answer; on a 403 (other than a disabled secret)
+    also what the job's identity needs there (`needs`, e.g. "the Key Vault Secrets Officer role on this vault")."""
     if isinstance(exc, HttpResponseError) and (exc.status_code or 0) >= 400:  # not a 200 that failed to decode
         outer, inner = error_codes(exc)
         message = getattr(getattr(exc, "error", None), "message", None) or exc.reason or ""
         codes = "/".join(c for c in (outer, inner) if c)
         head = f"{label} vault: {what} -> {exc.status_code} {codes}: "
         if exc.status_code == 403 and inner == "ForbiddenByRbac":
-            return KeyVaultError(head + _rbac_text(str(message), role), exc.status_code, outer, inner)
-        message = " ".join(str(message).split())  # the service's messages carry \r\n
-        denied = exc.status_code == 403 and inner != "SecretDisabled" and role
-        hint = f" (the job's identity needs the {role} role on this vault)" if denied else ""
+            return KeyVaultError(head + _rbac_text(str(message), needs), exc.status_code, outer, inner)
+        message = one_line(str(message))  # the service's messages carry \r\n: scrubbed before they are joined
+        denied = exc.status_code == 403 and inner != "SecretDisabled" and needs
+        hint = f" (the job's identity needs {needs})" if denied else ""
         return KeyVaultError(f"{head}{message}{hint}", exc.status_code, outer, inner)
-    first_line = (str(exc).strip().splitlines() or [""])[0]
-    return KeyVaultError(f"{label} vault: {what} -> {type(exc).__name__}: {first_line}")
+    return KeyVaultError(f"{label} vault: {what} -> {type(exc).__name__}: {first_line(exc)}")
 
 
-def _rbac_text(message: str, role: str) -> str:
+def _rbac_text(message: str, needs: str) -> str:
     """Key Vault's RBAC refusal names the data action on its own line ("Action: '...'"); that, not the
     nine-line text, is what an SRE needs to fix the role assignment."""
     found = re.search(r"Action: '([^']+)'", message)
     action = found.group(1) if found else "(not named)"
-    needs = f"; it needs the {role} role on this vault" if role else ""
-    return f"the job's identity lacks the data action {action}{needs}"
+    wanted = f"; it needs {needs}" if needs else ""
+    return f"the job's identity lacks the data action {action}{wanted}"
 
 
 class KeyVault:
@@ -121,11 +122,11 @@ class KeyVault:
         credential: TokenCredential,
         *,
         label: str,
-        role: str = "",
+        needs: str = "",
         verify_challenge_resource: bool = True,
         backoff: Backoff = Backoff(base=0.5, cap=30.0, deadline=120.0, max_attempts=8),
     ) -> None:
-        self.url, self.label, self.role, self.backoff = url, label, role, backoff
+        self.url, self.label, self.needs, self.backoff = url, label, needs, backoff
         self.client = SecretClient(
             url,
             credential,
@@ -174,7 +175,7 @@ class KeyVault:
                 fn, transient=is_transient, retry_after=retry_after_of, backoff=backoff, on_retry=on_retry
             )
         except (HttpResponseError, ServiceRequestError, ServiceResponseError, ClientAuthenticationError) as exc:
-            raise describe_error(self.label, what, exc, self.role) from None
+            raise describe_error(self.label, what, exc, self.needs) from None
         except ValueError as exc:
             if "challenge resource" not in str(exc):
                 raise

@@ -1,6 +1,6 @@
 """Kubernetes through the official client: in-cluster config in a pod, KUBECONFIG otherwise. Namespaces (with
-whether each is being deleted), the ServiceAccounts of one name across the cluster, and one ConfigMap read and
-written with optimistic concurrency (resourceVersion).
+whether each is being deleted), the ServiceAccounts of one name across the cluster, one ConfigMap read and
+written with optimistic concurrency (resourceVersion), and a TokenRequest for a ServiceAccount.
 
 Lists read every page (`limit`/`continue`); a `410 Expired` continue token restarts the list from the
 beginning, as the API's own message advises, a bounded number of times. A 429 or 5xx restarts it too, within
@@ -23,6 +23,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from lib import limits
+from lib.redact import first_line, register_secret
 from lib.retry import Backoff, call_with_retry, retry_after_seconds
 
 T = TypeVar("T")
@@ -44,21 +45,32 @@ def in_cluster(environ: Mapping[str, str]) -> bool:
     return bool(environ.get("KUBERNETES_SERVICE_HOST")) and not environ.get("KUBECONFIG")
 
 
-def core_api(environ: Mapping[str, str]) -> Any:
-    """A CoreV1Api for the pod's own cluster, or the KUBECONFIG file's current context."""
-    return client.CoreV1Api(api_client(environ))
+def core_api(environ: Mapping[str, str], context: str | None = None) -> Any:
+    """A CoreV1Api for the pod's own cluster, or a KUBECONFIG context (`context`, else the current one)."""
+    return client.CoreV1Api(api_client(environ, context))
 
 
-def api_client(environ: Mapping[str, str]) -> Any:
-    """An ApiClient (server, credentials, TLS) for the pod's own cluster, or the KUBECONFIG file's current context."""
+def api_client(environ: Mapping[str, str], context: str | None = None) -> Any:
+    """An ApiClient (server, credentials, TLS) for the pod's own cluster, or the KUBECONFIG file's `context` (else
+    its current context). A named context always means the kubeconfig, even in a pod: an SRE in a Coder
+    workspace names the cluster they mean, not the one the workspace runs in."""
     try:
-        if in_cluster(environ):
+        if in_cluster(environ) and not context:
             configuration = client.Configuration()
             config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             return client.ApiClient(configuration)
-        return config.new_client_from_config(config_file=environ.get("KUBECONFIG") or None)  # type: ignore[no-untyped-call]
+        return config.new_client_from_config(config_file=environ.get("KUBECONFIG") or None, context=context)  # type: ignore[no-untyped-call]
     except config.ConfigException as exc:
         raise KubeError(f"no usable Kubernetes configuration: {exc}") from None
+
+
+def kubeconfig_contexts(environ: Mapping[str, str]) -> list[str]:
+    """The context names of the kubeconfig (KUBECONFIG, else ~/.kube/config); KubeError when there is none."""
+    try:
+        contexts, _current = config.list_kube_config_contexts(config_file=environ.get("KUBECONFIG") or None)  # type: ignore[no-untyped-call]
+    except (config.ConfigException, OSError) as exc:
+        raise KubeError(f"no usable kubeconfig: {exc}") from None
+    return [str(c.get("name")) for c in contexts or []]
 
 
 class NamespaceApi:
@@ -137,7 +149,7 @@ def _paged(what: str, fetch: Callable[..., Any], convert: Callable[[Any], T], pa
 
 
 def _transport_error(exc: Exception) -> KubeError:
-    return KubeError(f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
+    return KubeError(f"{type(exc).__name__}: {first_line(exc)}")
 
 
 def _is_transient(exc: Exception) -> bool:
@@ -267,3 +279,33 @@ def _retrying(fn: Callable[[], R]) -> R:
         raise error(describe(exc), status=exc.status) from None
     except (urllib3.exceptions.HTTPError, ValueError) as exc:
         raise _transport_error(exc) from None
+
+
+# ---- TokenRequest -----------------------------------------------------------------------------------------------
+
+MIN_TOKEN_SECONDS = 600  # the API server refuses a shorter expirationSeconds (422 "less than 10 minutes")
+
+
+def request_token(api: Any, namespace: str, service_account: str, audience: str, seconds: int, timeout: float) -> str:
+    """A token for the ServiceAccount from the TokenRequest API (`POST .../serviceaccounts/<name>/token`), for
+    `audience` and valid `seconds` (at least 600): the same kind of JWT the kubelet projects into its pods. It is a
+    credential: registered with the redactor before it is returned. One attempt, no retry (the caller keeps its own
+    schedule); a failure is a KubeError carrying the HTTP status. CoreV1Api is imported here, by the one caller
+    that needs it."""
+    from kubernetes.client import AuthenticationV1TokenRequest, CoreV1Api, V1TokenRequestSpec
+
+    body = AuthenticationV1TokenRequest(spec=V1TokenRequestSpec(audiences=[audience], expiration_seconds=seconds))
+    core = CoreV1Api(getattr(api, "api_client", api))
+    try:
+        answer = core.create_namespaced_service_account_token(
+            service_account, namespace, body, _request_timeout=(timeout, timeout)
+        )
+    except ApiException as exc:
+        raise KubeError(describe(exc), status=exc.status) from None
+    except (urllib3.exceptions.HTTPError, ValueError) as exc:
+        raise _transport_error(exc) from None
+    token = str(getattr(answer.status, "token", None) or "")
+    register_secret(token)
+    if not token:
+        raise KubeError(f"TokenRequest for {namespace}/{service_account} answered without a token")
+    return token

@@ -23,7 +23,7 @@ import requests
 
 from lib import limits
 from lib.logs import get_logger
-from lib.redact import is_secret_key, register_secret, scrub
+from lib.redact import clip, is_secret_key, one_line, register_secret, scrub
 from lib.retry import Backoff, call_with_retry, retry_after_of
 
 R = TypeVar("R")
@@ -58,7 +58,7 @@ class VaultError(Exception):
     """A Vault call that failed for good: what we tried, the status, and Vault's own reason."""
 
     def __init__(self, action: str, status: int | None, reason: str) -> None:
-        self.action, self.status, self.reason = action, status, reason
+        self.action, self.status, self.reason = action, status, scrub(reason)  # callers quote the reason
         where = f" ({status})" if status else ""
         super().__init__(scrub(f"Vault {action} failed{where}: {reason}"))
 
@@ -71,9 +71,9 @@ def vault_reason(exc: Exception) -> str:
     """Vault's `errors` joined on one line (the ACL denial is a multi-line multierror), else the body text."""
     if isinstance(exc, hx.VaultError):
         if exc.errors:
-            return " ".join(" ".join(str(e).split()) for e in exc.errors)
+            return " ".join(one_line(e) for e in exc.errors)
         if exc.text:
-            return " ".join(str(exc.text).split())[:300]
+            return clip(one_line(exc.text), 300)  # scrubbed before it is joined and cut (lib/redact.py)
         return str(exc.args[0] if exc.args else type(exc).__name__)
     return f"{type(exc).__name__}: {exc}"
 

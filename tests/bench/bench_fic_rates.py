@@ -14,7 +14,14 @@ real second here stands for S seconds in production. Three scenarios:
    clock (real time + an offset, whole seconds) and the job measures with the real `datetime.now(UTC)`; so the
    clock is NOT advanced between cycles (an advance would put creation in the job's future and clamp ttc to 0).
    The figure is namespace seeded -> its FIC's PUT answered, one job run (start-up, lists, plan, paced writes),
-   plus up to 1 s of timestamp truncation; it excludes the wait for the next scheduled run (0-300 s).
+   plus up to 1 s of timestamp truncation; it excludes the wait for the next scheduled run (0-300 s) and Entra's
+   propagation of the new FIC;
+4. time to usable at 1,000 namespaces: 2 more churn cycles with `--probe` (jobs/fic_reconcile/probe.py), every new
+   namespace with its `workspace` ServiceAccount and probed, and the Entra emulator's propagation scaled like the
+   rest (`fic_propagation_seconds` = 180 / S, one step: refused before, granted after). Time to usable = time to
+   credential + the wait until Entra's first grant, so it adds the propagation the churn figure leaves out; what it
+   measures beyond the emulator's assumed 180 s is the probe's own lateness (a fifth of the time elapsed; its 2 s
+   floor and 15 s cap do not scale).
 
 What scales and what does not (BENCHMARKS.md): the buckets' refill and the job's pace and budget scale; the
 buckets' *sizes* (250, 200), the job's write burst (4 s worth = 20 S tokens), process start-up, CPU and the
@@ -34,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from jobs.fic_reconcile.capacity import pool_size_needed
-from tests.bench.common import Run, check_at_most, configure, info, must_exit, run_job, tally
+from jobs.fic_reconcile.probe import FLOOR_S, FRACTION
+from tests.bench.common import Run, check_at_most, check_equal, configure, info, must_exit, run_job, tally
 from tests.demo import base_env
 from tests.emulators.arm.emulator import DEFAULTS as ARM_DEFAULTS
 from tests.emulators.platform import Baseline, Platform
@@ -54,10 +62,14 @@ IDENTITY_PAGE = int(ARM_DEFAULTS["identity_page_size"])
 THROTTLE_TARGET = 0.01
 CHURN = 50
 CYCLES = 5
+PROBE_CYCLES = 2
+PROPAGATION_S = 180.0  # the Entra emulator's default (tests/emulators/entra/emulator.py: "several minutes")
+PROBE_BOUND_S = 600.0  # --probe-seconds x S, under the run budget (780 s)
 
 
-def start(n: int, scale: float) -> tuple[Platform, int, list[str]]:
-    pool = pool_size_needed(n, [], LIMIT)
+def start(n: int, scale: float, headroom: int = 0) -> tuple[Platform, int, list[str]]:
+    """n namespaces seeded, on a pool sized for n + headroom (the namespaces a scenario adds later)."""
+    pool = pool_size_needed(n + headroom, [], LIMIT)
     assert pool is not None
     names = [f"ameide-ws-{i:05d}" for i in range(n)]
     platform = Platform(Path(tempfile.mkdtemp(prefix="cwj-bench-rates-")), Baseline(pool_size=pool)).start()
@@ -151,7 +163,7 @@ def bench_noop(platform: Platform, n: int, scale: float) -> None:
 
 
 def bench_churn(n: int, scale: float) -> None:
-    platform, pool, _ = start(n, scale)
+    platform, pool, _ = start(n, scale, headroom=CHURN * (CYCLES + PROBE_CYCLES))
     prefix = f"fic-rates {n}ns churn"
     try:
         info(f"-- {prefix}: pool {pool}, {CYCLES} cycles of {CHURN} new namespaces")
@@ -179,8 +191,57 @@ def bench_churn(n: int, scale: float) -> None:
         check_at_most(
             f"{prefix}: ARM 429 share ({refused} of {calls} calls)", share * 100, THROTTLE_TARGET * 100, " %", "{:.2f}"
         )
+        bench_time_to_usable(platform, scale, f"fic-rates {n}ns churn + probe")
     finally:
         platform.stop()
+
+
+def workspace_accounts(platform: Platform, names: list[str]) -> None:
+    from kubernetes import client as k8s
+
+    from lib.clients.kube import core_api
+
+    api = core_api(base_env(platform))
+    for ns in names:
+        api.create_namespaced_service_account(ns, k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name="workspace")))
+
+
+def bench_time_to_usable(platform: Platform, scale: float, prefix: str) -> None:
+    configure(platform, "entra", fic_propagation_seconds=PROPAGATION_S / scale)
+    probe = ["--probe", "--probe-seconds", f"{PROBE_BOUND_S / scale:g}", "--probe-max-namespaces", str(CHURN)]
+    real = PROPAGATION_S / scale
+    info(f"-- {prefix}: {PROBE_CYCLES} cycles of {CHURN}, propagation {real:g} s real, {' '.join(probe)}")
+    for cycle in range(PROBE_CYCLES):
+        fresh = [f"ameide-ws-probe-{cycle}-{i:03d}" for i in range(CHURN)]
+        platform.kube.seed_namespaces(fresh)
+        workspace_accounts(platform, fresh)
+        platform.log.clear()
+        run = run_job("fic-reconcile", job_args(scale) + probe, base_env(platform))
+        must_exit(run, 0, f"{prefix} cycle {cycle + 1}")
+        document = json.loads(run.stdout)
+        ttc, ttu, rows = document["time_to_credential"], document["time_to_usable"], document["probe"]
+        after = sorted(float(r["usable_after_s"]) for r in rows if r["usable_after_s"])
+        refused = sorted(float(r["refused_until_s"]) for r in rows if r["refused_until_s"])
+        exchanges = len(platform.log.entries("entra", "token")) - 1  # less the job's own ARM token
+        info(f"{prefix}: cycle {cycle + 1}: {run.wall_s:.2f} s real; time_to_credential {ttc}; time_to_usable {ttu}")
+        grants = f"min {after[0]:.2f} / max {after[-1]:.2f}" if after else "none"
+        info(
+            f"{prefix}:   PUT -> last refusal max {refused[-1] if refused else 0:.2f} s, PUT -> first grant {grants} "
+            f"s real; {exchanges} Entra exchanges, {sum(int(r['attempts']) for r in rows)} attempts"
+        )
+        check_equal(f"{prefix}: cycle {cycle + 1}: namespaces usable within the bound", int(ttu["usable"]), CHURN)
+        if not after:
+            continue
+        # one step on the emulated clock: no grant before it (1% for the PUT's own round trip)
+        early = sum(1 for a in after if a < real * 0.99)
+        check_at_most(f"{prefix}: cycle {cycle + 1}: grants seen before the propagation", early, 0)
+        bound = ttc["max_s"] * scale + PROPAGATION_S * (1 + FRACTION) + FLOOR_S * scale
+        info(
+            f"{prefix}:   (bound = ttc max x S + propagation x (1 + {FRACTION:g}) + {FLOOR_S:g} s x S: a grant is "
+            "seen at most a fifth late, plus a round's own time and the floor, which do not scale)"
+        )
+        check_at_most(f"{prefix}: cycle {cycle + 1}: time to usable p99 x S", ttu["p99_s"] * scale, bound, " s")
+        check_at_most(f"{prefix}: cycle {cycle + 1}: time to usable max x S", ttu["max_s"] * scale, bound, " s")
 
 
 def main(argv: list[str] | None = None) -> None:

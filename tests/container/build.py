@@ -233,20 +233,31 @@ def base_tarball(fresh: bool = False) -> Path:
     return tar
 
 
-def import_base(store: Store, tar: Path) -> None:
+def import_base(store: Store, tar: Path) -> str:
+    """Import the tarball as BASE_TAG and return its manifest digest (sha256:...), which the build pins."""
     # An imported tarball has no config; give it the PATH a registry base image would carry.
     path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     sh(store.podman("import", "--quiet", "--change", f"ENV {path}", tar, BASE_TAG), timeout=300)
+    return image_digest(store, BASE_TAG)
 
 
-def build_image(store: Store, tag: str = IMAGE_TAG, base: str = BASE_TAG) -> None:
+def image_digest(store: Store, image: str) -> str:
+    digest = sh(store.podman("image", "inspect", "--format", "{{.Digest}}", image)).stdout.strip()
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+        raise RuntimeError(f"{image} has no manifest digest to pin (podman says {digest!r})")
+    return digest
+
+
+def build_image(store: Store, base_digest: str, tag: str = IMAGE_TAG, base: str = BASE_TAG) -> None:
     """`--isolation chroot`: the default OCI isolation runs crun, which fails on this host's hybrid
-    cgroups. `unshare --net` runs the whole build with no network interface, proving it needs none."""
+    cgroups. `unshare --net` runs the whole build with no network interface, proving it needs none.
+    The Dockerfile's FROM is ${BASE_IMAGE}@${BASE_DIGEST}: the base is taken by digest here too."""
     revision = sh(["git", "-C", REPO, "rev-parse", "HEAD"], check=False).stdout.strip() or "unknown"
     sh(
         ["unshare", "--net", *store.buildah(
             "build", "--quiet", "--isolation", "chroot", "--pull=never", "--layers=false",
-            "--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"VERSION={project_version()}",
+            "--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"BASE_DIGEST={base_digest}",
+            "--build-arg", f"VERSION={project_version()}",
             "--build-arg", f"REVISION={revision}",
             "--build-arg", f"CREATED={datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}",
             "--tag", tag, "--file", REPO / "Dockerfile", REPO,
@@ -255,15 +266,17 @@ def build_image(store: Store, tag: str = IMAGE_TAG, base: str = BASE_TAG) -> Non
     )  # fmt: skip
 
 
-def build_all(store: Store, timings: Timings, fresh_base: bool = False) -> None:
+def build_all(store: Store, timings: Timings, fresh_base: bool = False) -> str:
+    """Wheels, base, image; returns the base's digest the image was built FROM."""
     with timings.step("wheels"):
         build_wheels()
     with timings.step("base (mmdebstrap)"):
         tar = base_tarball(fresh_base)
     with timings.step("base import"):
-        import_base(store, tar)
+        digest = import_base(store, tar)
     with timings.step("buildah build"):
-        build_image(store)
+        build_image(store, digest)
+    return digest
 
 
 def main(argv: Sequence[str] | None = None) -> int:

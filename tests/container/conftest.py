@@ -17,6 +17,7 @@ from tests.container import build
 class Image:
     store: build.Store
     tag: str
+    base_digest: str  # the digest the Dockerfile's FROM pinned (the imported base's manifest digest)
 
     def run(
         self, *argv: str, env: dict[str, str] | None = None, flags: Sequence[str] = (), network: str = "none"
@@ -45,6 +46,6 @@ def image(pytestconfig: pytest.Config) -> Iterator[Image]:
         pytest.fail(str(exc), pytrace=False)
     timings = build.Timings()
     with build.scratch_store() as store:
-        build.build_all(store, timings)
+        digest = build.build_all(store, timings)
         report_line(pytestconfig, f"\ncontainer build: {timings.line()}")
-        yield Image(store, build.IMAGE_TAG)
+        yield Image(store, build.IMAGE_TAG, digest)

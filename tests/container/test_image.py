@@ -61,18 +61,21 @@ print(json.dumps({
 # Runs as root with CAP_DAC_READ_SEARCH (still read-only, no network) so that no directory is unreadable
 # (/root and apt's partial/ directories are mode 0700).
 SCAN = r"""
-import glob, json, os, shutil
-errors, caches, wheels = [], [], []
+import glob, json, os, re, shutil
+errors, caches, wheels, installers = [], [], [], []
+# pip, setuptools and wheel (package, dist-info, console script), ensurepip, Debian's wheel store for it
+INSTALLER = re.compile(r"(pip|pip3(\.\d+)?|setuptools|wheel|_distutils_hack|ensurepip|python-wheels)"
+                       r"|(pip|setuptools|wheel)-[^/]*\.(dist|egg)-info|distutils-precedence\.pth")
 for top, dirs, files in os.walk("/", onerror=lambda e: errors.append(str(e))):
     if top in ("/proc", "/sys", "/dev", "/tmp"):
         dirs[:] = []
         continue
     caches += [os.path.join(top, d) for d in dirs if d in (".cache", "wheels", "pip-wheel-metadata")]
     wheels += [os.path.join(top, f) for f in files if f.endswith(".whl")]
-bundled = ("/usr/share/python-wheels/", "/ensurepip/_bundled/")  # the base Python's own ensurepip wheels
+    installers += [os.path.join(top, n) for n in dirs + files if INSTALLER.fullmatch(n)]
 tools = ("gcc", "cc", "c++", "g++", "clang", "make", "ld", "as", "x86_64-linux-gnu-gcc")
 print(json.dumps({
-    "errors": errors, "caches": caches, "wheels": [w for w in wheels if not any(b in w for b in bundled)],
+    "errors": errors, "caches": caches, "wheels": wheels, "installers": sorted(installers),
     "compilers": [t for t in tools if shutil.which(t)] + glob.glob("/usr/lib/gcc/*/*/cc1*"),
 }))
 """
@@ -113,7 +116,19 @@ def test_image_config_runs_as_10001_with_no_fixed_entrypoint(image: Image) -> No
     assert labels["org.opencontainers.image.version"] == build.project_version()
     assert labels["org.opencontainers.image.title"] == "coder-wi-jobs"
     assert labels["org.opencontainers.image.base.name"] == build.BASE_TAG
+    assert labels["org.opencontainers.image.base.digest"] == image.base_digest  # FROM took the base by digest
     assert re.fullmatch(r"[0-9a-f]{40}|unknown", labels["org.opencontainers.image.revision"])
+
+
+def test_the_build_refuses_a_base_that_is_not_the_pinned_digest(image: Image) -> None:
+    """FROM ${BASE_IMAGE}@${BASE_DIGEST}: the tag names the base, only the digest selects it. A digest the
+    storage does not hold fails at FROM, with the right tag present, and an empty one is no reference at all."""
+    other = "sha256:" + "0" * 64
+    repository = build.BASE_TAG.rsplit(":", 1)[0]  # buildah names the reference without the tag it ignored
+    with pytest.raises(RuntimeError, match=f"{repository}@{other}: image not known"):
+        build.build_image(image.store, other, tag="localhost/coder-wi-jobs:wrong-base")
+    with pytest.raises(RuntimeError, match="invalid reference format"):
+        build.build_image(image.store, "", tag="localhost/coder-wi-jobs:no-digest")
 
 
 def test_image_size_stays_within_budget(image: Image, pytestconfig: pytest.Config) -> None:
@@ -147,7 +162,7 @@ def test_a_bad_setting_is_named_inside_the_image_too(image: Image) -> None:
     assert done.returncode == 2
     assert done.stderr == (
         "coder-token-mint: configuration error: --coder-url (CODER_URL): expected an https:// URL, "
-        "got 'http://coder.example'\n"
+        "got http:// for coder.example\n"
     )
 
 
@@ -170,8 +185,31 @@ def test_no_compiler_pip_cache_or_installer_in_the_image(scan: dict[str, list[st
     assert scan["errors"] == []  # the scan saw every directory
     assert scan["compilers"] == []
     assert scan["caches"] == []
-    assert scan["wheels"] == []  # neither build/wheels nor anything pip left behind
+    assert scan["wheels"] == []  # neither build/wheels, pip's leftovers, nor the base's ensurepip wheels
+    # not in the venv, not in the base Python (system pip, setuptools, wheel), no ensurepip to bootstrap one
+    assert scan["installers"] == []
     assert probe["pip_importable"] is False
+
+
+@pytest.mark.parametrize("python", ["python", "python3", "/usr/bin/python3", "/usr/local/bin/python3"])
+@pytest.mark.parametrize("module", ["pip", "ensurepip"])
+def test_no_python_in_the_image_can_run_pip_or_bootstrap_it(image: Image, python: str, module: str) -> None:
+    """The venv's python (first on PATH) and the base's own: `python -m pip` and `-m ensurepip` both fail.
+    /usr/local/bin/python3 exists only on the official python image; there `command -v` decides."""
+    script = f"command -v {python} >/dev/null || exit 100; exec {python} -m {module} --version"
+    done = image.run("/bin/sh", "-c", script)
+    if done.returncode == 100:
+        assert python == "/usr/local/bin/python3", f"{python} is missing from the image"
+        return
+    assert done.returncode == 1, (python, module, done.stdout, done.stderr)
+    assert f"No module named {module}" in done.stderr
+    assert done.stdout == ""
+
+
+def test_no_pip_command_on_the_path(image: Image) -> None:
+    found_any = 'for c in pip pip3 pip3.11 easy_install wheel; do command -v "$c" && exit 0; done; exit 1'
+    done = image.run("/bin/sh", "-c", found_any)
+    assert (done.returncode, done.stdout) == (1, "")
 
 
 def test_installs_exactly_the_locked_versions_which_are_the_ones_the_tests_ran_with(probe: dict[str, object]) -> None:

@@ -36,7 +36,8 @@ KUBECONFIG = "/etc/kubeconfig/config"
 # What the chart's fic-reconcile pod gets from its env and the pool Secret; everything else stays out.
 POD_ENV = (
     "AZURE_AUTHORITY_HOST", "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_SUBSCRIPTION_ID", "AZURE_CLIENT_IDS_JSON",
-    "CWJ_ARM_ENDPOINT", "CWJ_IDENTITY_RESOURCE_GROUP", "CWJ_OIDC_ISSUER",
+    "CWJ_ARM_ENDPOINT", "CWJ_ALLOW_CUSTOM_ARM_ENDPOINT", "CWJ_ARM_AUDIENCE", "CWJ_IDENTITY_RESOURCE_GROUP",
+    "CWJ_OIDC_ISSUER",
 )  # fmt: skip
 WRITES = ("fic.put", "fic.delete", "identity.put", "identity.delete")
 

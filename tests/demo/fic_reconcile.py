@@ -50,9 +50,16 @@ def run(demo: Demo) -> None:
     demo.say("seeded 12 workspace namespaces and one FIC that belongs to someone else (github-infra-prod);")
     demo.say("ameide-ws-nia's workspace ServiceAccount names pool identity 2: its FIC follows the annotation")
 
-    demo.job("fic-reconcile", "--dry-run", title="what would change (nothing is written)")
-    demo.job("fic-reconcile", title="apply: one FIC per namespace, on its CRC-32 shard")
-    demo.job("fic-reconcile", title="again: converged, zero writes")
+    demo.job(
+        "fic-reconcile",
+        "--dry-run",
+        expect=1,
+        title="what would change (nothing is written); github-infra-prod's issuer is nobody's: foreign-issuer, exit 1",
+    )
+    known = {"CWJ_KNOWN_ISSUERS": "https://token.actions.githubusercontent.com"}
+    demo.say("github-infra-prod is the infra team's, on purpose: declare its issuer (--known-issuers) from now on")
+    demo.job("fic-reconcile", env=known, title="apply: one FIC per namespace, on its CRC-32 shard")
+    demo.job("fic-reconcile", env=known, title="again: converged, zero writes")
 
     kube.patch_namespace(names[2], {"metadata": {"finalizers": ["example.com/backup"]}})
     for name in names[:3]:
@@ -61,15 +68,17 @@ def run(demo: Demo) -> None:
     # a finalizer of someone else's (a backup tool, say) keeps one listed as Terminating far longer.
     demo.platform.clock.advance(demo.platform.kube.settings["namespace_cleanup_seconds"])
     demo.say(f"three workspaces were deleted; {names[2]} stays Terminating, held by a finalizer")
-    demo.job("fic-reconcile", title="their three FICs go (gone or Terminating); github-infra-prod stays")
+    demo.job("fic-reconcile", env=known, title="their three FICs go (gone or Terminating); github-infra-prod stays")
 
     demo.say("safety: a broken namespace selector makes every workspace look gone")
-    demo.job("fic-reconcile", "--namespace-selector", "team=nobody", expect=3, title="refused, nothing written")
+    demo.job(
+        "fic-reconcile", "--namespace-selector", "team=nobody", expect=3, env=known, title="refused, nothing written"
+    )
 
     new = arm.user_assigned_identities.create_or_update(
         b.pool_resource_group, b.pool_identity_name(3), Identity(location=b.location)
     )
-    grown = {"AZURE_CLIENT_IDS_JSON": json.dumps([*b.pool_client_ids, new.client_id])}
+    grown = {**known, "AZURE_CLIENT_IDS_JSON": json.dumps([*b.pool_client_ids, new.client_id])}
     demo.say("the pool grows to 4 identities: most namespaces without an annotated ServiceAccount change shard")
     now = datetime.now(UTC)
     demo.job("fic-reconcile", "--dry-run", env=grown, title="review: creates on the new shards, deletes nothing yet")

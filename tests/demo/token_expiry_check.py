@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from tests.demo import Demo, coder_session
+from tests.pushgateway import Pushgateway
 from tests.receivers import receiver
 
 JOB = "token-expiry-check"
@@ -58,22 +59,28 @@ def run(demo: Demo) -> None:
     def now() -> tuple[str, str]:
         return ("--now", demo.platform.clock.now().isoformat())
 
-    with receiver() as hook, receiver() as gateway:
-        sinks = ("--webhook-url", hook.url, "--pushgateway-url", gateway.url)
-        demo.job(
-            JOB, *users, *sinks, *now(), "--dry-run", env=owner, title="dry-run: findings and the alert it would send"
-        )
-        demo.say(
-            f"dry-run: webhook received {len(hook.requests)} POST(s), pushgateway {len(gateway.requests)} push(es)"
-        )
-        demo.job(JOB, *users, *sinks, *now(), expect=1, env=owner, title="apply: the 8760h token is critical -> exit 1")
-        text = hook.requests[-1].json()["text"] if hook.requests else ""
-        demo.say(f"webhook received {len(hook.requests)} POST(s): {text}")
-        demo.platform.clock.advance(86400)
-        demo.job(JOB, *users, *sinks, *now(), expect=1, env=owner, title="the next day: same findings, no repeat alert")
-        demo.say(
-            f"webhook total {len(hook.requests)} POST(s) (no new crossing); pushgateway {len(gateway.requests)} pushes"
-        )
+    gateway = Pushgateway.for_platform(demo.platform).start()  # a real one (tests/pushgateway.py), over HTTPS
+    owner = {**owner, **gateway.env}
+    try:
+        with receiver(tls=demo.platform.server_tls()) as hook:  # the alert webhook: a recording stand-in for Slack
+            sinks = ("--webhook-url", hook.url, "--pushgateway-url", gateway.url)
+            title = "dry-run: findings and the alert it would send"
+            demo.job(JOB, *users, *sinks, *now(), "--dry-run", env=owner, title=title)
+            pushed = gateway.pushed_at(JOB) is not None
+            demo.say(f"dry-run: webhook received {len(hook.requests)} POST(s), Pushgateway holds a push: {pushed}")
+            title = "apply: the 8760h token is critical -> exit 1"
+            demo.job(JOB, *users, *sinks, *now(), expect=1, env=owner, title=title)
+            text = hook.requests[-1].json()["text"] if hook.requests else ""
+            demo.say(f"webhook received {len(hook.requests)} POST(s): {text}")
+            expiring = {dict(labels)["token_name"]: value for (name, labels), value in gateway.samples(JOB).items()
+                        if name == "cwj_token_expiry_timestamp_seconds"}  # fmt: skip
+            demo.say(f"the Pushgateway serves cwj_token_expiry_timestamp_seconds for {sorted(expiring)}")
+            demo.platform.clock.advance(86400)
+            title = "the next day: same findings, no repeat alert"
+            demo.job(JOB, *users, *sinks, *now(), expect=1, env=owner, title=title)
+            demo.say(f"webhook total {len(hook.requests)} POST(s) (no new crossing)")
+    finally:
+        gateway.stop()
     demo.job(JOB, *users, *now(), "--fail-on", "never", env=owner, title="--fail-on never: report only")
     demo.job(
         JOB,

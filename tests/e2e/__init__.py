@@ -1,4 +1,5 @@
-"""Helpers shared by the end-to-end tests."""
+"""The end-to-end tests: each console script against the local platform (tests/emulators), and for metrics
+a real Pushgateway (tests/pushgateway.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ Sample = tuple[str, tuple[tuple[str, str], ...]]  # (metric name, sorted labels)
 
 
 def pushed_samples(body: str) -> dict[Sample, float]:
-    """A Pushgateway push body parsed with prometheus_client's own text parser: {(name, labels): value}."""
+    """A push body a recording receiver caught (the fault rows, the probe's tests), parsed with
+    prometheus_client's own text parser: {(name, labels): value}."""
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(body)

@@ -1,4 +1,4 @@
-"""coder-token-mint, the console script, against the Coder and Vault emulators (issue 5, "Done means").
+"""coder-token-mint, the console script, against the Coder emulator and the platform's OpenBao (issue 5).
 
 The job logs in to Vault by Kubernetes auth (VAULT_TOKEN is removed from its environment) except where a
 test says otherwise. Tests that move the emulated clock pass `--now <emulator now>` so the job judges time as
@@ -22,9 +22,8 @@ import pytest
 import requests
 
 from tests.conftest import BIN, Control, run_job
-from tests.e2e import pushed_samples
 from tests.emulators.platform import Platform
-from tests.receivers import receiver
+from tests.pushgateway import Pushgateway
 
 pytestmark = pytest.mark.e2e
 
@@ -383,14 +382,13 @@ def test_text_output_and_logs_name_actions_but_no_token(world: World) -> None:
     assert os.path.exists(world.env["CWJ_VAULT_JWT_FILE"])
 
 
-def test_metrics_are_pushed_after_a_run_but_not_after_a_dry_run(world: World) -> None:
-    with receiver() as gateway:
-        assert world.run("--pushgateway-url", gateway.url, "--dry-run")[0] == 0
-        assert gateway.requests == []
-        assert world.run("--pushgateway-url", gateway.url)[0] == 0
-        (push,) = gateway.requests
-    assert push.path == "/metrics/job/coder-token-mint"
-    samples = pushed_samples(push.body.decode())
+def test_metrics_are_pushed_after_a_run_but_not_after_a_dry_run(world: World, pushgateway: Pushgateway) -> None:
+    env = {**world.env, **pushgateway.env}  # a real Pushgateway over HTTPS (tests/pushgateway.py)
+    assert world.run("--pushgateway-url", pushgateway.url, "--dry-run", env=env)[0] == 0
+    assert pushgateway.pushed_at("coder-token-mint") is None and pushgateway.samples("coder-token-mint") == {}
+    assert world.run("--pushgateway-url", pushgateway.url, env=env)[0] == 0
+    samples = pushgateway.samples("coder-token-mint")  # what Prometheus would scrape, grouped by job
     assert samples[("cwj_actions", (("kind", "mint"), ("result", "ok")))] == 1
     assert samples[("cwj_actions", (("kind", "write-kv"), ("result", "ok")))] == 1
     assert ("cwj_last_success_timestamp_seconds", ()) in samples
+    assert pushgateway.pushed_at("coder-token-mint") is not None

@@ -23,6 +23,8 @@ from lib.clients.kube import core_api
 from tests.conftest import Control, run_job
 from tests.e2e import pushed_samples
 from tests.emulators.platform import Platform
+from tests.pushgateway import Pushgateway
+from tests.receivers import receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -166,6 +168,7 @@ def test_3_deleting_5_namespaces_deletes_exactly_their_fics_and_keeps_unmanaged(
         audiences=[AUDIENCE],
     )
     msi(platform).federated_identity_credentials.create_or_update(rg, first, "github-infra-deploy", unmanaged)
+    env = {**env, "CWJ_KNOWN_ISSUERS": "https://token.actions.githubusercontent.com"}  # declared: no finding
     assert run(env)[0] == 0
     gone = names[3:8]
     delete_namespaces(platform, gone)
@@ -177,6 +180,56 @@ def test_3_deleting_5_namespaces_deletes_exactly_their_fics_and_keeps_unmanaged(
     assert control.count("arm", "fic.put") == 0
     assert "github-infra-deploy" in fics(platform, first)
     converged(platform, [n for n in names if n not in gone])
+
+
+# ---- issue 21: a FIC of a foreign issuer on a pool identity is reported, counted and never touched -------------
+
+GITHUB = "https://token.actions.githubusercontent.com"
+
+
+def test_a_github_fic_on_a_pool_identity_is_an_error_finding_and_a_metric_and_is_never_touched(
+    platform: Platform, env: dict[str, str], control: Control
+) -> None:
+
+    names = namespaces(6)
+    create_namespaces(names)
+    rg, target = platform.baseline.pool_resource_group, pool_names(platform)[1]
+    subject = "repo:someone-else/tooling:ref:refs/heads/main"
+    backdoor = FederatedIdentityCredential(issuer=GITHUB, subject=subject, audiences=[AUDIENCE])
+    msi(platform).federated_identity_credentials.create_or_update(rg, target, "ci-deploy", backdoor)
+    control.clear_requests()
+    with receiver() as rec:
+        code, report, stderr = run(env, "--pushgateway-url", rec.url, "--allow-insecure-http")
+    assert code == 1, stderr  # an error finding fails the run, though everything else was applied
+    [finding] = [f for f in report["findings"] if f["rule"] == "foreign-issuer"]
+    assert finding["severity"] == "error" and finding["subject"] == f"{target}/ci-deploy"
+    assert GITHUB in finding["message"] and subject in finding["message"]
+    assert report["foreign_issuer_credentials"] == [
+        {"identity": target, "fic": "ci-deploy", "issuer": GITHUB, "subject": subject}
+    ]
+    assert [(o["action"], o["result"]) for o in report["outcomes"]] == [("create", "ok")] * len(names)
+    converged(platform, names)
+    samples = pushed_samples(rec.requests[0].body.decode())
+    counts = {i: samples[("cwj_fic_foreign_issuer_credentials", (("identity", i),))] for i in pool_names(platform)}
+    assert counts == {i: (1 if i == target else 0) for i in pool_names(platform)}
+    assert samples[("cwj_findings", (("rule", "foreign-issuer"), ("severity", "error")))] == 1
+    assert ("cwj_last_success_timestamp_seconds", ()) not in samples
+    kept = fics(platform, target)["ci-deploy"]
+    assert (kept.issuer, kept.subject, kept.audiences) == (GITHUB, subject, [AUDIENCE])
+    touched = [e for op in ("fic.put", "fic.delete") for e in control.requests("arm", op)["log"]]
+    assert not [e for e in touched if "ci-deploy" in e["path"]]
+
+    # Declared (the team that owns it says so): no finding, the gauge drops to 0, still untouched.
+    control.clear_requests()
+    with receiver() as rec:
+        code, report, stderr = run(
+            env, "--known-issuers", GITHUB, "--pushgateway-url", rec.url, "--allow-insecure-http"
+        )
+    assert code == 0, stderr
+    assert not [f for f in report["findings"] if f["rule"] == "foreign-issuer"] and writes(control) == 0
+    samples = pushed_samples(rec.requests[0].body.decode())
+    assert samples[("cwj_fic_foreign_issuer_credentials", (("identity", target),))] == 0
+    assert "ci-deploy" in fics(platform, target)
 
 
 # ---- 4: grow the pool; create, wait out the grace, then delete, in the request log ---------------------------
@@ -386,16 +439,13 @@ def test_10_dry_run_prints_the_plan_and_writes_nothing(
 # ---- metrics -------------------------------------------------------------------------------------------------
 
 
-def test_metrics_push_actions_occupancy_and_last_success(platform: Platform, env: dict[str, str]) -> None:
-    from tests.receivers import receiver
-
+def test_metrics_push_actions_occupancy_and_last_success(
+    platform: Platform, env: dict[str, str], pushgateway: Pushgateway
+) -> None:
     names = namespaces(7)
     create_namespaces(names)
-    with receiver() as rec:
-        assert run(env, "--pushgateway-url", rec.url)[0] == 0
-    [push] = rec.requests
-    assert push.path == "/metrics/job/fic-reconcile"
-    samples = pushed_samples(push.body.decode())
+    assert run({**env, **pushgateway.env}, "--pushgateway-url", pushgateway.url)[0] == 0
+    samples = pushgateway.samples("fic-reconcile")  # read back from the real Pushgateway, grouped by job
     assert samples[("cwj_actions", (("kind", "create"), ("result", "ok")))] == 7
     for i, identity in enumerate(pool_names(platform)):
         expected = sum(1 for n in names if shard(n, 3) == i)

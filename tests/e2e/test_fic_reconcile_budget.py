@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import Control, run_job
-from tests.e2e import pushed_samples
 from tests.e2e.test_fic_reconcile import converged, create_namespaces, delete_namespaces, namespaces, run, writes
 from tests.emulators.platform import Platform
+from tests.pushgateway import Pushgateway
 
 pytestmark = pytest.mark.e2e
 
@@ -58,18 +58,17 @@ def test_5_throttling_that_outlasts_the_budget_defers_and_the_next_run_converges
     converged(platform, names)
 
 
-def test_time_to_credential_is_reported_and_pushed(platform: Platform, env: dict[str, str]) -> None:
-    from tests.receivers import receiver
-
+def test_time_to_credential_is_reported_and_pushed(
+    platform: Platform, env: dict[str, str], pushgateway: Pushgateway
+) -> None:
     create_namespaces(namespaces(5))
     platform.clock.advance(0)
-    with receiver() as rec:
-        code, report, stderr = run(env, "--pushgateway-url", rec.url)
+    code, report, stderr = run({**env, **pushgateway.env}, "--pushgateway-url", pushgateway.url)
     assert code == 0, stderr
     waited = report["time_to_credential"]
     assert waited["created"] == 5 and 0 <= waited["p50_s"] <= waited["p99_s"] <= waited["max_s"] < 600
     assert all(o["detail"].startswith("time to credential ") for o in report["outcomes"])
-    samples = pushed_samples(rec.requests[0].body.decode())
+    samples = pushgateway.samples("fic-reconcile")
     assert samples[("cwj_fic_time_to_credential_max_seconds", ())] == pytest.approx(waited["max_s"])
     assert samples[("cwj_fic_time_to_credential_seconds", (("quantile", "0.5"),))] == pytest.approx(waited["p50_s"])
     assert samples[("cwj_fic_deferred_actions", (("kind", "create"),))] == 0

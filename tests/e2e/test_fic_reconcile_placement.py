@@ -156,12 +156,20 @@ def test_7_two_clusters_sharing_a_pool_each_converge_and_never_touch_the_other(
     for names, labels in ((a_only, {"a": "y"}), (b_only, {"b": "y"}), (both, {"a": "y", "b": "y"})):
         for name in names:
             api.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name, labels=labels)))
-    cluster_a = {**env, "CWJ_NAMESPACE_SELECTOR": "a=y", "CWJ_STATE_CONFIGMAP": "record-a"}
-    issuer_b = "https://oidc.example.test/tenant/other-cluster/"
-    cluster_b = {**env, "CWJ_NAMESPACE_SELECTOR": "b=y", "CWJ_STATE_CONFIGMAP": "record-b", "CWJ_OIDC_ISSUER": issuer_b}
+    issuer_a, issuer_b = env["CWJ_OIDC_ISSUER"], "https://oidc.example.test/tenant/other-cluster/"
+    # each cluster declares the other's issuer (--known-issuers): its FICs are then no foreign-issuer finding
+    cluster_a = {
+        **env,
+        "CWJ_NAMESPACE_SELECTOR": "a=y",
+        "CWJ_STATE_CONFIGMAP": "record-a",
+        "CWJ_KNOWN_ISSUERS": issuer_b,
+    }
+    cluster_b = {**env, "CWJ_NAMESPACE_SELECTOR": "b=y", "CWJ_STATE_CONFIGMAP": "record-b",
+                 "CWJ_OIDC_ISSUER": issuer_b, "CWJ_KNOWN_ISSUERS": issuer_a}  # fmt: skip
     assert run(cluster_a)[0] == 0
     code, report, _ = run(cluster_b)
     assert code == 1  # the shared namespace names collide under one prefix
+    assert {f["rule"] for f in report["findings"]} == {"name-collision"}
     collisions = [f for f in report["findings"] if f["rule"] == "name-collision"]
     assert sorted(f["subject"] for f in collisions) == sorted(both)
     assert all(issuer_b in f["message"] and env["CWJ_OIDC_ISSUER"] in f["message"] for f in collisions)

@@ -22,9 +22,8 @@ from azure.keyvault.secrets import SecretClient
 from jobs.keyvault_sync.plan import OWNER_TAG, OWNER_VALUE, SOURCE_UPDATED_TAG, SOURCE_VERSION_TAG
 from lib.clients.azure_auth import azure_credential
 from tests.conftest import Control, run_job
-from tests.e2e import pushed_samples
 from tests.emulators.platform import Platform
-from tests.receivers import receiver
+from tests.pushgateway import Pushgateway
 
 pytestmark = pytest.mark.e2e
 
@@ -267,6 +266,7 @@ def test_unmanaged_targets_are_adopted_only_when_equal_or_with_adopt(
     target.set_secret("same", same, tags={"owner": "hand-made"})
     target.set_secret("differs", theirs)
     path = allowlist(tmp_path, "same", "differs")
+    settle(control)
 
     dry = sync(env, "--allowlist-file", path, "--dry-run")
     assert [(a["kind"], a["target"]) for a in report(dry)["actions"]] == [("adopt", "same"), ("adopt", "differs")]
@@ -365,6 +365,40 @@ def test_throttling_and_transient_errors_on_either_vault_converge(
     assert {r["wait_s"] for r in retries if r["status"] == 429} == {1.0}  # Retry-After honoured
 
 
+def test_a_name_added_to_the_allowlist_without_its_role_assignment_is_not_read(
+    tmp_path: Path, env: dict[str, str], control: Control, vaults: tuple[SecretClient, SecretClient]
+) -> None:
+    """README "Azure": the seed grants are per secret, so a name someone slipped into the allowlist ConfigMap
+    gets Azure's RBAC 403 on its read (api-specs NOTES, Key Vault errors: code Forbidden, innererror
+    ForbiddenByRbac, the getSecret action named), while the granted ones still copy. The run fails on it,
+    names what the identity lacks, and writes nothing for it."""
+    source, target = vaults
+    granted, slipped = new_value("granted"), new_value("slipped-in")
+    source.set_secret("granted", granted)
+    source.set_secret("slipped-in", slipped)
+    message = (
+        "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role "
+        "definitions were changed recently, please observe propagation time.\r\nCaller: appid=6a7b8c9d;oid=0f1e2d3c"
+        "\r\nAction: 'Microsoft.KeyVault/vaults/secrets/getSecret/action'\r\nResource: "
+        "'/subscriptions/3e9c4f5d/resourcegroups/rg-seed/providers/microsoft.keyvault/vaults/kv-seed/secrets/slipped-in'"
+        "\r\nAssignment: (not found)\r\n"
+    )
+    body = json.dumps({"error": {"code": "Forbidden", "message": message, "innererror": {"code": "ForbiddenByRbac"}}})
+    control.fault(SOURCE, "secret.get", status=403, count=None, match="/secrets/slipped-in", body=body)
+    proc = sync(env, "--allowlist-file", allowlist(tmp_path, "granted", "slipped-in"))
+    assert proc.returncode == 1
+    outcomes = {o["target"]: o for o in report(proc)["outcomes"]}
+    assert outcomes["granted"]["result"] == "ok" and target.get_secret("granted").value == granted
+    failed = outcomes["slipped-in"]
+    assert failed["result"] == "failed"
+    assert "403 Forbidden/ForbiddenByRbac" in failed["detail"]
+    assert "lacks the data action Microsoft.KeyVault/vaults/secrets/getSecret/action" in failed["detail"]
+    assert failed["detail"].endswith(
+        "it needs Key Vault Reader on this vault and Key Vault Secrets User on each allowlisted secret"
+    )
+    assert "slipped-in" not in {p.name for p in target.list_properties_of_secrets()}
+
+
 def test_forbidden_on_the_target_is_a_clear_exit_1(
     tmp_path: Path, env: dict[str, str], control: Control, vaults: tuple[SecretClient, SecretClient]
 ) -> None:
@@ -405,16 +439,15 @@ def test_the_challenge_resource_is_verified_unless_the_test_only_setting_turns_i
 
 
 def test_metrics_are_pushed_with_names_only(
-    tmp_path: Path, env: dict[str, str], vaults: tuple[SecretClient, SecretClient]
+    tmp_path: Path, env: dict[str, str], vaults: tuple[SecretClient, SecretClient], pushgateway: Pushgateway
 ) -> None:
     source, _ = vaults
     source.set_secret("pushed", new_value("pushed"))
-    with receiver() as gateway:
-        proc = sync(env, "--allowlist-file", allowlist(tmp_path, "pushed", "absent"), "--pushgateway-url", gateway.url)
-        assert proc.returncode == 1  # "absent" is not seeded
-    (body,) = gateway.bodies()
-    CAPTURED.append(body)
-    samples = pushed_samples(body)
+    listed = allowlist(tmp_path, "pushed", "absent")
+    proc = sync({**env, **pushgateway.env}, "--allowlist-file", listed, "--pushgateway-url", pushgateway.url)
+    assert proc.returncode == 1  # "absent" is not seeded
+    CAPTURED.append(pushgateway.metrics())  # all the Pushgateway serves: checked for secret values below
+    samples = pushgateway.samples("keyvault-sync")
     assert samples[("cwj_keyvault_sync_entries", (("state", "copy"),))] == 1
     assert samples[("cwj_keyvault_sync_entries", (("state", "source-missing"),))] == 1
     assert samples[("cwj_actions", (("kind", "copy"), ("result", "ok")))] == 1

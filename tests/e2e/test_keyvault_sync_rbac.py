@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 from azure.keyvault.secrets import SecretClient
 
+from jobs.keyvault_sync.allowlist import load_allowlist
 from jobs.keyvault_sync.plan import OWNER_TAG, OWNER_VALUE
+from jobs.keyvault_sync.role_assignments import seed_assignments
 from lib.clients.azure_auth import azure_credential
 from tests.conftest import Control
 from tests.e2e.test_keyvault_sync import allowlist, new_value, report, results, settle, sync
@@ -34,32 +36,59 @@ ROW = re.compile(r"^\| keyvault-sync \| \*\*(?P<role>[^*]+)\*\* \| (?P<scope>[^|
 PREFIX = "Microsoft.KeyVault/vaults/"
 
 
-def readme_roles() -> dict[str, tuple[str, set[str]]]:
-    """{vault service: (role, data actions the README says the job uses there)} from the README's table."""
-    out = {}
+Grant = tuple[str, str]  # (built-in role, scope): "/" is the vault, "/secrets/<name>" one secret
+
+
+def readme_rows() -> list[tuple[str, str, bool, set[str]]]:
+    """(vault service, role, per secret?, data actions the README says the job uses there) from its table."""
+    rows = []
     for line in README.read_text().splitlines():
         m = ROW.match(line)
         if m:
-            service = SOURCE if "seed vault" in m["scope"] else TARGET
-            out[service] = (m["role"], {PREFIX + a for a in re.findall(r"`(secrets/[^`]+)`", m["why"])})
-    assert set(out) == {SOURCE, TARGET}, "README: expected one keyvault-sync row per vault"
+            service = SOURCE if "seed" in m["scope"] else TARGET
+            actions = {PREFIX + a for a in re.findall(r"`(secrets/[^`]+)`", m["why"])}
+            rows.append((service, m["role"], "/secrets/<name>" in m["scope"], actions))
+    assert {row[0] for row in rows} == {SOURCE, TARGET}, "README: expected keyvault-sync rows for both vaults"
+    return rows
+
+
+def readme_grants(names: list[str]) -> dict[str, list[Grant]]:
+    """What the README's table assigns for an allowlist of `names`: a per-secret row once per secret."""
+    grants: dict[str, list[Grant]] = {SOURCE: [], TARGET: []}
+    for service, role, per_secret, _ in readme_rows():
+        grants[service] += [(role, f"/secrets/{n}") for n in names] if per_secret else [(role, "/")]
+    return grants
+
+
+def readme_actions() -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {SOURCE: set(), TARGET: set()}
+    for service, _, _, actions in readme_rows():
+        out[service] |= actions
     return out
 
 
-def readme_commands() -> dict[str, str]:
-    """The `az role assignment create` lines for keyvault-sync: {vault service: role}."""
+def command_grants(path: str) -> dict[str, list[Grant]]:
+    """What the README's commands assign: the cluster vault's `az` line, and the seed vault's lines as
+    `python -m jobs.keyvault_sync.role_assignments` prints them for this allowlist."""
     found = re.findall(
         r'--assignee <keyvault-sync principal id> --role "([^"]+)" --scope <(seed|cluster) vault id>',
         README.read_text(),
     )
-    return {SOURCE if scope == "seed" else TARGET: role for role, scope in found}
+    vault_id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/seed"
+    seed = [(a.role, a.scope.removeprefix(vault_id) or "/") for a in seed_assignments(load_allowlist(path), vault_id)]
+    seed += [(role, "/") for role, scope in found if scope == "seed"]
+    return {SOURCE: seed, TARGET: [(role, "/") for role, scope in found if scope == "cluster"]}
 
 
-def assign(platform: Platform, control: Control, roles: dict[str, str]) -> None:
+def assign(platform: Platform, control: Control, grants: dict[str, list[Grant]]) -> None:
     principal = platform.baseline.principal_id(platform.baseline.jobs_identity)
     for service in (SOURCE, TARGET):
-        granted = [{"principalId": principal, "role": roles[service], "scope": "/"}] if service in roles else []
+        granted = [{"principalId": principal, "role": r, "scope": sc} for r, sc in grants.get(service, [])]
         control.configure(service, role_assignments=granted)
+
+
+def vault_wide(roles: dict[str, str]) -> dict[str, list[Grant]]:
+    return {service: [(role, "/")] for service, role in roles.items()}
 
 
 def data_actions_used(control: Control, service: str) -> set[str]:
@@ -77,8 +106,6 @@ def clients(platform: Platform) -> tuple[SecretClient, SecretClient]:
 def test_the_readme_roles_are_exactly_what_every_path_of_the_job_needs(
     tmp_path: Path, env: dict[str, str], platform: Platform, control: Control
 ) -> None:
-    documented = readme_roles()
-    assert readme_commands() == {s: role for s, (role, _) in documented.items()}  # the table and the commands agree
     source, target = clients(platform)
     for name in ("copied", "recovered", "adopted", "changed"):
         source.set_secret(name, new_value(name))
@@ -86,16 +113,19 @@ def test_the_readme_roles_are_exactly_what_every_path_of_the_job_needs(
     source.set_secret("adopted", equal)
     target.set_secret("adopted", equal)  # not ours, same value: adopted by tagging
     target.set_secret("orphan", new_value("orphan"), tags={OWNER_TAG: OWNER_VALUE})  # ours, not allowlisted
-    path = allowlist(tmp_path, "copied", "recovered", "adopted", "changed")
+    names = ["copied", "recovered", "adopted", "changed"]
+    path = allowlist(tmp_path, *names)
     settle(control)
-    readme = {service: role for service, (role, _) in documented.items()}
+    readme = readme_grants(names)
+    assert sorted(command_grants(path)[SOURCE]) == sorted(readme[SOURCE])  # the table and the commands agree
+    assert command_grants(path)[TARGET] == readme[TARGET]
 
     assign(platform, control, readme)
     control.clear_requests()
     first = sync(env, "--allowlist-file", path, "--prune")
     assert first.returncode == 0, first.stderr
     used = {service: data_actions_used(control, service) for service in (SOURCE, TARGET)}
-    assign(platform, control, {SOURCE: "Key Vault Secrets Officer", TARGET: "Key Vault Secrets Officer"})
+    assign(platform, control, vault_wide({SOURCE: "Key Vault Secrets Officer", TARGET: "Key Vault Secrets Officer"}))
     target.begin_delete_secret("recovered").result()
     source.update_secret_properties("changed", tags={"rotated": "no", "owner": "sre"})
     settle(control)
@@ -106,10 +136,11 @@ def test_the_readme_roles_are_exactly_what_every_path_of_the_job_needs(
     kinds = {**results(report(first)), **results(report(second))}
     assert {k.split(".")[0] for k in kinds.values()} >= {"copy", "adopt", "prune", "recover-copy", "update"}, kinds
 
-    for service, (role, actions) in documented.items():
+    for service, actions in readme_actions().items():
         both = used[service] | data_actions_used(control, service)
         assert both == actions, f"{service}: the README lists {sorted(actions)}, the job used {sorted(both)}"
-        assert all(any(re.fullmatch(p.replace("*", ".*"), a) for p in ROLES[role]) for a in both)
+        roles = {role for role, _ in readme[service]}
+        assert all(any(re.fullmatch(p.replace("*", ".*"), a) for r in roles for p in ROLES[r]) for a in both)
     # ...and no smaller built-in role would do: Secrets User cannot set, Reader cannot read a value
     assert not {PREFIX + "secrets/setSecret/action"} <= set(ROLES["Key Vault Secrets User"])
     assert PREFIX + "secrets/getSecret/action" not in ROLES["Key Vault Reader"]
@@ -136,7 +167,7 @@ def test_a_missing_data_action_exits_1_naming_it_with_nothing_half_written(
     names = [f"app-{i}" for i in range(5)]
     for name in names:
         source.set_secret(name, new_value(name))
-    assign(platform, control, roles)
+    assign(platform, control, vault_wide(roles))
     control.clear_requests()
     proc = sync(env, "--allowlist-file", allowlist(tmp_path, *names))
     assert proc.returncode == 1
@@ -149,5 +180,5 @@ def test_a_missing_data_action_exits_1_naming_it_with_nothing_half_written(
     assert len(rest) == len(names) - 1
     refused = [e for e in control.requests()["log"] if e["status"] == 403]
     assert len(refused) == 1  # one refusal, then no further write was tried
-    assign(platform, control, {TARGET: "Key Vault Secrets Officer"})
+    assign(platform, control, vault_wide({TARGET: "Key Vault Secrets Officer"}))
     assert list(target.list_properties_of_secrets()) == []  # nothing written

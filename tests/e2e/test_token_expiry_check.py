@@ -1,5 +1,5 @@
 """token-expiry-check as a CronJob runs it: the console script against the Coder emulator (seeded through
-Coder's own API with the owner token), a local webhook receiver and a local Pushgateway stand-in."""
+Coder's own API with the owner token), a local webhook receiver and a real Pushgateway (tests/pushgateway.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from tests.conftest import Control, run_job
-from tests.e2e import pushed_samples
 from tests.emulators.platform import Platform
+from tests.pushgateway import Pushgateway
 from tests.receivers import receiver
 
 pytestmark = pytest.mark.e2e
@@ -179,12 +179,12 @@ def test_fail_on_decides_the_exit_code_for_warnings(coder: Coder, control: Contr
 
 
 def test_a_daily_job_alerts_only_at_14_7_3_1_days_and_at_expiry(
-    coder: Coder, control: Control, owner_env: dict[str, str]
+    coder: Coder, control: Control, owner_env: dict[str, str], platform: Platform
 ) -> None:
     coder.user("ci-bot")
     coder.token("ci-bot", "ci-deploy-prod-20260101", 30 * 24)
     sent: dict[int, list[dict[str, Any]]] = {}
-    with receiver() as hook:
+    with receiver(tls=platform.server_tls()) as hook:
         for day in range(33):
             before = len(hook.requests)
             proc = check(
@@ -209,12 +209,12 @@ def test_a_daily_job_alerts_only_at_14_7_3_1_days_and_at_expiry(
 
 
 def test_a_webhook_outage_fails_the_run_and_retries_boundedly(
-    coder: Coder, control: Control, owner_env: dict[str, str]
+    coder: Coder, control: Control, owner_env: dict[str, str], platform: Platform
 ) -> None:
     coder.user("ci-bot")
     coder.token("ci-bot", "ci-deploy-prod-20260101", 15 * 24)
     control.advance(DAY)  # 14 days left: the 14-day alert is new
-    with receiver(status=500) as hook:
+    with receiver(status=500, tls=platform.server_tls()) as hook:
         proc = check(control, "--user", "ci-bot", "--webhook-url", hook.url + "/hooks/s3cr3tpath", env=owner_env)
         attempts = len(hook.requests)
     assert proc.returncode == 1
@@ -227,37 +227,34 @@ def test_a_webhook_outage_fails_the_run_and_retries_boundedly(
 
 
 def test_pushed_metrics_parse_and_carry_the_values(
-    coder: Coder, control: Control, owner_env: dict[str, str], policy: str
+    coder: Coder, control: Control, owner_env: dict[str, str], policy: str, pushgateway: Pushgateway
 ) -> None:
     coder.user("ci-bot")
     coder.token("ci-bot", "ci-web-prod-20260101", 30 * 24)
     coder.token("ci-bot", "ci-api-prod-20260101", 8760)
     coder.use("ci-web-prod-20260101", "ci-api-prod-20260101")
-    with receiver() as gateway:
-        proc = check(
-            control, "--user", "ci-bot", "--policy-file", policy, "--pushgateway-url", gateway.url, env=owner_env
-        )
-        pushes = list(gateway.requests)
+    env = {**owner_env, **pushgateway.env}
+    proc = check(control, "--user", "ci-bot", "--policy-file", policy, "--pushgateway-url", pushgateway.url, env=env)
     assert proc.returncode == 1  # lifetime-over-max is critical
-    assert len(pushes) == 1 and pushes[0].path == "/metrics/job/token-expiry-check"
-    samples = pushed_samples(pushes[0].body.decode())
+    samples = pushgateway.samples("token-expiry-check")  # read back from the real Pushgateway
     for name in ("ci-web-prod-20260101", "ci-api-prod-20260101"):
         expected = datetime.fromisoformat(coder.record("ci-bot", name)["expires_at"].replace("Z", "+00:00"))
         key = ("cwj_token_expiry_timestamp_seconds", (("token_name", name), ("user", "ci-bot")))
         assert samples[key] == pytest.approx(expected.timestamp(), abs=1)
     assert samples[("cwj_findings", (("rule", "lifetime-over-max"), ("severity", "critical")))] == 1
     assert ("cwj_last_success_timestamp_seconds", ()) in samples  # the check saw everything it was asked to
-    assert_no_token_value(coder, pushes[0].body.decode())
+    assert_no_token_value(coder, pushgateway.metrics())
 
 
-def test_a_blind_check_pushes_no_last_success(control: Control, env: dict[str, str], coder: Coder) -> None:
+def test_a_blind_check_pushes_no_last_success(
+    control: Control, env: dict[str, str], coder: Coder, pushgateway: Pushgateway
+) -> None:
     coder.user("ci-sa", service_account=True)
     coder.token("ci-sa", "ci-sa-prod-20260101", 30 * 24)
-    with receiver() as gateway:
-        proc = check(control, "--user", "ci-sa", "--pushgateway-url", gateway.url, env=env)  # the auditor token
-        body = gateway.requests[0].body.decode()
+    run_env = {**env, **pushgateway.env}
+    proc = check(control, "--user", "ci-sa", "--pushgateway-url", pushgateway.url, env=run_env)  # the auditor token
     assert proc.returncode == 1
-    names = {name for name, _ in pushed_samples(body)}
+    names = {name for name, _ in pushgateway.samples("token-expiry-check")}
     assert "cwj_last_run_timestamp_seconds" in names and "cwj_last_success_timestamp_seconds" not in names
 
 
@@ -337,12 +334,12 @@ def test_the_seed_documents_examples(coder: Coder, control: Control, owner_env: 
 
 
 def test_dry_run_prints_findings_but_sends_and_pushes_nothing(
-    coder: Coder, control: Control, owner_env: dict[str, str]
+    coder: Coder, control: Control, owner_env: dict[str, str], platform: Platform, pushgateway: Pushgateway
 ) -> None:
     coder.user("ci-bot")
     coder.token("ci-bot", "ci-web-prod-20260101", 15 * 24)
     control.advance(DAY + 60)  # just crossed 14 days left: an alert would be new
-    with receiver() as hook, receiver() as gateway:
+    with receiver(tls=platform.server_tls()) as hook:
         proc = check(
             control,
             "--user",
@@ -350,13 +347,13 @@ def test_dry_run_prints_findings_but_sends_and_pushes_nothing(
             "--webhook-url",
             hook.url,
             "--pushgateway-url",
-            gateway.url,
+            pushgateway.url,
             "--dry-run",
             "--output",
             "json",
-            env=owner_env,
+            env={**owner_env, **pushgateway.env},
         )
-        assert hook.requests == [] and gateway.requests == []
+        assert hook.requests == [] and pushgateway.pushed_at("token-expiry-check") is None
     assert proc.returncode == 0
     plan = json.loads(proc.stdout)
     assert plan["kind"] == "plan" and [a["reason"] for a in plan["actions"]] == ["14d"]
@@ -459,7 +456,7 @@ def test_vault_check_needs_a_vault_address(control: Control, owner_env: dict[str
     env = {k: v for k, v in owner_env.items() if k != "VAULT_ADDR"}
     proc = check(control, "--user", "coder-wi", "--vault-check", env=env)
     assert proc.returncode == 2
-    assert "--vault-addr (VAULT_ADDR): expected an http(s):// Vault address with --vault-check" in proc.stderr
+    assert "--vault-addr (VAULT_ADDR): expected an https:// Vault address with --vault-check" in proc.stderr
     assert control.count("coder") == 0
 
 

@@ -61,11 +61,13 @@ class ControlEmulator(Emulator):
                 400,
                 {"error": {"code": "BadRequest", "message": f"service must be one of {sorted(services)}"}},
             )
-        skip, raw = body.get("skip", 0), body.get("body")
+        skip, raw, drop = body.get("skip", 0), body.get("body"), body.get("drop")
         if not isinstance(skip, int) or isinstance(skip, bool) or skip < 0 or not isinstance(raw, str | None):
             raise HttpError(
                 400, {"error": {"code": "BadRequest", "message": "skip must be a whole number >= 0, body a string"}}
             )
+        if drop not in (None, "request", "response"):
+            raise HttpError(400, {"error": {"code": "BadRequest", "message": 'drop must be "request" or "response"'}})
         if "retry_after" in body and body["retry_after"] is not None:
             body["retry_after"] = str(body["retry_after"])
         fault = Fault(**body)  # type: ignore[arg-type]

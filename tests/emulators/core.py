@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from tests.emulators.server import Server
 
 
+class DropConnection(Exception):
+    """Raise from `dispatch` to close the connection without an answer (a dropped connection fault)."""
+
+
 class HttpError(Exception):
     """Raise from a handler (or `authenticate`) to answer with this response."""
 
@@ -66,6 +70,7 @@ class Request:
     op: str = ""
     base_url: str = ""
     response_headers: dict[str, str] = field(default_factory=dict)  # added to whatever answers (ARM's rate limits)
+    user: str | None = None  # who a bearer token other than the emulator's own authenticated as (kube)
 
     def q(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -91,6 +96,7 @@ class Fault:
     message: str | None = None
     skip: int = 0  # let the first `skip` matching requests through ("the second page fails")
     body: str | None = None  # answer this raw text as JSON (malformed JSON); status defaults to 200
+    drop: str | None = None  # close the connection unanswered: "request" (before the handler) or "response" (after)
 
     def applies(self, service: str, op: str, path: str) -> bool:
         if self.service != service or (self.match and self.match.lower() not in unquote(path).lower()):
@@ -302,25 +308,40 @@ class Emulator:
             self.authenticate(req)
             self.admit(req)
             fault = self.platform.faults.take(self.service, req.op, req.path)
+            handler: Callable[[Request], Response] = getattr(self, rt.handler_name)
             if fault is not None:
-                if fault.delay:
-                    time.sleep(fault.delay)
-                if fault.body is not None:  # a garbled answer: the handler does not run
-                    headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-                    return Response(fault.status or 200, fault.body, headers)
-                if fault.status is not None:
-                    resp = self.error(
-                        fault.status,
-                        fault.code or _default_code(fault.status),
-                        fault.message or f"injected fault ({fault.status})",
-                    )
-                    if fault.retry_after is not None:
-                        resp.headers["Retry-After"] = fault.retry_after
-                    return resp
-            result: Response = getattr(self, rt.handler_name)(req)
-            return result
+                return answer_with_fault(fault, lambda: handler(req), self.error)
+            return handler(req)
         except HttpError as exc:
             return exc.response
+
+
+def answer_with_fault(
+    fault: Fault, run: Callable[[], Response], error: Callable[[int, str, str], Response]
+) -> Response:
+    """What a matched fault makes of a request: latency first, then a dropped connection, a garbled body or an
+    error status in the service's envelope instead of `run()`; latency alone (or `drop: "response"`) still
+    runs it, as on a slow server or one whose answer is lost after it acted."""
+    if fault.delay:
+        time.sleep(fault.delay)
+    if fault.drop == "request":
+        raise DropConnection
+    if fault.body is not None:  # a garbled answer: the handler does not run
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+        return Response(fault.status or 200, fault.body, headers)
+    if fault.status is not None:
+        resp = error(
+            fault.status,
+            fault.code or _default_code(fault.status),
+            fault.message or f"injected fault ({fault.status})",
+        )
+        if fault.retry_after is not None:
+            resp.headers["Retry-After"] = fault.retry_after
+        return resp
+    resp = run()
+    if fault.drop == "response":
+        raise DropConnection
+    return resp
 
 
 def _default_code(status: int) -> str:

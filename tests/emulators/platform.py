@@ -1,7 +1,8 @@
 """The local platform: every emulator in one process, one test CA, one emulated clock, one request log.
 
-`Platform.start()` binds every emulator to a free port on 127.0.0.1, seeds the baseline (the identity
-pool, the jobs' own identity, the Vault role, the Coder owner and auditor), and writes the files the
+`Platform.start()` binds every emulator to a free port on 127.0.0.1, starts a real OpenBao server behind the
+`vault` fault proxy, seeds the baseline (the identity pool, the jobs' own identity, the Vault role and
+policy, the Coder owner and auditor), and writes the files the
 env file points at (CA bundle, service-account tokens, kubeconfig, Coder tokens). `reset()` restores
 that baseline without changing any value the env file names, so a long-lived platform can serve many
 tests.
@@ -46,6 +47,9 @@ class Baseline:
     jobs_service_account: str = "coder-wi-jobs"  # the Azure-facing jobs (fic-reconcile, keyvault-sync)
     mint_service_account: str = "coder-token-mint"  # the Vault-facing job
     vault_role: str = "coder-token-writer"
+    # OpenBao's TokenReview caller: bound to system:auth-delegator, as Vault's Kubernetes auth docs ask
+    reviewer_namespace: str = "kube-system"
+    reviewer_service_account: str = "vault-token-reviewer"
     oidc_issuer: str = f"https://oidc.aks.emulator.test/{_uuid('tenant')}/{_uuid('cluster')}/"
     location: str = "westeurope"
 
@@ -57,6 +61,18 @@ class Baseline:
 
     def principal_id(self, identity_name: str) -> str:
         return _uuid(f"principal/{identity_name}")
+
+    def service_account_uid(self, namespace: str, name: str) -> str:
+        """The uid of a baseline ServiceAccount: fixed, so the tokens the env file names survive a reset."""
+        return _uuid(f"sa/{namespace}/{name}")
+
+    @property
+    def service_accounts(self) -> list[tuple[str, str]]:
+        return [
+            (self.jobs_namespace, self.jobs_service_account),
+            (self.jobs_namespace, self.mint_service_account),
+            (self.reviewer_namespace, self.reviewer_service_account),
+        ]
 
     @property
     def pool_client_ids(self) -> list[str]:
@@ -108,7 +124,7 @@ class Platform:
         from tests.emulators.entra.emulator import EntraEmulator
         from tests.emulators.keyvault.emulator import KeyVaultEmulator
         from tests.emulators.kube.emulator import KubeEmulator
-        from tests.emulators.vault.emulator import VaultEmulator
+        from tests.emulators.vault.proxy import VaultProxy
 
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -123,7 +139,7 @@ class Platform:
         self.arm = ArmEmulator(self)
         self.kv_source = KeyVaultEmulator(self, "keyvault_source")
         self.kv_target = KeyVaultEmulator(self, "keyvault_target")
-        self.vault = VaultEmulator(self)
+        self.vault = VaultProxy(self)  # a real OpenBao behind the fault proxy
         self.coder = CoderEmulator(self)
         self.kube = KubeEmulator(self)
         self.control = ControlEmulator(self)
@@ -150,15 +166,21 @@ class Platform:
     # ---- lifecycle ------------------------------------------------------------------------------------
 
     def start(self) -> Platform:
-        cert = self.ca.issue_cert("127.0.0.1", "localhost")
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        cert.configure_cert(ctx)
+        ctx = self.server_tls()
         self.ca.cert_pem.write_to_path(str(self.ca_path))
         for emulator in self.emulators:
             emulator.start(ctx)
         self.reset()
         self._write_files()
         return self
+
+    def server_tls(self) -> ssl.SSLContext:
+        """A server context whose certificate (127.0.0.1, localhost) the platform's CA signs: what every emulator
+        serves, and what a test's own loopback server (tests/receivers.py) serves so jobs reach it over https."""
+        cert = self.ca.issue_cert("127.0.0.1", "localhost")
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(ctx)
+        return ctx
 
     def stop(self) -> None:
         for emulator in self.emulators:
@@ -195,7 +217,7 @@ class Platform:
         issuer: str | None = None,
     ) -> str:
         now = int(self.clock.timestamp())
-        uid = _uuid(f"sa/{namespace}/{name}")
+        uid = self.kube.service_account_uid(namespace, name) or self.baseline.service_account_uid(namespace, name)
         claims = {
             "aud": audience if isinstance(audience, list) else [audience],
             "exp": now + int(lifetime.total_seconds()),
@@ -203,6 +225,7 @@ class Platform:
             "nbf": now,
             "iss": issuer or self.baseline.oidc_issuer,
             "sub": f"system:serviceaccount:{namespace}:{name}",
+            "jti": str(uuid.uuid4()),
             "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": name, "uid": uid}},
         }
         return self.remember_secret(self.cluster_key.sign(claims))
@@ -237,6 +260,9 @@ class Platform:
             "REQUESTS_CA_BUNDLE": str(self.ca_path),
             "AZURE_SUBSCRIPTION_ID": b.subscription_id,
             "CWJ_ARM_ENDPOINT": self.arm.url,
+            # the emulator is not a known cloud's ARM host: it plays public ARM, so its tokens are for that audience
+            "CWJ_ALLOW_CUSTOM_ARM_ENDPOINT": "true",
+            "CWJ_ARM_AUDIENCE": "https://management.azure.com/",
             "CWJ_IDENTITY_RESOURCE_GROUP": b.pool_resource_group,
             "AZURE_CLIENT_IDS_JSON": json.dumps(b.pool_client_ids, separators=(",", ":")),
             "CWJ_OIDC_ISSUER": b.oidc_issuer,

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.emulators.core import Request
+from tests.emulators.core import DropConnection, Request
 
 if TYPE_CHECKING:
     from tests.emulators.core import Emulator
@@ -74,6 +74,11 @@ def handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             )
             try:
                 resp = emulator.dispatch(req)
+            except DropConnection:  # an injected dropped connection: no status line, the socket just closes
+                if emulator.record_requests:
+                    emulator.platform.log.record(emulator.service, req.op or "unrouted", self.command, self.path, 0)
+                self.close_connection = True
+                return
             except Exception as exc:  # an emulator bug must surface as a 500, not a hung connection
                 resp = emulator.error(500, "InternalServerError", f"emulator error: {type(exc).__name__}: {exc}")
             if emulator.record_requests:

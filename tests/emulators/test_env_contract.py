@@ -40,6 +40,8 @@ kv.set_secret("contract-check", value)
 assert kv.get_secret("contract-check").value == value
 assert "contract-check" in [p.name for p in kv.list_properties_of_secrets()]
 
+assert env["VAULT_ADDR"].startswith("https://")  # TLS with the platform's CA (REQUESTS_CA_BUNDLE), nothing else
+assert requests.get(env["VAULT_ADDR"] + "/v1/sys/health", timeout=10).json()["version"] == "2.7.2"  # OpenBao
 vault = hvac.Client(url=env["VAULT_ADDR"])
 vault.auth.kubernetes.login(env["CWJ_VAULT_ROLE"], open(env["CWJ_VAULT_JWT_FILE"]).read())
 vault.secrets.kv.v2.create_or_update_secret("coder-cli-session-token", secret={"token": "t"}, cas=0)

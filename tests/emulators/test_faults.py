@@ -1,6 +1,7 @@
 """The fault kinds the fault matrix (tests/faults/) needs beyond status/count/delay: `skip` (the fault applies
-only after the first N matching requests, so "page 1 answers, page 2 fails") and `body` (a 200 whose body is
-not the JSON it claims to be). Both through the control API, like every other fault."""
+only after the first N matching requests, so "page 1 answers, page 2 fails"), `body` (a 200 whose body is
+not the JSON it claims to be) and `drop` (the connection closes unanswered, before or after the handler ran).
+All through the control API, like every other fault."""
 
 from __future__ import annotations
 
@@ -72,3 +73,21 @@ def test_control_rejects_a_bad_skip_or_body(control: Control) -> None:
         r = control.session.post(f"{control.url}/faults", json={"service": "kube", **bad})
         assert r.status_code == 400, bad
         assert "skip" in r.json()["error"]["message"]
+
+
+def test_drop_closes_the_connection_before_or_after_the_handler_ran(platform: Platform, control: Control) -> None:
+    control.fault("kube", "namespaces.create", drop="request")
+    try:
+        _kube(platform, "", "POST", json={"metadata": {"name": "dropped-before"}})
+        raise AssertionError("the connection must close without an answer")
+    except requests.ConnectionError:
+        pass
+    assert _kube(platform, "/dropped-before").status_code == 404  # the server never saw it
+    control.fault("kube", "namespaces.create", drop="response")
+    try:
+        _kube(platform, "", "POST", json={"metadata": {"name": "dropped-after"}})
+        raise AssertionError("the connection must close without an answer")
+    except requests.ConnectionError:
+        pass
+    assert _kube(platform, "/dropped-after").status_code == 200  # it acted; only the answer was lost
+    assert [e["status"] for e in control.requests("kube", "namespaces.create")["log"]] == [0, 0]

@@ -21,6 +21,8 @@ CONTRACT = {
     "REQUESTS_CA_BUNDLE",
     "AZURE_SUBSCRIPTION_ID",
     "CWJ_ARM_ENDPOINT",
+    "CWJ_ALLOW_CUSTOM_ARM_ENDPOINT",
+    "CWJ_ARM_AUDIENCE",
     "CWJ_IDENTITY_RESOURCE_GROUP",
     "AZURE_CLIENT_IDS_JSON",
     "CWJ_OIDC_ISSUER",
@@ -37,7 +39,7 @@ CONTRACT = {
     "CWJ_CODER_TOKEN_FILE",
     "KUBECONFIG",
     "CWJ_EMULATOR_CONTROL_URL",
-}  # DESIGN.md's env-file table, exactly
+}  # DESIGN.md's env-file table, plus the two ARM override settings its emulator needs (lib/arm_cloud.py)
 
 
 def test_up_prints_ready_writes_the_env_file_and_stops_on_sigterm(tmp_path: Path) -> None:

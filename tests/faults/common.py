@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -201,8 +202,8 @@ class Script:
 
 
 @contextmanager
-def scripted(*answers: Answer, then: Answer | None = None) -> Iterator[Script]:
+def scripted(*answers: Answer, then: Answer | None = None, tls: ssl.SSLContext | None = None) -> Iterator[Script]:
     script = Script(list(answers), then or Answer())
-    with serve(script.answer) as url:
+    with serve(script.answer, tls) as url:
         script.url = url
         yield script

@@ -128,6 +128,17 @@ CASES = [
         fault("vault", "kv.write", status=403, count=None, message="permission denied"),
     ),
     case("vault-malformed-json", Fails(("Vault", f"read {KV}")), fault("vault", "kv.read", body=NOT_JSON)),
+    # the connection drops (the fault proxy in front of OpenBao closes it unanswered): retried like a refusal
+    case(
+        "vault-dropped-before-write",
+        Converged(("vault", "kv.write")),
+        fault("vault", "kv.write", drop="request"),
+    ),
+    case(  # OpenBao stored the version, the answer was lost: the retry's check-and-set fails, the read-back confirms
+        "vault-dropped-after-write",
+        Converged(("vault", "kv.write")),
+        fault("vault", "kv.write", drop="response"),
+    ),
 ]
 
 

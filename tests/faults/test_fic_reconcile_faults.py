@@ -220,7 +220,7 @@ def _seed(platform: Platform, control: Control, fillers: int = 0) -> None:
 
 
 def _env_for(c: Case, env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    out = case_env(c, env)
+    out = {**case_env(c, env), "CWJ_KNOWN_ISSUERS": "https://other.example.test/"}  # the unmanaged apps' issuer
     if c.env.get("KUBECONFIG") == "closed":  # the cluster in the kubeconfig, moved to a closed port
         config = yaml.safe_load(Path(env["KUBECONFIG"]).read_text())
         config["clusters"][0]["cluster"]["server"] = out["KUBECONFIG"]

@@ -4,11 +4,13 @@ suite runs under (tests/conftest.py) knows every kind of secret the emulators ha
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from azure.keyvault.secrets import SecretClient
@@ -16,7 +18,7 @@ from azure.keyvault.secrets import SecretClient
 from lib.clients.azure_auth import azure_credential
 from tests.conftest import LEAKS
 from tests.emulators.platform import Platform
-from tests.faults.leak_audit import WITHHELD, LeakAudit
+from tests.faults.leak_audit import WITHHELD, LeakAudit, exposures
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "s3cret-" + "Q" * 16
@@ -68,6 +70,18 @@ def test_the_suites_audit_knows_every_kind_of_secret_the_platform_issues(platfor
     }
     missed = [kind for kind, secret in issued.items() if LEAKS.count(f"log line: {secret}") < 1]
     assert not missed
+
+
+def test_a_secret_in_another_form_is_still_found_and_named_by_form() -> None:
+    secret = 'p4ss"w0rd\nclé-' + "L" * 40
+    audit = LeakAudit()
+    audit.watch(lambda: {secret})
+    for text in (json.dumps(secret), repr(secret), ascii(secret), " ".join(secret.split()), quote(secret)):
+        assert audit.count(f"error: {text}") == 1
+    assert exposures(secret, "cut: " + secret[:20]) == []  # a head is not the secret...
+    assert exposures(secret, "cut: " + secret[:20], fragment=12) == ["a 12-character fragment"]  # ...but a piece
+    assert exposures(secret, json.dumps({"v": secret})) == ["JSON-escaped"]
+    assert exposures(secret, "nothing of it here", fragment=12) == []
 
 
 LEAKING = sorted(["test_prints", "test_writes_stderr", "test_logs", "test_fails_showing_it"])

@@ -1,5 +1,6 @@
-"""token-expiry-check's fault matrix: Coder (who am I, build info, users, token lists), the Pushgateway it
-pushes to and the webhook it alerts.
+"""token-expiry-check's fault matrix: Coder (who am I, build info, users, token lists), Vault (`--vault-check`:
+the workspace token coder-token-mint keeps in KV v2, read through the fault proxy in front of the platform's
+OpenBao), the Pushgateway it pushes to and the webhook it alerts.
 
 The world before each case: ci-bot holds a token with 14 days left, so the run has one new alert to post and
 metrics to push. The job writes nothing to Coder, so there is nothing it could delete; its safety rule is
@@ -18,6 +19,7 @@ import json
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
+import hvac
 import pytest
 import requests
 
@@ -93,6 +95,18 @@ CASES = [
     case("pushgateway-429-retry-after", Converged()),
     case("pushgateway-401", Fails(("Pushgateway", "HTTP 401"))),
     case("pushgateway-403", Fails(("Pushgateway", "HTTP 403"))),
+    # ---- Vault (--vault-check; the entry holds ci-bot's token) -------------------------------------------------------
+    case("vault-refused", Fails(("Vault", "Connection")), env={"VAULT_ADDR": "closed"}),
+    case("vault-timeout", Converged(("vault", "kv.read")), fault("vault", "kv.read", delay=T)),
+    case("vault-500-once", Converged(("vault", "kv.read")), fault("vault", "kv.read", status=500)),
+    case("vault-dropped", Converged(("vault", "kv.read")), fault("vault", "kv.read", drop="request")),
+    case("vault-503-always", Fails(("Vault", "read", "503")), fault("vault", "kv.read", status=503, count=None)),
+    case(
+        "vault-403",
+        Fails(("Vault", "read", "403"), ("vault", "kv.read", 1)),
+        fault("vault", "kv.read", status=403, count=None, message="permission denied"),
+    ),
+    case("vault-malformed-json", Fails(("Vault", "read")), fault("vault", "kv.read", body='{"data": {')),
     # ---- the webhook ----------------------------------------------------------------------------------------------
     case("webhook-refused", Fails(("webhook POST", "ConnectionError"))),
     case("webhook-timeout", Converged()),
@@ -126,21 +140,36 @@ def _seed(platform: Platform, users: int = 0) -> None:
         owner.post(f"{api}/users", json=body).raise_for_status()
     r = owner.post(f"{api}/users/{USER}/keys/tokens", json={"token_name": TOKEN, "lifetime": 15 * DAY * NS})
     r.raise_for_status()
+    key = r.json()["key"]
+    record = owner.get(f"{api}/users/{USER}/keys/tokens/{TOKEN}").json()
+    entry = {  # what coder-token-mint writes (DESIGN.md), holding ci-bot's token
+        "token": key,
+        "token_id": key.split("-")[0],
+        "token_name": TOKEN,
+        "user": USER,
+        "coder_url": platform.coder.url,
+        "issued_at": record["created_at"],
+        "expires_at": record["expires_at"],
+    }
+    vault = hvac.Client(url=platform.vault.url, token=platform.vault.root_token, verify=str(platform.ca_path))
+    vault.secrets.kv.v2.create_or_update_secret(path="coder-cli-session-token", secret=entry, mount_point="secret")
 
 
 @contextmanager
-def _receivers(c: Case) -> Iterator[tuple[dict[str, str], dict[str, Script]]]:
-    """A URL per receiver: a scripted one, or a closed port for the refused case."""
+def _receivers(c: Case, platform: Platform) -> Iterator[tuple[dict[str, str], dict[str, Script]]]:
+    """A URL per receiver: a scripted one, or a closed port for the refused case. The webhook speaks https with
+    the platform's CA; the Pushgateway stand-in is plain http on loopback (the run passes --allow-insecure-http)."""
     target, _, kind = c.id.partition("-")
     urls: dict[str, str] = {}
     scripts: dict[str, Script] = {}
     with ExitStack() as stack:
         for name in ("pushgateway", "webhook"):
+            scheme, tls = ("https", platform.server_tls()) if name == "webhook" else ("http", None)
             if name == target and kind == "refused":
-                urls[name] = closed_port_url("http")
+                urls[name] = closed_port_url(scheme)
                 continue
             answers, then = SCRIPTS[kind] if name == target else ((), None)
-            scripts[name] = stack.enter_context(scripted(*answers, then=then))
+            scripts[name] = stack.enter_context(scripted(*answers, then=then, tls=tls))
             urls[name] = scripts[name].url
         yield urls, scripts
 
@@ -152,13 +181,15 @@ def test_token_expiry_check_under_fault(c: Case, platform: Platform, control: Co
     control.clear_requests()
     owner_env = {**case_env(c, env), "CWJ_CODER_TOKEN_FILE": env["CWJ_BOOTSTRAP_TOKEN_FILE"]}  # owners see tokens
     users = () if "--all-users" in c.args else ("--user", USER)
-    with _receivers(c) as (urls, scripts):
+    vault_check = ("--vault-check",) if c.id.startswith("vault-") else ()
+    with _receivers(c, platform) as (urls, scripts):
         proc = run_case(
             "token-expiry-check",
             c,
             control,
             owner_env,
             *users,
+            *vault_check,
             "--now",
             control.now(),
             "--output",
@@ -167,6 +198,7 @@ def test_token_expiry_check_under_fault(c: Case, platform: Platform, control: Co
             urls["webhook"] + "/hooks/T000/B000/s3cr3tpath",
             "--pushgateway-url",
             urls["pushgateway"],
+            "--allow-insecure-http",
         )
         seen = {name: list(script.seen) for name, script in scripts.items()}
         headers = {name: list(script.headers) for name, script in scripts.items()}

@@ -18,7 +18,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from lib.settings import REQUIRED, RunOptions, resolve, specs
+from lib.auth_choice import decide_azure_auth
+from lib.settings import REQUIRED, ConfigError, RunOptions, resolve, specs
 from tests.helm.chart import (
     CHART,
     FULL,
@@ -73,6 +74,18 @@ def test_default_values_enable_nothing(home: Path) -> None:
     assert template(home) == []
 
 
+def test_every_container_runs_the_image_by_digest(full: list[dict[str, Any]]) -> None:
+    digest = yaml.safe_load(FULL.read_text())["image"]["digest"]
+    images = {c["image"] for cj in kinds(full, "CronJob") for c in pod_spec(cj)["containers"]}
+    assert images == {f"myregistry.azurecr.io/coder-wi-jobs@{digest}"}
+
+
+def test_a_release_without_jobs_needs_no_image(home: Path) -> None:
+    """image.digest is required once a job is on (schema), not for a dashboard-only release."""
+    docs = template(home, "--set", "dashboard.enabled=true")
+    assert [d["kind"] for d in docs] == ["ConfigMap"]
+
+
 def test_full_example_renders_every_object(full: list[dict[str, Any]]) -> None:
     names = sorted((d["kind"], d["metadata"]["name"]) for d in full)
     expected = [("CronJob", f"rel-{j}") for j in VALUE_KEYS] + [("ServiceAccount", f"rel-{j}") for j in VALUE_KEYS]
@@ -103,7 +116,13 @@ VARIANTS = {
         "--set-json",
         "jobs.tokenExpiryCheck.settings.users=[]",
     ],
-    "tag-no-digest-no-pushgateway": ["--set", "image.digest=,image.tag=1.2.3,pushgatewayUrl="],
+    "no-pushgateway-api-server-by-peer": [
+        "--set",
+        "pushgatewayUrl=",
+        "--set-json",
+        'networkPolicy.apiServer={"cidrs": [], "to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}]}',
+    ],
+    "fic-probe": ["--set", "jobs.ficReconcile.probe.enabled=true"],
 }
 
 
@@ -127,6 +146,17 @@ BAD_VALUES = {
     "cron-with-seconds-field": (["--set", "jobs.ficReconcile.schedule=0 7 * * * *"], "/jobs/ficReconcile/schedule"),
     "cron-four-fields": (["--set", "jobs.keyvaultSync.schedule=*/5 * * *"], "/jobs/keyvaultSync/schedule"),
     "coder-url-http": (["--set", "coder.url=http://coder.example.com"], "/coder/url"),
+    # Pushgateway and Vault too (issue 21): the chart has no http override; that is for loopback tests only.
+    "pushgateway-url-http": (["--set", "pushgatewayUrl=http://pushgateway.monitoring.svc:9091"], "/pushgatewayUrl"),
+    "vault-addr-http": (["--set", "vault.addr=http://vault.vault.svc:8200"], "/vault/addr"),
+    "known-issuer-http": (
+        ["--set-json", 'jobs.ficReconcile.settings.knownIssuers=["http://issuer.example/"]'],
+        "/jobs/ficReconcile/settings/knownIssuers/0",
+    ),
+    "known-issuer-with-comma": (  # the chart joins them with commas into CWJ_KNOWN_ISSUERS
+        ["--set-json", 'jobs.ficReconcile.settings.knownIssuers=["https://a.example/x,y/"]'],
+        "/jobs/ficReconcile/settings/knownIssuers/0",
+    ),
     "vault-url-http": (
         ["--set", "jobs.keyvaultSync.settings.sourceVaultUrl=http://kv.vault.azure.net"],
         "/jobs/keyvaultSync/settings/sourceVaultUrl",
@@ -144,6 +174,11 @@ BAD_VALUES = {
         "/jobs/tokenExpiryCheck/settings/failOn",
     ),
     "unknown-pull-policy": (["--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy"),
+    # by digest only: no tag value, no empty digest once a job is on, nothing but sha256:<64 hex>
+    "image-tag-instead-of-digest": (["--set", "image.tag=1.2.3"], "additional properties 'tag' not allowed"),
+    "image-without-digest": (["--set", "image.digest="], "/image/digest"),
+    "image-digest-not-sha256": (["--set", "image.digest=latest"], "/image/digest"),
+    "image-digest-short": (["--set", "image.digest=sha256:0123abcd"], "/image/digest"),
     "token-in-values": (["--set", "jobs.coderTokenMint.bootstrapToken=abc"], "/jobs/coderTokenMint"),
     "misspelled-setting": (["--set", "jobs.ficReconcile.settings.maxDelete=5"], "/jobs/ficReconcile/settings"),
     "enabled-without-pool": (
@@ -156,9 +191,35 @@ BAD_VALUES = {
         "/jobs/ficReconcile/poolSecret/name",
     ),
     "unknown-top-level-key": (["--set", "replicas=2"], "'replicas' not allowed"),
+    # a mistyped host would be handed a token that can write FICs (issue 21); the chart has no custom override
+    "arm-endpoint-not-a-cloud": (
+        ["--set", "jobs.ficReconcile.settings.armEndpoint=https://management.azure.co"],
+        "/jobs/ficReconcile/settings/armEndpoint",
+    ),
     "schedule-not-a-string": (["--set-json", "jobs.ficReconcile.schedule=5"], "/jobs/ficReconcile/schedule"),
-    "netpol-without-api-server": (["--set-json", "networkPolicy.apiServer.to=[]"], "/networkPolicy/apiServer/to"),
     "netpol-empty-dns-peers": (["--set-json", "networkPolicy.dns.to=[]"], "/networkPolicy/dns/to"),
+    "netpol-azure-anywhere": (
+        ["--set-json", 'networkPolicy.entraId.cidrs=["0.0.0.0/0"]'],
+        "/networkPolicy/entraId/cidrs/0",
+    ),
+    "netpol-webhook-anywhere-v6": (
+        ["--set-json", 'networkPolicy.webhook.cidrs=["::/0"]'],
+        "/networkPolicy/webhook/cidrs/0",
+    ),
+    "netpol-azure-half-internet": (
+        ["--set-json", 'networkPolicy.azureKeyVault.cidrs=["128.0.0.0/1"]'],
+        "/networkPolicy/azureKeyVault/cidrs/0",
+    ),
+    "netpol-not-a-cidr": (
+        ["--set-json", 'networkPolicy.apiServer.cidrs=["api.example"]'],
+        "/networkPolicy/apiServer/cidrs/0",
+    ),
+    # Azure and webhook destinations are addresses only: no namespace or pod selector can stand for them
+    "netpol-azure-by-peer": (
+        ["--set-json", 'networkPolicy.entraId.to=[{"namespaceSelector": {}}]'],
+        "additional properties 'to' not allowed",
+    ),
+    "netpol-old-azure-key": (["--set-json", "networkPolicy.azure.to=[]"], "additional properties 'azure' not allowed"),
     "alert-window-too-short": (
         ["--set", "prometheusRule.jobFailed.windowSeconds=5"],
         "/prometheusRule/jobFailed/windowSeconds",
@@ -168,6 +229,12 @@ BAD_VALUES = {
         "/jobs/keyvaultSync/settings",
     ),
     "retries-over-limit": (["--set", "jobDefaults.backoffLimit=10"], "/jobDefaults/backoffLimit"),
+    "probe-without-time": (["--set", "jobs.ficReconcile.probe.seconds=0"], "/jobs/ficReconcile/probe/seconds"),
+    "probe-sample-of-none": (
+        ["--set", "jobs.ficReconcile.probe.maxNamespaces=0"],
+        "/jobs/ficReconcile/probe/maxNamespaces",
+    ),
+    "probe-unknown-key": (["--set", "jobs.ficReconcile.probe.audience=x"], "'audience' not allowed"),
     # shorter than the job-failed alert's 6 h window: the failed Job would vanish before the alert sees it
     "ttl-under-alert-window": (
         ["--set", "jobDefaults.ttlSecondsAfterFinished=60"],
@@ -281,6 +348,7 @@ def test_workload_identity_only_for_the_azure_jobs(full: list[dict[str, Any]]) -
 @pytest.mark.parametrize("job", ["coder-token-mint", "token-expiry-check"])
 def test_vault_login_uses_a_projected_token_for_vault(full: list[dict[str, Any]], job: str) -> None:
     cj = cronjob(full, job)
+    assert env_of(cj)["CWJ_VAULT_AUTH"]["value"] == "kubernetes"  # never a token file an image might carry
     assert env_of(cj)["CWJ_VAULT_AUTH_MOUNT"]["value"] == "kubernetes"
     jwt_file = Path(env_of(cj)["CWJ_VAULT_JWT_FILE"]["value"])
     (mount,) = [m for m in container(cj)["volumeMounts"] if m["mountPath"] == str(jwt_file.parent)]
@@ -324,6 +392,18 @@ def test_pool_comes_from_the_shared_secret_by_default(full: list[dict[str, Any]]
     env = env_of(cronjob(full, "fic-reconcile"))
     for name in ("AZURE_CLIENT_IDS_JSON", "AZURE_TENANT_ID"):
         assert env[name]["valueFrom"] == {"secretKeyRef": {"name": "coder-workspaces-azure-wi", "key": name}}
+
+
+def test_known_issuers_reach_the_job_comma_separated_and_none_by_default(
+    home: Path, full: list[dict[str, Any]]
+) -> None:
+    env = env_of(cronjob(full, "fic-reconcile"))
+    assert env["CWJ_KNOWN_ISSUERS"]["value"].startswith("https://westeurope.oic.prod-aks.azure.com/")
+    two = ["https://a.example/x/", "https://token.actions.githubusercontent.com"]
+    docs = template(home, "-f", str(FULL), "--set-json", f"jobs.ficReconcile.settings.knownIssuers={json.dumps(two)}")
+    assert env_of(cronjob(docs, "fic-reconcile"))["CWJ_KNOWN_ISSUERS"]["value"] == ",".join(two)
+    docs = template(home, "-f", str(FULL), "--set-json", "jobs.ficReconcile.settings.knownIssuers=[]")
+    assert "CWJ_KNOWN_ISSUERS" not in env_of(cronjob(docs, "fic-reconcile"))
 
 
 def test_no_vault_check_means_no_vault_token(home: Path) -> None:
@@ -449,6 +529,51 @@ def test_rendered_env_configures_the_job(home: Path, tmp_path: Path, variant: st
         resolve(settings_cls, unset, environ)  # raises ConfigError naming the setting
 
 
+WEBHOOK_ENV = {  # what the Azure Workload Identity webhook adds to a labelled pod
+    "AZURE_CLIENT_ID": "5f3c8a1e-2b4d-4c6e-9f7a-1b2c3d4e5f60",
+    "AZURE_TENANT_ID": POOL[0],
+    "AZURE_FEDERATED_TOKEN_FILE": "/var/run/secrets/azure/tokens/azure-identity-token",
+    "AZURE_AUTHORITY_HOST": "https://login.microsoftonline.com/",
+}
+
+
+@pytest.mark.parametrize("job", ["fic-reconcile", "keyvault-sync"])
+def test_the_azure_jobs_use_workload_identity_and_nothing_else(
+    full: list[dict[str, Any]], tmp_path: Path, job: str
+) -> None:
+    """The chart forces workload-identity: with the webhook's env the job picks it; in a pod the webhook skipped
+    it refuses (exit 2) instead of reaching for the node's managed identity or an `az` in the image."""
+    cj = cronjob(full, job)
+    assert env_of(cj)["CWJ_AZURE_AUTH"]["value"] == "workload-identity"
+    environ = {k: v for k, v in materialize(cj, full, tmp_path).items() if k != "AZURE_TENANT_ID"}
+    environ["KUBERNETES_SERVICE_HOST"] = "10.0.0.1"
+    settings = resolve(
+        settings_class(job), argparse.Namespace(**{n: None for n, _ in specs(settings_class(job))}), environ
+    )
+    chosen = decide_azure_auth(settings.azure_auth, environ | WEBHOOK_ENV, True, "label")
+    assert chosen.method == "workload-identity"
+    with pytest.raises(ConfigError, match="workload-identity needs"):
+        decide_azure_auth(settings.azure_auth, environ, True, "label")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "scope"),
+    [
+        ("https://management.azure.com", "https://management.azure.com/.default"),
+        ("https://management.usgovcloudapi.net/", "https://management.core.usgovcloudapi.net/.default"),
+        ("https://management.chinacloudapi.cn", "https://management.chinacloudapi.cn/.default"),
+    ],
+)
+def test_each_clouds_arm_endpoint_reaches_the_job_with_its_audience(
+    home: Path, tmp_path: Path, endpoint: str, scope: str
+) -> None:
+    docs = template(home, "-f", str(FULL), "--set", f"jobs.ficReconcile.settings.armEndpoint={endpoint}")
+    environ = materialize(cronjob(docs, "fic-reconcile"), docs, tmp_path)
+    cls = settings_class("fic-reconcile")
+    settings = resolve(cls, argparse.Namespace(**{n: None for n, _ in specs(cls)}), environ)
+    assert settings.arm_target().scope == scope
+
+
 def test_pool_order_reaches_the_job_unchanged(home: Path) -> None:
     """The order of AZURE_CLIENT_IDS_JSON is the shard contract with the Coder templates."""
     docs = template(home, "-f", str(FULL), *VARIANTS["pool-in-values-no-netpol-no-alerts"])
@@ -507,3 +632,40 @@ def test_an_empty_namespace_prefix_needs_a_selector(home: Path) -> None:
         env["CWJ_NAMESPACE_PREFIX"]["value"] == ""
         and env["CWJ_NAMESPACE_SELECTOR"]["value"] == "coder.com/workspace=true"
     )
+
+
+def test_the_probe_is_off_by_default_and_on_adds_only_token_create_for_the_workspace_account(home: Path) -> None:
+    """Its RBAC lets the job mint workspace tokens (tier 0): nothing of it unless asked, and then one verb on one
+    subresource of one ServiceAccount name, bound to the job's own ServiceAccount."""
+    off = template(home, "-f", str(FULL))
+    assert not any(e.startswith("CWJ_PROBE") for e in env_of(cronjob(off, "fic-reconcile")))
+    assert "serviceaccounts/token" not in json.dumps(off)
+    on = template(home, "-f", str(FULL), *VARIANTS["fic-probe"],
+                  "--set", "jobs.ficReconcile.settings.workspaceServiceAccount=coder-ws")  # fmt: skip
+    env = env_of(cronjob(on, "fic-reconcile"))
+    values = {n: env[n]["value"] for n in ("CWJ_PROBE", "CWJ_PROBE_SECONDS", "CWJ_PROBE_MAX_NAMESPACES")}
+    assert values == {"CWJ_PROBE": "true", "CWJ_PROBE_SECONDS": "120", "CWJ_PROBE_MAX_NAMESPACES": "10"}
+    added = [
+        d for d in on if d not in off and d["kind"] in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+    ]
+    (role,) = [d for d in added if d["kind"] == "ClusterRole"]
+    assert role["metadata"]["name"] == "rel-fic-reconcile-probe-jobs"
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["serviceaccounts/token"], "resourceNames": ["coder-ws"], "verbs": ["create"]}
+    ]
+    (binding,) = [d for d in added if d["kind"] == "ClusterRoleBinding"]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-fic-reconcile", "namespace": "jobs"}]
+    assert len(added) == 2  # the read-only ClusterRole and the record's Role are unchanged
+
+
+def test_the_probe_bound_must_stay_inside_the_run_budget(home: Path) -> None:
+    """The job refuses it too (exit 2); the chart says so at install time, naming both values."""
+    on = [*VARIANTS["fic-probe"], "--set", "jobs.ficReconcile.settings.maxRunSeconds=300"]
+    env = env_of(cronjob(template(home, "-f", str(FULL), *on, "--set", "jobs.ficReconcile.probe.seconds=299"),
+                         "fic-reconcile"))  # fmt: skip
+    assert (env["CWJ_PROBE_SECONDS"]["value"], env["CWJ_MAX_RUN_SECONDS"]["value"]) == ("299", "300")
+    error = template_error(home, "-f", str(FULL), *on, "--set", "jobs.ficReconcile.probe.seconds=300")
+    assert "jobs.ficReconcile.probe.seconds (300) must be below the run budget (300 s" in error
+    off = template(home, "-f", str(FULL), "--set", "jobs.ficReconcile.probe.seconds=5000")
+    assert "CWJ_PROBE_SECONDS" not in env_of(cronjob(off, "fic-reconcile"))  # unused, unchecked while off

@@ -310,3 +310,11 @@ def test_time_to_credential_uses_the_agreed_quantiles(board: dict[str, Any]) -> 
     (expr,) = [e for _, e in expressions(board) if "cwj_fic_time_to_credential_seconds" in e]
     assert 'quantile=~"0.5|0.99"' in expr
     assert any("cwj_fic_deferred_actions" in e and "kind" in e for _, e in expressions(board))
+
+
+def test_time_to_usable_sits_beside_time_to_credential_with_the_same_quantiles(board: dict[str, Any]) -> None:
+    (panel,) = [p for p in data_panels(board) if "cwj_fic_time_to_usable_seconds" in json.dumps(p)]
+    exprs = [target["expr"] for target in panel["targets"]]
+    assert any("cwj_fic_time_to_credential_seconds" in e for e in exprs)
+    assert 'max by (quantile) (cwj_fic_time_to_usable_seconds{quantile=~"0.5|0.99"})' in exprs
+    assert "max(cwj_fic_time_to_usable_max_seconds)" in exprs

@@ -1,6 +1,8 @@
 """README's Install section stays true: its minimal values file renders, lints, validates and scans clean, and
-its Vault policies and roles, loaded as written into the Vault emulator, let the jobs do their work when they
-log in the way the chart makes them (the chart's ServiceAccount name, the release namespace, audience vault)."""
+its Vault policies and roles, loaded as written into a real OpenBao server (the platform's), let the jobs do
+their work when they log in the way the chart makes them: the chart's ServiceAccount, created in the kube
+emulator as `helm install` would, whose projected token (the release namespace, audience vault) OpenBao checks
+with the kube emulator's TokenReview."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import yaml
 
 from tests.conftest import run_job
 from tests.emulators.platform import Platform
+from tests.helm import service_tags
 from tests.helm.chart import CHART, VALUE_KEYS, cronjob, env_of, pod_spec, template
 from tests.helm.checkov import scan
 from tests.helm.helm_binary import ROOT, run_helm
@@ -44,11 +47,30 @@ def minimal_values(tmp_path: Path) -> Path:
     return path
 
 
+def install_values(tmp_path: Path) -> list[str]:
+    """`-f my-values.yaml -f netpol-values.json`, as the README's helm command installs it (the second file from
+    docs/helm.md's service-tag command)."""
+    (command,) = [line for line in "".join(fenced("sh")).splitlines() if line.startswith("helm upgrade --install")]
+    assert "-f my-values.yaml -f netpol-values.json" in command
+    try:
+        netpol = service_tags.netpol_values(tmp_path)
+    except service_tags.JqMissing as exc:  # never a skip
+        pytest.fail(str(exc))
+    return ["-f", str(minimal_values(tmp_path)), "-f", str(netpol)]
+
+
+def test_the_minimal_values_alone_are_refused_naming_the_missing_addresses(home: Path, tmp_path: Path) -> None:
+    """NetworkPolicy is on by default: without netpol-values.json the chart names what is missing."""
+    error = run_helm("template", RELEASE, str(CHART), "-f", str(minimal_values(tmp_path)), home=home).stderr
+    assert "networkPolicy.entraId (fic-reconcile, keyvault-sync)" in error
+    assert "networkPolicy.apiServer" not in error  # the minimal file sets it
+
+
 def test_minimal_values_enable_every_job_and_pass_lint_and_kubernetes_schemas(home: Path, tmp_path: Path) -> None:
-    values = minimal_values(tmp_path)
-    done = run_helm("lint", "--strict", str(CHART), "-f", str(values), home=home)
+    values = install_values(tmp_path)
+    done = run_helm("lint", "--strict", str(CHART), *values, home=home)
     assert done.returncode == 0, done.stdout + done.stderr
-    docs = template(home, "-f", str(values), release=RELEASE, namespace=NAMESPACE)
+    docs = template(home, *values, release=RELEASE, namespace=NAMESPACE)
     assert sorted(c["metadata"]["name"] for c in docs if c["kind"] == "CronJob") == sorted(
         f"{RELEASE}-{job}" for job in VALUE_KEYS
     )
@@ -58,7 +80,8 @@ def test_minimal_values_enable_every_job_and_pass_lint_and_kubernetes_schemas(ho
 
 
 def test_minimal_values_pass_checkov(home: Path, tmp_path: Path) -> None:
-    docs = template(home, "-f", str(minimal_values(tmp_path)), release=RELEASE, namespace=NAMESPACE)
+    docs = template(home, *install_values(tmp_path), release=RELEASE, namespace=NAMESPACE)
+    assert len([d for d in docs if d["kind"] == "NetworkPolicy"]) == 4
     path = tmp_path / "rendered.yaml"
     path.write_text(yaml.safe_dump_all(docs))
     report = scan(path, "kubernetes")
@@ -82,7 +105,7 @@ def test_every_value_the_readme_says_to_set_is_in_the_minimal_file(tmp_path: Pat
                 assert node, f"{job}: {name}"
 
 
-# ---- Vault: the README's policies and roles, loaded into the emulator ------------------------------------------
+# ---- Vault: the README's policies and roles, loaded into OpenBao -------------------------------------------------
 
 
 def vault_commands() -> tuple[dict[str, str], dict[str, dict[str, str]]]:
@@ -99,7 +122,7 @@ def vault_commands() -> tuple[dict[str, str], dict[str, dict[str, str]]]:
 
 @pytest.fixture
 def readme_vault(platform: Platform) -> dict[str, dict[str, str]]:
-    """Replace the emulator's baseline policy and role with exactly what the README says (through Vault's API)."""
+    """Replace the baseline policy and role with exactly what the README says (through OpenBao's API)."""
     policies, roles = vault_commands()
     assert set(policies) == {"coder-token-writer", "token-expiry-check"} and set(roles) == set(policies)
     root = hvac.Client(url=platform.vault.url, token=platform.vault.root_token, verify=str(platform.ca_path))
@@ -108,6 +131,20 @@ def readme_vault(platform: Platform) -> dict[str, dict[str, str]]:
     for name, fields in roles.items():
         root.write(f"auth/kubernetes/role/{name}", **fields)
     return roles
+
+
+def install_service_account(platform: Platform, docs: list[dict[str, Any]], job: str) -> None:
+    """Create the chart's rendered ServiceAccount for `job` through the Kubernetes API, as `helm install` does:
+    TokenReview only vouches for a token whose ServiceAccount exists (with the uid in the token)."""
+    (account,) = [d for d in docs if d["kind"] == "ServiceAccount" and d["metadata"]["name"] == f"{RELEASE}-{job}"]
+    r = requests.post(
+        f"{platform.kube.url}/api/v1/namespaces/{NAMESPACE}/serviceaccounts",
+        json=account,
+        headers={"Authorization": f"Bearer {platform.kube.token}"},
+        verify=str(platform.ca_path),
+        timeout=10,
+    )
+    assert r.status_code in (201, 409), r.text  # 409: the other job's run already installed it
 
 
 def pod_jwt(platform: Platform, tmp_path: Path, job: str, audience: str) -> str:
@@ -119,7 +156,8 @@ def pod_jwt(platform: Platform, tmp_path: Path, job: str, audience: str) -> str:
 
 def chart_vault_env(home: Path, tmp_path: Path, platform: Platform, env: dict[str, str], job: str) -> dict[str, str]:
     vault_check = ["--set", "jobs.tokenExpiryCheck.settings.vaultCheck=true"]
-    docs = template(home, "-f", str(minimal_values(tmp_path)), *vault_check, release=RELEASE, namespace=NAMESPACE)
+    docs = template(home, *install_values(tmp_path), *vault_check, release=RELEASE, namespace=NAMESPACE)
+    install_service_account(platform, docs, job)
     cj = cronjob(docs, job, release=RELEASE)
     rendered = env_of(cj)
     (volume,) = [v for v in pod_spec(cj)["volumes"] if "projected" in v]

@@ -1,5 +1,5 @@
-"""The chart's optional NetworkPolicies and PrometheusRule, and NOTES.txt: what each job may reach, what the
-alerts select (against the metric names the code really pushes), and the commands helm prints after install."""
+"""The chart's optional PrometheusRule and NOTES.txt: what the alerts select (against the metric names the code
+really pushes), and the commands helm prints after install. The NetworkPolicies: test_network_policy.py."""
 
 from __future__ import annotations
 
@@ -7,81 +7,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from jobs.token_expiry_check.job import token_gauges
 from lib.clients.pushgateway import report_registry
 from lib.model import Plan, Report
-from tests.helm.chart import CHART, FULL, VALUE_KEYS, kinds, template, template_error
+from tests.helm.chart import CHART, FULL, VALUE_KEYS, kinds, template
 from tests.helm.helm_binary import run_helm
 
 DEFAULTS = yaml.safe_load((CHART / "values.yaml").read_text())
-API_SERVER = {"ipBlock": {"cidr": "20.42.7.11/32"}}
-EXPECTED_EGRESS = {
-    "fic-reconcile": ["dns", "apiServer", "azure", "pushgateway"],
-    "keyvault-sync": ["dns", "azure", "pushgateway"],
-    "coder-token-mint": ["dns", "coder", "vault", "pushgateway"],
-    "token-expiry-check": ["dns", "coder", "vault", "webhook", "pushgateway"],
-}
-
-
-def policy(docs: list[dict[str, Any]], job: str) -> dict[str, Any]:
-    (found,) = [d for d in kinds(docs, "NetworkPolicy") if d["metadata"]["name"] == f"rel-{job}"]
-    return found
-
-
-def peers(destination: str) -> list[dict[str, Any]]:
-    return [API_SERVER] if destination == "apiServer" else list(DEFAULTS["networkPolicy"][destination]["to"])
-
-
-# ---- NetworkPolicy --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("job", sorted(VALUE_KEYS))
-def test_network_policy_denies_ingress_and_allows_only_the_jobs_destinations(
-    full: list[dict[str, Any]], job: str
-) -> None:
-    spec = policy(full, job)["spec"]
-    assert spec["podSelector"] == {
-        "matchLabels": {"app.kubernetes.io/instance": "rel", "app.kubernetes.io/component": job}
-    }
-    assert spec["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in spec
-    assert [rule["to"] for rule in spec["egress"]] == [peers(d) for d in EXPECTED_EGRESS[job]]
-    assert all(rule["to"] and rule["ports"] for rule in spec["egress"])  # an empty `to` would allow everything
-
-
-def test_policy_selects_the_pods_of_its_cronjob(full: list[dict[str, Any]]) -> None:
-    for cj in kinds(full, "CronJob"):
-        job = cj["metadata"]["labels"]["app.kubernetes.io/component"]
-        labels = cj["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
-        selector = policy(full, job)["spec"]["podSelector"]["matchLabels"]
-        assert selector.items() <= labels.items()
-
-
-def test_optional_destinations_follow_the_settings(home: Path) -> None:
-    docs = template(
-        home,
-        "-f",
-        str(FULL),
-        "--set",
-        "pushgatewayUrl=,jobs.tokenExpiryCheck.settings.vaultCheck=false,jobs.tokenExpiryCheck.webhookUrlSecret.name=",
-    )
-    assert [r["to"] for r in policy(docs, "token-expiry-check")["spec"]["egress"]] == [peers("dns"), peers("coder")]
-    assert len(policy(docs, "keyvault-sync")["spec"]["egress"]) == 2
-
-
-def test_azure_egress_excludes_private_ranges_and_instance_metadata(full: list[dict[str, Any]]) -> None:
-    (azure,) = [r for r in policy(full, "keyvault-sync")["spec"]["egress"] if r["to"][0].get("ipBlock")]
-    assert "169.254.0.0/16" in azure["to"][0]["ipBlock"]["except"]
-    assert azure["ports"] == [{"port": 443, "protocol": "TCP"}]
-
-
-def test_network_policy_is_off_by_default_and_refuses_a_missing_api_server(home: Path) -> None:
-    docs = template(home, "-f", str(FULL), "--set", "networkPolicy.enabled=false")
-    assert not kinds(docs, "NetworkPolicy")
-    error = template_error(home, "-f", str(FULL), "--set-json", "networkPolicy.apiServer.to=[]")
-    assert "at '/networkPolicy/apiServer/to'" in error
 
 
 # ---- PrometheusRule -------------------------------------------------------------------------------------------
@@ -108,7 +42,8 @@ def test_prometheus_rule_shape_and_alerts(full: list[dict[str, Any]]) -> None:
     assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"  # the ruleSelector label from values
     found = rules(full)
     assert [r["alert"] for r in found] == ["CoderWiJobFailed"] + ["CoderWiJobLastSuccessTooOld"] * 4 + [
-        "CoderTokenExpiring"
+        "CoderWiFicForeignIssuer",
+        "CoderTokenExpiring",
     ]
     for r in found:
         assert set(r) == {"alert", "expr", "labels", "annotations"}
@@ -144,9 +79,23 @@ def test_token_expiring_alert_uses_the_metric_the_job_pushes(full: list[dict[str
     assert set(re.findall(r"\$labels\.(\w+)", expiring["annotations"]["summary"])) == {"user", "token_name"}
 
 
+def test_foreign_issuer_alert_uses_the_metric_fic_reconcile_pushes(full: list[dict[str, Any]]) -> None:
+    from jobs.fic_reconcile.metrics import fic_gauges
+
+    (alert,) = [r for r in rules(full) if r["alert"] == "CoderWiFicForeignIssuer"]
+    (metric,) = re.findall(r"(cwj_\w+)\{", alert["expr"])
+    row = {"identity": "id-0", "ours": "0", "unmanaged": "0", "limit": "20"}
+    report = Report(plan=Plan(sections={"capacity": [row]}), sections={"occupancy_after": [row]})
+    registry = report_registry("fic-reconcile", report, succeeded=True, extra=lambda r: fic_gauges(report, r))
+    assert metric in {sample.name for m in registry.collect() for sample in m.samples}
+    assert 'job="fic-reconcile"' in alert["expr"] and alert["expr"].endswith("> 0")
+    assert set(re.findall(r"\$labels\.(\w+)", alert["annotations"]["summary"])) == {"identity"}
+
+
 def test_no_expiry_alert_without_a_pushgateway(home: Path) -> None:
     docs = template(home, "-f", str(FULL), "--set", "pushgatewayUrl=")
-    assert "CoderTokenExpiring" not in [r["alert"] for r in rules(docs)]
+    alerts = [r["alert"] for r in rules(docs)]
+    assert "CoderTokenExpiring" not in alerts and "CoderWiFicForeignIssuer" not in alerts
 
 
 # ---- NOTES.txt ------------------------------------------------------------------------------------------------

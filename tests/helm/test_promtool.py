@@ -80,7 +80,7 @@ def test_rendered_rules_pass_promtool_check_with_every_lint(
     done = pt.run_promtool("check", "rules", "--lint=all", "--lint-fatal", str(rules), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"SUCCESS: {count} rules found" in done.stdout
-    assert count == (1 if "jobs.keyvaultSync.enabled=false" in " ".join(extra) else 6)
+    assert count == (1 if "jobs.keyvaultSync.enabled=false" in " ".join(extra) else 7)
 
 
 def test_alerts_fire_and_stay_quiet_as_documented(promtool: Path, full: list[dict[str, Any]], tmp_path: Path) -> None:

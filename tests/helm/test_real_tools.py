@@ -54,6 +54,16 @@ def test_checkov_passes_the_full_chart_with_each_skip_explained(checkov: Path, h
     assert report["summary"]["passed"] > 300 and len(kinds(docs, "CronJob")) == 4
 
 
+def test_checkov_passes_the_chart_with_the_fic_probe(checkov: Path, home: Path, tmp_path: Path) -> None:
+    """The probe's ClusterRole (create on serviceaccounts/token, one name) fails no check and needs no new skip."""
+    path, _ = rendered_file(home, tmp_path, "-f", str(FULL), "--set", "jobs.ficReconcile.probe.enabled=true")
+    report = scan(path, "kubernetes")
+    assert report["results"]["failed_checks"] == []
+    assert {(c["check_id"], c["resource"]) for c in report["results"]["skipped_checks"]} == EXPECTED_SKIPS
+    scanned = {c["resource"] for c in report["results"]["passed_checks"]}
+    assert "ClusterRole.default.rel-fic-reconcile-probe-jobs" in scanned, sorted(scanned)
+
+
 def test_checkov_passes_the_defaults(checkov: Path, home: Path, tmp_path: Path) -> None:
     path, docs = rendered_file(home, tmp_path)
     assert docs == []  # nothing is on until its values are given
@@ -63,8 +73,14 @@ def test_checkov_passes_the_defaults(checkov: Path, home: Path, tmp_path: Path) 
 
 
 def test_checkov_catches_a_weakened_chart(checkov: Path, home: Path, tmp_path: Path) -> None:
-    """The scan is not vacuous: an image by tag (no digest) is reported."""
-    path, _ = rendered_file(home, tmp_path, "-f", str(FULL), "--set", "image.digest=,image.tag=latest")
+    """The scan is not vacuous: the rendered chart with its image swapped for a tag (which the chart itself
+    refuses to render) is reported."""
+    docs = template(home, "-f", str(FULL))
+    for cj in kinds(docs, "CronJob"):
+        for c in cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]:
+            c["image"] = c["image"].split("@")[0] + ":latest"
+    path = tmp_path / "weakened.yaml"
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
     failed = {c["check_id"] for c in scan(path, "kubernetes")["results"]["failed_checks"]}
     assert "CKV_K8S_43" in failed  # image by digest
 

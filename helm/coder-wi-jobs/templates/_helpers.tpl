@@ -34,13 +34,13 @@ helm.sh/chart: {{ printf "%s-%s" $root.Chart.Name $root.Chart.Version }}
 {{- end }}
 {{- end -}}
 
+{{/* Always by digest: a tag can be moved to other content. The schema requires image.digest once a job is on. */}}
 {{- define "cwj.image" -}}
 {{- $img := .Values.image -}}
-{{- if $img.digest -}}
-{{- printf "%s@%s" $img.repository $img.digest -}}
-{{- else -}}
-{{- printf "%s:%s" $img.repository (default .Chart.AppVersion $img.tag) -}}
+{{- if not $img.digest -}}
+{{- fail "image.digest is required: the sha256:... digest of the image you pushed (the pods run image.repository@image.digest)" -}}
 {{- end -}}
+{{- printf "%s@%s" $img.repository $img.digest -}}
 {{- end -}}
 
 {{/*

@@ -15,7 +15,8 @@ platform's emulated clock; until then Entra matches what it had before (nothing 
 subject for an update) and refuses an assertion only the new FIC would match with AADSTS70021 -- as
 `invalid_request`, HTTP 400, with the assertion's issuer, subject and audience, the form quoted in
 Azure/azure-workload-identity docs/book/src/troubleshooting.md. Seeded FICs (the jobs' own) count as long
-propagated. Real propagation fades out (the doc: "the percentage of failures will drop"); here it is one step.
+propagated. Real propagation fades out (the doc: "the percentage of failures will drop"); here it is one step. A
+deleted FIC stops matching at once (real caches may lag); both are listed in tests/emulators/README.md.
 """
 
 from __future__ import annotations

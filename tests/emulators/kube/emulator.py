@@ -25,6 +25,7 @@ from typing import Any
 
 from tests.emulators.core import Emulator, HttpError, Request, Response, route
 from tests.emulators.kube import meta as m
+from tests.emulators.kube.authn import AuthnApi
 from tests.emulators.kube.batch import BatchApi
 from tests.emulators.kube.objects import CoreObjectsApi
 
@@ -79,7 +80,7 @@ def selector_matches(terms: list[tuple[str, str, frozenset[str]]], labels: dict[
     return True
 
 
-class KubeEmulator(CoreObjectsApi, BatchApi, Emulator):
+class KubeEmulator(CoreObjectsApi, BatchApi, AuthnApi, Emulator):
     service = "kube"
 
     def reset(self) -> None:
@@ -93,8 +94,23 @@ class KubeEmulator(CoreObjectsApi, BatchApi, Emulator):
         self.resource_version = 100
         self.reset_objects()
         self.reset_batch()
-        for name in (*SYSTEM_NAMESPACES, self.platform.baseline.jobs_namespace):
+        self.reset_authn()
+        b = self.platform.baseline
+        for name in (*SYSTEM_NAMESPACES, b.jobs_namespace):
             self._store(name, {})
+        for namespace, name in b.service_accounts:
+            self.seed_service_account(namespace, name, b.service_account_uid(namespace, name))
+        self.auth_delegators.add(f"system:serviceaccount:{b.reviewer_namespace}:{b.reviewer_service_account}")
+
+    def service_account_uid(self, namespace: str, name: str) -> str | None:
+        with self.lock:
+            account = self.objects["serviceaccounts"].get((namespace, name))
+        return None if account is None else str(account["metadata"]["uid"])
+
+    def seed_service_account(self, namespace: str, name: str, uid: str) -> None:
+        """A ServiceAccount with a fixed uid: the baseline's, whose tokens the env file names across resets."""
+        self.create_object("serviceaccounts", namespace, {"metadata": {"name": name}})
+        self.objects["serviceaccounts"][(namespace, name)]["metadata"]["uid"] = uid
 
     def configure(self, settings: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(settings) - set(DEFAULTS))
@@ -156,8 +172,13 @@ class KubeEmulator(CoreObjectsApi, BatchApi, Emulator):
             return
         # The auth scheme is case-insensitive (RFC 9110 §11.1); the client's in-cluster config sends "bearer".
         scheme, _, token = (req.headers.get("Authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or token != self.token:
+        if scheme.lower() != "bearer" or not token:
             raise HttpError(401, self.error(401, "Unauthorized", "Unauthorized").body)
+        if token == self.token:
+            return  # the kubeconfig's user: a cluster admin
+        req.user = self.bearer_user(token)  # a service account (OpenBao's token reviewer): authn.py
+        if req.op != "tokenreview.create":
+            raise self.forbidden_for_service_account(req)
 
     # ---- state ----------------------------------------------------------------------------------------
 

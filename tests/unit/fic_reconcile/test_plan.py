@@ -217,9 +217,9 @@ def test_another_clusters_fics_are_never_touched_but_count_toward_the_limit() ->
 
 def test_a_name_collision_with_another_cluster_is_reported_not_written() -> None:
     [ns] = names_on(0, 1, 1)
-    p = run(Observed(spaces(ns), True, pool((ours(ns, OTHER),))))
+    p = run(Observed(spaces(ns), True, pool((ours(ns, OTHER),))), replace(POLICY, known_issuers=(OTHER,)))
     assert p.actions == ()
-    [finding] = p.findings
+    [finding] = p.findings  # OTHER is declared: a collision, not also a foreign issuer
     assert finding.rule == "name-collision" and OTHER in finding.message and ISSUER in finding.message
     assert "--fic-prefix" in finding.message
 

@@ -41,6 +41,16 @@ def test_flags_override_env_vars() -> None:
     assert (s.fic_prefix, s.max_deletes, s.allow_mass_delete, s.namespace_selector) == ("ws_", 3, True, "a=b")
 
 
+def test_known_issuers_from_repeated_flags_or_a_comma_separated_env_var_reach_the_policy() -> None:
+    a, b = "https://token.actions.githubusercontent.com", "https://oidc.example.test/t/other/"
+    assert load(["--known-issuers", a, "--known-issuers", b], GOOD).policy().known_issuers == (a, b)
+    assert load([], {**GOOD, "CWJ_KNOWN_ISSUERS": f"{a}, {b}"}).policy().known_issuers == (a, b)
+    assert load([], GOOD).policy().known_issuers == ()
+    with pytest.raises(ConfigError, match=r"--known-issuers \(CWJ_KNOWN_ISSUERS\): expected an https:// URL") as info:
+        load([], {**GOOD, "CWJ_KNOWN_ISSUERS": f"{a},http://issuer.example.test/secret-path"})
+    assert "secret-path" not in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("env", "argv", "names"),
     [
@@ -61,6 +71,13 @@ def test_flags_override_env_vars() -> None:
         ({}, ["--namespace-prefix", ""], "--namespace-prefix (CWJ_NAMESPACE_PREFIX)"),  # every namespace, no selector
         ({"AZURE_SUBSCRIPTION_ID": "my-sub"}, [], "--subscription-id (AZURE_SUBSCRIPTION_ID)"),
         ({"CWJ_IDENTITY_RESOURCE_GROUP": ""}, [], "--resource-group (CWJ_IDENTITY_RESOURCE_GROUP)"),
+        ({}, ["--probe-seconds", "0"], "--probe-seconds (CWJ_PROBE_SECONDS)"),
+        ({}, ["--probe-seconds", "soon"], "--probe-seconds (CWJ_PROBE_SECONDS)"),
+        ({}, ["--probe-max-namespaces", "0"], "--probe-max-namespaces (CWJ_PROBE_MAX_NAMESPACES)"),
+        ({"CWJ_PROBE": "maybe"}, [], "--probe (CWJ_PROBE)"),
+        # the probe runs inside the run budget: a bound at or past it is a mistake, not a longer run
+        ({"CWJ_PROBE": "true"}, ["--probe-seconds", "600"], "--probe-seconds (CWJ_PROBE_SECONDS)"),
+        ({}, ["--probe", "--probe-seconds", "90", "--max-run-seconds", "60"], "--probe-seconds (CWJ_PROBE_SECONDS)"),
     ],
 )
 def test_bad_input_is_a_config_error_naming_the_setting(env: dict[str, str], argv: list[str], names: str) -> None:
@@ -90,3 +107,11 @@ def test_http_issuer_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 def test_an_empty_namespace_prefix_is_accepted_with_a_selector() -> None:
     settings = load(["--namespace-prefix", "", "--namespace-selector", "coder.com/workspace=true"], GOOD)
     assert settings.namespace_prefix == "" and settings.namespace_selector == "coder.com/workspace=true"
+
+
+def test_the_probe_is_off_by_default_and_its_bound_is_checked_only_when_on() -> None:
+    s = load([], GOOD)
+    assert (s.probe, s.probe_seconds, s.probe_max_namespaces) == (False, 120.0, 10)
+    assert load(["--probe-seconds", "900"], GOOD).probe_seconds == 900.0  # unused while the probe is off
+    on = load(["--probe-seconds", "599.5", "--probe-max-namespaces", "3"], {**GOOD, "CWJ_PROBE": "true"})
+    assert (on.probe, on.probe_seconds, on.probe_max_namespaces) == (True, 599.5, 3)

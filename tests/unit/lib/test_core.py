@@ -114,10 +114,14 @@ def test_redactor_masks_registered_values_longest_first() -> None:
 
 def test_redactor_masks_token_shapes_without_registration() -> None:
     r = Redactor()
-    text = "key AbCdEf1234-0123456789abcdefABCDEF vault hvs.CAESIJ0123456789abcdefghij jwt eyJhbGciOi.eyJzdWIiOi.sig_"
+    text = (
+        "key AbCdEf1234-0123456789abcdefABCDEF vault hvs.CAESIJ0123456789abcdefghij openbao s.kfnkQ0123456789abcdefghi "
+        "jwt eyJhbGciOi.eyJzdWIiOi.sig_"
+    )
     scrubbed = r.scrub(text)
     assert "AbCdEf1234-0123456789abcdefABCDEF" not in scrubbed
-    assert "hvs.CAESIJ" not in scrubbed
+    assert "hvs.CAESIJ" not in scrubbed and "s.kfnkQ" not in scrubbed
+    assert r.scrub("see s.example for details, i.e. as usual") == "see s.example for details, i.e. as usual"
     assert "eyJhbGciOi" not in scrubbed
 
 

@@ -104,7 +104,7 @@ def test_bad_policy_file_exits_2_naming_the_setting_before_any_request(
         (["--user", "a", "--all-users"], "expected either one or more --user or --all-users"),
         (["--user", "a", "--fail-on", "error"], "--fail-on (CWJ_FAIL_ON): expected one of warning, critical, never"),
         (["--user", "a", "--schedule-interval", "0s"], "--schedule-interval (CWJ_SCHEDULE_INTERVAL): expected a pos"),
-        (["--user", "a", "--webhook-url", "slack"], "--webhook-url (CWJ_WEBHOOK_URL): expected an http"),
+        (["--user", "a", "--webhook-url", "slack"], "--webhook-url (CWJ_WEBHOOK_URL): expected an https:// URL"),
     ],
 )
 def test_bad_settings_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], words: str) -> None:

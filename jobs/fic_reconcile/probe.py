@@ -208,7 +208,7 @@ def run(
     """Rounds at attempt_offsets(window): every namespace not yet granted is tried, `concurrency` at a time. No
     attempt starts more than LATE_S after the window (the last round is due at its very end), and none waits longer
     than what is left of it, at least 1 s: the probe ends within a few seconds of its window, inside the reserve
-    the run budget keeps after it (budget.py, at least 5 s)."""
+    the run budget keeps after it (lib/budget.py, at least 5 s)."""
     start = clock()
     end, offsets = start + window, attempt_offsets(window)
     tokens: dict[str, str] = {}  # one TokenRequest per namespace, valid past the window

@@ -8,11 +8,13 @@
 - The budget (`--max-run-seconds`, lib/budget.py): no action and no write starts once the time left would not
   cover the reserve. What did not start is `deferred`, and so is a call Key Vault still throttled when its
   retries ran out of time: not a failure; the next run observes afresh and continues.
-- Permissions: the first action runs alone, so a role assignment that is wrong for a whole vault is refused
-  once. After the first 403 ForbiddenByRbac no action and no write starts (each would be refused the same way):
-  those are `failed`, "not attempted". A request already sent when the refusal arrives (at most
-  write-concurrency - 1 of them) finishes and reports its own answer; an action between two of its requests
-  sends no further write.
+- Permissions: the cluster vault's role is granted on the whole vault, so its first 403 ForbiddenByRbac means
+  every later action would be refused the same way: after it no action and no write starts; those are
+  `failed`, "not attempted". The first action runs alone, so a wrong assignment there is refused once. A
+  request already sent when the refusal arrives (at most write-concurrency - 1 of them) finishes and reports
+  its own answer; an action between two of its requests sends no further write. The seed vault's read grants
+  are per secret (README "Azure"): its ForbiddenByRbac fails that entry alone (a name slipped into the
+  allowlist without its grant), before any write for it, and the others go on.
 """
 
 from __future__ import annotations
@@ -65,15 +67,16 @@ class NotStarted(Exception):
 
 
 class Gate:
-    """What every worker asks before an action and before each write: the run's first refusal and its budget."""
+    """What every worker asks before an action and before each write: the run's first refusal by the vault whose
+    role is vault-wide (`stops_on`, the cluster vault's label) and its budget."""
 
-    def __init__(self, budget: RunBudget) -> None:
-        self.budget = budget
+    def __init__(self, budget: RunBudget, stops_on: str) -> None:
+        self.budget, self.stops_on = budget, stops_on
         self._refused: KeyVaultError | None = None
         self._lock = threading.Lock()
 
     def saw(self, exc: KeyVaultError) -> None:
-        if exc.inner == "ForbiddenByRbac":
+        if exc.inner == "ForbiddenByRbac" and exc.vault == self.stops_on:
             with self._lock:
                 self._refused = self._refused or exc
 
@@ -101,7 +104,7 @@ class Gate:
 
 
 def apply(the_plan: Plan, clients: Clients, settings: Settings) -> Report:
-    gate = Gate(clients.budget)
+    gate = Gate(clients.budget, stops_on=clients.target.label)
     actions = the_plan.actions
 
     def run(action: Action) -> Done:

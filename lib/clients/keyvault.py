@@ -98,11 +98,11 @@ def describe_error(label: str, what: str, exc: Exception, needs: str = "") -> Ke
         codes = "/".join(c for c in (outer, inner) if c)
         head = f"{label} vault: {what} -> {exc.status_code} {codes}: "
         if exc.status_code == 403 and inner == "ForbiddenByRbac":
-            return KeyVaultError(head + _rbac_text(str(message), needs), exc.status_code, outer, inner)
+            return KeyVaultError(head + _rbac_text(str(message), needs), exc.status_code, outer, inner, label)
         message = one_line(str(message))  # the service's messages carry \r\n: scrubbed before they are joined
         denied = exc.status_code == 403 and inner != "SecretDisabled" and needs
         hint = f" (the job's identity needs {needs})" if denied else ""
-        return KeyVaultError(f"{head}{message}{hint}", exc.status_code, outer, inner)
+        return KeyVaultError(f"{head}{message}{hint}", exc.status_code, outer, inner, label)
     return KeyVaultError(f"{label} vault: {what} -> {type(exc).__name__}: {first_line(exc)}")
 
 

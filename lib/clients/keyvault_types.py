@@ -40,6 +40,7 @@ class SecretValue:
 class KeyVaultError(Exception):
     """A failed call, as one line: vault, operation, status, codes and the service's message."""
 
-    def __init__(self, text: str, status: int | None = None, code: str = "", inner: str = "") -> None:
+    def __init__(self, text: str, status: int | None = None, code: str = "", inner: str = "", vault: str = "") -> None:
         super().__init__(scrub(text))
         self.status, self.code, self.inner = status, code, inner
+        self.vault = vault  # the client's label ("seed", "target") when a vault answered

@@ -12,7 +12,6 @@ import pytest
 from azure.keyvault.secrets import SecretClient
 
 from tests.conftest import Control
-from tests.e2e import pushed_samples
 from tests.e2e.test_keyvault_sync import (
     SEEDED,
     allowlist,
@@ -24,9 +23,9 @@ from tests.e2e.test_keyvault_sync import (
     vaults,  # noqa: F401 - the fixture
     writes,
 )
-from tests.e2e.test_keyvault_sync_rbac import assign
+from tests.e2e.test_keyvault_sync_rbac import assign, vault_wide
 from tests.emulators.platform import Platform
-from tests.receivers import receiver
+from tests.pushgateway import Pushgateway
 
 pytestmark = pytest.mark.e2e
 
@@ -84,6 +83,7 @@ def test_a_budget_too_small_defers_the_rest_exits_0_and_the_next_run_finishes(
     env: dict[str, str],
     control: Control,
     vaults: tuple[SecretClient, SecretClient],  # noqa: F811
+    pushgateway: Pushgateway,
 ) -> None:
     source, target = vaults
     values = seed(source, 30)
@@ -92,8 +92,7 @@ def test_a_budget_too_small_defers_the_rest_exits_0_and_the_next_run_finishes(
     control.clear_requests()
     # 1 new version/s after a burst of 5, and 8 s of which 5 s are the reserve: far fewer than 30 copies
     slow = ("--keyvault-creates-per-second", "1", "--max-run-seconds", "8")
-    with receiver() as gateway:
-        first = sync(env, "--allowlist-file", path, *slow, "--pushgateway-url", gateway.url)
+    first = sync({**env, **pushgateway.env}, "--allowlist-file", path, *slow, "--pushgateway-url", pushgateway.url)
     assert first.returncode == 0, first.stderr  # deferral alone is not a failure
     doc = report(first)
     assert [o["target"] for o in doc["outcomes"]] == list(values)
@@ -108,8 +107,8 @@ def test_a_budget_too_small_defers_the_rest_exits_0_and_the_next_run_finishes(
     assert {p.name for p in target.list_properties_of_secrets()} == set(copied)
     summary = json.loads(first.stderr.splitlines()[-1])
     assert summary["event"] == "run.summary" and summary["results"]["copy.deferred"] == len(deferred)
-    (body,) = gateway.bodies()
-    samples = pushed_samples(body)
+    body = pushgateway.metrics()  # all the Pushgateway serves: checked for secret values below
+    samples = pushgateway.samples("keyvault-sync")
     assert samples[("cwj_keyvault_sync_deferred_actions", (("kind", "copy"),))] == len(deferred)
     assert samples[("cwj_actions", (("kind", "copy"), ("result", "deferred")))] == len(deferred)
     assert ("cwj_last_success_timestamp_seconds", ()) in samples
@@ -162,6 +161,6 @@ def test_after_a_refusal_no_new_write_starts_and_those_in_flight_report_their_ow
     assert 1 <= len(refused) <= workers  # only the writes already in flight, each reporting its own 403
     sets = control.requests(TARGET, "secret.set")["log"]
     assert [e["status"] for e in sets].count(403) == len(refused) and len(sets) == 1 + len(refused)
-    assign(platform, control, {TARGET: "Key Vault Secrets Officer"})
+    assign(platform, control, vault_wide({TARGET: "Key Vault Secrets Officer"}))
     assert {p.name for p in target.list_properties_of_secrets()} == {names[0]}
     no_value_in(proc.stdout, proc.stderr)

@@ -13,7 +13,9 @@ from jobs.keyvault_sync.job import run_budget
 from lib.budget import RunBudget
 from lib.clients.keyvault_types import KeyVaultError
 
-RBAC = KeyVaultError("target vault: set a -> 403 Forbidden/ForbiddenByRbac: ...", 403, "Forbidden", "ForbiddenByRbac")
+RBAC = KeyVaultError(
+    "target vault: set a -> 403 Forbidden/ForbiddenByRbac: ...", 403, "Forbidden", "ForbiddenByRbac", "target"
+)
 
 
 class FakeClock:
@@ -32,7 +34,7 @@ class FakeClock:
 
 def gate(max_seconds: float = 60, rate: float = 1.0) -> tuple[Gate, FakeClock]:
     clock = FakeClock()
-    return Gate(RunBudget(max_seconds, rate, burst_seconds=2, clock=clock, sleep=clock.sleep)), clock
+    return Gate(RunBudget(max_seconds, rate, burst_seconds=2, clock=clock, sleep=clock.sleep), "target"), clock
 
 
 def stopped(call: Callable[[], None]) -> NotStarted:
@@ -60,13 +62,21 @@ def test_a_new_version_waits_for_the_shared_pace_and_is_deferred_when_the_wait_w
     assert clock.now - started == pytest.approx(14.0)  # and it did not wait for it
 
 
-def test_the_first_rbac_refusal_stops_every_later_start_and_names_itself() -> None:
+def test_the_cluster_vaults_first_rbac_refusal_stops_every_later_start_and_names_itself() -> None:
     g, _ = gate()
-    g.saw(KeyVaultError("target vault: set a -> 500 InternalServerError: busy", 500))
-    g.saw(KeyVaultError("seed vault: get a -> 403 Forbidden/SecretDisabled", 403, "Forbidden", "SecretDisabled"))
-    g.start()  # neither is a wrong role assignment
+    g.saw(KeyVaultError("target vault: set a -> 500 InternalServerError: busy", 500, vault="target"))
+    g.saw(
+        KeyVaultError(
+            "target vault: get a -> 403 Forbidden/SecretDisabled", 403, "Forbidden", "SecretDisabled", "target"
+        )
+    )
+    # the seed's grants are per secret: a refused read there says nothing about the other entries
+    g.saw(
+        KeyVaultError("seed vault: get b -> 403 Forbidden/ForbiddenByRbac", 403, "Forbidden", "ForbiddenByRbac", "seed")
+    )
+    g.start()
     g.saw(RBAC)
-    g.saw(KeyVaultError("second refusal", 403, "Forbidden", "ForbiddenByRbac"))
+    g.saw(KeyVaultError("second refusal", 403, "Forbidden", "ForbiddenByRbac", "target"))
     for call in (g.start, g.create):
         stop = stopped(call)
         assert stop.result == "failed" and stop.detail == f"not attempted: {RBAC}"

@@ -510,12 +510,12 @@ def test_force_rotate_leaves_exactly_one_valid_prefixed_token(world: World, cont
 
 
 def test_compromised_revokes_the_stored_token_first_then_stores_a_successor_and_notifies(
-    world: World, control: Control
+    world: World, control: Control, platform: Platform
 ) -> None:
     assert world.run()[0] == 0
     _, leaked = world.entry()
     assert leaked is not None
-    with receiver() as hook:
+    with receiver(tls=platform.server_tls()) as hook:  # a webhook URL must be https
         code, doc = world.run("--compromised", env={**world.env, "CWJ_WEBHOOK_URL": hook.url})
         (post,) = hook.requests
     assert code == 0, world.outputs
@@ -537,12 +537,14 @@ def test_compromised_revokes_the_stored_token_first_then_stores_a_successor_and_
     assert leaked["token"] not in post.body.decode() and data["token"] not in post.body.decode()
 
 
-def test_compromised_with_no_successor_empties_the_entry_fails_and_notifies(world: World, control: Control) -> None:
+def test_compromised_with_no_successor_empties_the_entry_fails_and_notifies(
+    world: World, control: Control, platform: Platform
+) -> None:
     assert world.run()[0] == 0
     version, leaked = world.entry()
     assert leaked is not None
     control.fault("coder", "tokens.create", status=503, message="database is down")
-    with receiver() as hook:
+    with receiver(tls=platform.server_tls()) as hook:  # a webhook URL must be https
         code, doc = world.run("--compromised", env={**world.env, "CWJ_WEBHOOK_URL": hook.url})
         (post,) = hook.requests
     assert code == 1

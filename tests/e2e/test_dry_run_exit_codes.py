@@ -57,8 +57,10 @@ def test_keyvault_sync_dry_run_exits_0_1_or_2(env: dict[str, str], tmp_path: Pat
     assert dry("keyvault-sync", env, "--allowlist-file", str(tmp_path / "none.yaml")).returncode == 2
 
 
-def test_coder_token_mint_dry_run_exits_0_1_or_2(env: dict[str, str], tmp_path: Path) -> None:
-    admin = dry("coder-token-mint", env, "--lifetime", "100h")  # the owner's own token: Coder caps it at 168h
+def test_coder_token_mint_dry_run_exits_0_1_2_or_3(env: dict[str, str], tmp_path: Path) -> None:
+    guarded = dry("coder-token-mint", env, "--lifetime", "100h")  # no --user: the Owner's own token
+    assert guarded.returncode == 3 and "--user (CWJ_USER)" in guarded.stderr  # the privileged-target guard
+    admin = dry("coder-token-mint", env, "--lifetime", "100h", "--allow-privileged-user")  # Coder caps it at 168h
     assert admin.returncode == 0, admin.stderr
     refused = tmp_path / "refused-token"
     refused.write_text("AbCdEfGhIj-0123456789abcdefghijkl\n")

@@ -90,8 +90,9 @@ def test_a_budget_too_small_defers_the_rest_exits_0_and_the_next_run_finishes(
     path = allowlist(tmp_path, *values)
     settle(control)
     control.clear_requests()
-    # 1 new version/s after a burst of 5, and 8 s of which 5 s are the reserve: far fewer than 30 copies
-    slow = ("--keyvault-creates-per-second", "1", "--max-run-seconds", "8")
+    # 1 new version/s after a burst of 5, and 10 s of which 5 s are the reserve: at most 5 + 5 of 30 copies (and
+    # 5 s for the lists first, so a loaded machine still copies some)
+    slow = ("--keyvault-creates-per-second", "1", "--max-run-seconds", "10")
     first = sync({**env, **pushgateway.env}, "--allowlist-file", path, *slow, "--pushgateway-url", pushgateway.url)
     assert first.returncode == 0, first.stderr  # deferral alone is not a failure
     doc = report(first)
@@ -99,7 +100,7 @@ def test_a_budget_too_small_defers_the_rest_exits_0_and_the_next_run_finishes(
     done = results(doc)
     deferred = [name for name, r in done.items() if r == "copy.deferred"]
     copied = [name for name, r in done.items() if r == "copy.ok"]
-    assert len(deferred) + len(copied) == 30 and 0 < len(copied) <= 12, done
+    assert len(deferred) + len(copied) == 30 and 0 < len(copied) <= 10, done
     spent = "run budget spent: the next run continues"
     assert all(o["detail"] == spent for o in doc["outcomes"] if o["result"] == "deferred")
     assert [(f["severity"], f["rule"]) for f in doc["findings"]] == [("warning", "deferred")]

@@ -22,6 +22,7 @@ from lib.settings import (
     parse_https_url,
     parse_json_string_list,
     parse_positive_seconds,
+    parse_rate,
     parse_service_url,
     parse_uuid,
     setting,
@@ -39,16 +40,6 @@ def _matching(what: str, pattern: str) -> Any:
         return raw
 
     return parse
-
-
-def _positive_rate(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"expected a rate above zero (requests per second), got {raw!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -158,7 +149,7 @@ class FicSettings:
     arm_writes_per_second: float = setting(
         "--arm-writes-per-second",
         "pace FIC writes and deletes to this rate (bursts of 4 s worth), well under ARM's throttle",
-        parse=_positive_rate,
+        parse=parse_rate,
         default=5.0,
     )
     known_issuers: tuple[str, ...] = setting(

@@ -16,7 +16,6 @@ import functools
 import re
 import ssl
 import subprocess
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests import debian_tools
 from tests.debian_tools import DebTool, ToolUnavailable
-from tests.processes import die_with_parent, free_port
+from tests.processes import die_with_parent, free_port, stop_process, wait_ready
 
 if TYPE_CHECKING:
     from tests.emulators.platform import Platform
@@ -125,25 +124,13 @@ class Pushgateway:
 
     def _ready(self) -> bool:
         assert self.process is not None and self.pool is not None
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                if self.pool.request("GET", "/-/ready").status == 200:
-                    return True
-            except urllib3.exceptions.HTTPError:
-                pass
-            time.sleep(0.05)
+        if wait_ready(self.process, self.pool, "/-/ready", STARTUP_SECONDS):
+            return True
         self.stop()
         return False
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def wipe(self) -> None:
         assert self.pool is not None

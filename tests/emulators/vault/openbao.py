@@ -13,13 +13,12 @@ import json
 import os
 import ssl
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import urllib3
 
-from tests.processes import die_with_parent, free_port
+from tests.processes import die_with_parent, free_port, stop_process, wait_ready
 
 STARTUP_SECONDS = 30.0  # dev mode is ready in well under a second; a loaded 2-core CI machine gets slack
 
@@ -89,27 +88,14 @@ class OpenBao:
         self.pool = urllib3.HTTPSConnectionPool(
             "127.0.0.1", self.port, ssl_context=ctx, maxsize=16, retries=False, timeout=urllib3.Timeout(5, 90)
         )
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
-            try:
-                if self.pool.request("GET", "/v1/sys/health").status == 200:
-                    return True
-            except urllib3.exceptions.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.stop()
+        if wait_ready(self.process, self.pool, "/v1/sys/health", STARTUP_SECONDS):
+            return True
+        if self.process.poll() is None:  # timed out; a child that exited by itself has nothing to stop
+            self.stop()
         return False
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         if self.pool is not None:
             self.pool.close()
 

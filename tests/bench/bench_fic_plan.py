@@ -39,6 +39,18 @@ def scenario(n_namespaces: int, pool_size: int, placed_for: int) -> Observed:
     return Observed(tuple(Namespace(n) for n in names[: n_namespaces * 9 // 10]), True, identities)
 
 
+def room_for_everyone(observed: Observed) -> int:
+    """A limit no identity can hit mid-relocation: the plan creates a relocating FIC before deleting the old one,
+    so an identity briefly holds everything it had plus everything now placed on it. With a tighter limit an
+    `unplaceable` finding is the plan being right (an average-based limit of 3x the mean was hit by the 1-in-400
+    identity at 5,000 and 10,000 namespaces), not a bug, and the bench would measure a different plan."""
+    size = len(observed.identities)
+    arriving = [0] * size
+    for ns in observed.namespaces:
+        arriving[shard_index(ns.name, size)] += 1
+    return max(20, max(len(i.fics) + arriving[k] for k, i in enumerate(observed.identities)))
+
+
 def timed(fn, repeat: int = 3) -> float:  # type: ignore[no-untyped-def]
     best = float("inf")
     for _ in range(repeat):
@@ -55,7 +67,7 @@ def main() -> None:
     info("-- fic plan(): a pool that just grew by one identity (most FICs relocate, 10% of namespaces gone)")
     for n, size in [(100, 8), (1_000, 80), (5_000, 400), (10_000, 800)]:
         observed = scenario(n, size, size - 1)
-        policy = replace(POLICY, limit=max(20, n // size * 3))  # room enough for everyone, so every action plans
+        policy = replace(POLICY, limit=room_for_everyone(observed))
         now = datetime.now(UTC)
         result = plan(observed, policy, now)
         unplaceable = sum(1 for f in result.findings if f.rule == "unplaceable")

@@ -19,7 +19,8 @@ from typing import Any, Generic, TypeVar
 from lib import limits, logs, render
 from lib.model import Plan, Report, action_counts, finding_counts, has_errors, outcome_counts, worst_at_least
 from lib.redact import scrub
-from lib.settings import ConfigError, RunOptions, build_parser, resolve
+from lib.settings import ConfigError, RunOptions, build_parser, resolve_run
+from lib.version import version
 
 S = TypeVar("S")
 C = TypeVar("C")
@@ -43,6 +44,7 @@ class JobSpec(Generic[S, C, T]):
     # the settings against the environment (which credential applies, a kubeconfig context): ConfigError here
     # is the same one line as a bad flag, before any log line or request; connect decides the same way again
     preflight: Callable[[S, Mapping[str, str]], None] | None = None
+    examples: tuple[str, ...] = ()  # command lines for --help's epilog
 
 
 def exit_code_for(report: Report, fail_at: str) -> int:
@@ -54,15 +56,17 @@ def exit_code_for(report: Report, fail_at: str) -> int:
 
 
 def run(spec: JobSpec[S, C, T], argv: Sequence[str], environ: Mapping[str, str]) -> int:
-    parser = build_parser(spec.name, spec.description, [RunOptions, spec.settings])
+    parser = build_parser(
+        spec.name, spec.description, [RunOptions, spec.settings], version=version(), examples=spec.examples
+    )
     parsed = parser.parse_args(list(argv))  # argparse itself exits 2 on unknown flags
     try:
-        options = resolve(RunOptions, parsed, environ)
-        settings = resolve(spec.settings, parsed, environ, allow_insecure_http=options.allow_insecure_http)
+        options, settings = resolve_run(spec.settings, parsed, environ)
         if spec.preflight is not None:
             spec.preflight(settings, environ)
     except ConfigError as exc:
-        print(f"{spec.name}: configuration error: {exc}", file=sys.stderr)
+        for error in exc.errors:  # every bad setting in one run, one line each
+            print(f"{spec.name}: configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     limits.set_limits(limits.Limits(options.request_timeout, options.retry_deadline))
     run_id = uuid.uuid4().hex[:12]
@@ -76,7 +80,8 @@ def run(spec: JobSpec[S, C, T], argv: Sequence[str], environ: Mapping[str, str])
     try:
         code = _run_phases(spec, settings, options, summary, log)
     except ConfigError as exc:
-        print(f"{spec.name}: configuration error: {scrub(str(exc))}", file=sys.stderr)
+        for error in exc.errors:
+            print(f"{spec.name}: configuration error: {scrub(str(error))}", file=sys.stderr)
         log.error("run.config_error", error=str(exc))
         code = EXIT_CONFIG
     except Exception as exc:

@@ -29,6 +29,35 @@ class ConfigError(Exception):
         self.setting = setting
         self.problem = problem
 
+    @property
+    def errors(self) -> tuple[ConfigError, ...]:
+        """Each problem on its own (one line each): a run reports every bad setting at once, not one per try."""
+        return (self,)
+
+
+class ConfigErrors(ConfigError):
+    """Several settings are missing or invalid; str() is one line per setting."""
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        flat = tuple(e for error in errors for e in error.errors)
+        super().__init__(", ".join(e.setting for e in flat), "; ".join(e.problem for e in flat))
+        self.args = ("\n".join(str(e) for e in flat),)
+        self._errors = flat
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    @property
+    def errors(self) -> tuple[ConfigError, ...]:
+        return self._errors
+
+
+def raise_all(errors: Sequence[ConfigError]) -> None:
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ConfigErrors(errors)
+
 
 class _Required:
     def __repr__(self) -> str:
@@ -36,6 +65,21 @@ class _Required:
 
 
 REQUIRED: Any = _Required()
+
+
+# --help groups, in the order they print; a setting without a group is the job's own (printed first).
+COMMON, AZURE, KUBERNETES, VAULT, CODER, SAFETY, OUTPUT = (
+    "common", "Azure", "Kubernetes", "Vault", "Coder", "safety", "output",
+)  # fmt: skip
+GROUP_TITLES = {
+    AZURE: "Azure",
+    KUBERNETES: "Kubernetes",
+    VAULT: "Vault",
+    CODER: "Coder",
+    SAFETY: "safety (what a run may write or delete)",
+    OUTPUT: "output, logs and metrics",
+    COMMON: "common (every job)",
+}
 
 
 @dataclass(frozen=True)
@@ -48,6 +92,8 @@ class Spec:
     repeatable: bool = False
     switch: bool = False  # a flag without a value (store_true); its env var takes true/false
     sensitive: bool = False  # a URL or secret-like value: never echoed in an error (a URL can be a credential)
+    group: str = ""  # a GROUP_TITLES key; "" is the job's own group
+    metavar: str = ""  # what the value is (DURATION, URL, FILE); "" derives it from the parser
 
     @property
     def label(self) -> str:
@@ -67,15 +113,19 @@ def setting(
     default: Any = REQUIRED,
     repeatable: bool = False,
     sensitive: bool | None = None,
+    group: str = "",
+    metavar: str = "",
 ) -> Any:
     """`sensitive` defaults to true for the URL parsers: their errors never show the value (see `_withhold`)."""
     hidden = is_url_parser(parse) if sensitive is None else sensitive
-    spec = Spec(flag, env or default_env(flag), help, parse, default, repeatable, sensitive=hidden)
+    spec = Spec(
+        flag, env or default_env(flag), help, parse, default, repeatable, sensitive=hidden, group=group, metavar=metavar
+    )
     return field(metadata={"cwj": spec})
 
 
-def switch(flag: str, help: str, *, env: str | None = None) -> Any:
-    spec = Spec(flag, env or default_env(flag), help, parse_bool, False, switch=True)
+def switch(flag: str, help: str, *, env: str | None = None, group: str = "") -> Any:
+    spec = Spec(flag, env or default_env(flag), help, parse_bool, False, switch=True, group=group)
     return field(metadata={"cwj": spec})
 
 
@@ -202,39 +252,55 @@ def check_transport(spec: Spec, value: Any, allow_insecure_http: bool) -> None:
         )
 
 
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
+@dataclass(frozen=True)
+class _AtLeast:
+    minimum: int
+
+    def __call__(self, raw: str) -> int:
         try:
             value = int(raw)
         except ValueError:
-            raise ValueError(f"expected a whole number >= {minimum}, got {raw!r}") from None
-        if value < minimum:
-            raise ValueError(f"expected a whole number >= {minimum}, got {raw!r}")
+            raise ValueError(f"expected a whole number >= {self.minimum}, got {raw!r}") from None
+        if value < self.minimum:
+            raise ValueError(f"expected a whole number >= {self.minimum}, got {raw!r}")
         return value
 
-    return parse
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    return _AtLeast(minimum)
+
+
+@dataclass(frozen=True)
+class _OneOf:
+    choices: tuple[str, ...]  # shown in --help as {a,b,c}
+
+    def __call__(self, raw: str) -> str:
+        if raw not in self.choices:
+            raise ValueError(f"expected one of {', '.join(self.choices)}, got {raw!r}")
+        return raw
+
+
+@dataclass(frozen=True)
+class _Between:
+    minimum: int
+    maximum: int
+
+    def __call__(self, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = self.minimum - 1
+        if not self.minimum <= value <= self.maximum:
+            raise ValueError(f"expected a whole number from {self.minimum} to {self.maximum}, got {raw!r}")
+        return value
 
 
 def int_between(minimum: int, maximum: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            value = minimum - 1
-        if not minimum <= value <= maximum:
-            raise ValueError(f"expected a whole number from {minimum} to {maximum}, got {raw!r}")
-        return value
-
-    return parse
+    return _Between(minimum, maximum)
 
 
 def one_of(*choices: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        if raw not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}, got {raw!r}")
-        return raw
-
-    return parse
+    return _OneOf(tuple(choices))
 
 
 def parse_uuid(raw: str) -> str:
@@ -354,60 +420,171 @@ def parse_readable_file(raw: str) -> Path:
 
 @dataclass(frozen=True)
 class RunOptions:
-    dry_run: bool = switch("--dry-run", "observe and print the plan; write nothing")
-    output: str = setting("--output", "report format on stdout", parse=one_of("text", "json"), default="text")
+    dry_run: bool = switch("--dry-run", "observe and print the plan; write nothing", group=SAFETY)
+    output: str = setting(
+        "--output", "report format on stdout", parse=one_of("text", "json"), default="text", group=OUTPUT
+    )
     log_format: str = setting(
-        "--log-format", "log format on stderr", parse=one_of("auto", "json", "console"), default="auto"
+        "--log-format",
+        "log format on stderr (auto: JSON lines unless stderr is a terminal)",
+        parse=one_of("auto", "json", "console"),
+        default="auto",
+        group=OUTPUT,
     )
     log_level: str = setting(
         "--log-level",
         "lowest level logged",
         parse=one_of("debug", "info", "warning", "error"),
         default="info",
+        group=OUTPUT,
     )
     now: datetime | None = setting(
         "--now",
         "judge time-based rules as of this RFC 3339 instant (rehearsal); default the system clock",
         parse=parse_timestamp,
         default=None,
+        group=COMMON,
     )
     request_timeout: float | None = setting(
         "--request-timeout",
         "longest wait for one HTTP request to connect or answer, e.g. 10s; default each client's own (5-60s)",
         parse=parse_seconds,
         default=None,
+        group=COMMON,
     )
     retry_deadline: float | None = setting(
         "--retry-deadline",
         "most time one call spends retrying transient errors, e.g. 30s; default each call's own (45-120s)",
         parse=parse_seconds,
         default=None,
+        group=COMMON,
     )
     allow_insecure_http: bool = switch(
         "--allow-insecure-http",
         "local tests only: admit http:// to a loopback host (127.0.0.0/8, ::1, localhost) for the Vault, webhook "
         "and Pushgateway URLs; every other URL stays https",
+        group=SAFETY,
     )
 
 
-def _metavar(spec: Spec) -> str:
-    return spec.flag.lstrip("-").upper().replace("-", "_")
+# ---- --help: grouped, choices and units shown, human defaults, required settings marked ----------------------
+
+_METAVARS: dict[Callable[[str], Any], str] = {
+    parse_https_url: "URL",
+    parse_service_url: "URL",
+    parse_duration: "DURATION",
+    parse_seconds: "DURATION",
+    parse_positive_seconds: "SECONDS",
+    parse_rate: "PER_SECOND",
+    parse_timestamp: "RFC3339",
+    parse_readable_file: "FILE",
+    Path: "PATH",
+    parse_uuid: "UUID",
+    parse_json_string_list: "JSON",
+    parse_kv_path: "PATH",
+    parse_bool: "BOOL",
+}
 
 
-def build_parser(prog: str, description: str, classes: Sequence[type[Any]]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+def metavar(spec: Spec) -> str:
+    """What the value is: {a,b} for a choice, N for a count, DURATION, URL, FILE; else the flag's name."""
+    if spec.metavar:
+        return spec.metavar
+    if isinstance(spec.parse, _OneOf):
+        return "{" + ",".join(spec.parse.choices) + "}"
+    if isinstance(spec.parse, _AtLeast | _Between):
+        return "N"
+    inner = getattr(spec.parse, "url_parser", None)  # optional(parse): what it wraps
+    return _METAVARS.get(inner or spec.parse) or spec.flag.lstrip("-").upper().replace("-", "_")
+
+
+def format_duration(value: timedelta) -> str:
+    """As the flags take it: 90s, 1m, 1h30m, 1d (the largest units that add up exactly)."""
+    seconds = value.total_seconds()
+    if seconds != int(seconds) or seconds <= 0:
+        return f"{seconds:g}s"
+    rest, parts = int(seconds), []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def format_default(spec: Spec) -> str | None:
+    """The default as a person would type it (`1d`, `600`, `on`), or None when there is none to show."""
+    value = spec.default
+    if value is REQUIRED or value is None or value in ((), ""):
+        return None
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    if isinstance(value, float) and value == int(value):
+        return str(int(value))
+    return str(value)
+
+
+def _help_text(spec: Spec) -> str:
+    default = format_default(spec)
+    tail = [f"env {spec.env}"]
+    if default is not None and not spec.switch:
+        tail.append(f"default {default}")
+    if spec.repeatable:
+        tail.append("repeatable; the env var takes a comma-separated list")
+    required = "REQUIRED. " if spec.default is REQUIRED else ""
+    return f"{required}{spec.help} [{'; '.join(tail)}]".replace("%", "%%")  # argparse %-formats help
+
+
+EXIT_CODES_HELP = """exit codes:
+  0  converged / healthy (a dry-run: the plan can be trusted)
+  1  an action failed, an `error` finding (the job could not see something), or a finding at or above
+     the job's threshold; each is in the report
+  2  bad usage or configuration: every bad setting is named, one line each; nothing was written
+  3  a safety guard refused the plan; nothing was written"""
+
+VALUES_HELP = """values: every option is also an env var (flag > env var > default); secrets come from files.
+  DURATION  30s, 90m, 1h30m, 1d, 2w    URL  https://host[:port][/path]    RFC3339  2026-01-02T03:04:05Z
+  SECONDS   a plain number of seconds (480, 7.5)    PER_SECOND  a rate above zero (2, 0.5)
+  BOOL      true/false, on/off, 1/0 (the env var of a switch)"""
+
+
+def build_parser(
+    prog: str,
+    description: str,
+    classes: Sequence[type[Any]],
+    *,
+    version: str | None = None,
+    examples: Sequence[str] = (),
+) -> argparse.ArgumentParser:
+    epilog = [EXIT_CODES_HELP, VALUES_HELP]
+    if examples:
+        epilog.insert(0, "\n".join(["examples:", *(f"  {line}" for line in examples)]))
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        usage="%(prog)s [options]",
+        epilog="\n\n".join(epilog),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    if version is not None:
+        parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
+    by_group: dict[str, list[tuple[str, Spec]]] = {key: [] for key in ("", *GROUP_TITLES)}
     for cls in classes:
         for name, spec in specs(cls):
-            default = "" if spec.default is REQUIRED else f"; default {spec.default!r}"
-            text = f"{spec.help} (env {spec.env}{default})".replace("%", "%%")  # argparse %-formats help
+            by_group[spec.group if spec.group in GROUP_TITLES else ""].append((name, spec))
+    for key, members in by_group.items():
+        if not members:
+            continue  # no empty headings
+        group = parser.add_argument_group(GROUP_TITLES.get(key, f"{prog} settings"))
+        for name, spec in members:
+            text = _help_text(spec)
             if spec.switch:
-                parser.add_argument(spec.flag, dest=name, action="store_const", const="true", help=text)
+                group.add_argument(spec.flag, dest=name, action="store_const", const="true", help=text)
             elif spec.repeatable:
-                parser.add_argument(
-                    spec.flag, dest=name, action="append", metavar=_metavar(spec), help=text + "; repeatable"
-                )
+                group.add_argument(spec.flag, dest=name, action="append", metavar=metavar(spec), help=text)
             else:
-                parser.add_argument(spec.flag, dest=name, metavar=_metavar(spec), help=text)
+                group.add_argument(spec.flag, dest=name, metavar=metavar(spec), help=text)
     return parser
 
 
@@ -444,15 +621,41 @@ def _withhold(problem: str, raws: Sequence[str]) -> str:
 def resolve(
     cls: type[S], parsed: argparse.Namespace, environ: Mapping[str, str], *, allow_insecure_http: bool = False
 ) -> S:
-    """Parse every setting of `cls`; http:// URLs pass only under `allow_insecure_http` to a loopback host."""
-    values = {name: _resolve(spec, getattr(parsed, name), environ) for name, spec in specs(cls)}
+    """Every field, then the cross-field rules; every missing or invalid field is reported at once
+    (ConfigErrors), a single one as a plain ConfigError. http:// URLs pass only under `allow_insecure_http`
+    to a loopback host."""
+    values, errors = {}, []
     for name, spec in specs(cls):
-        check_transport(spec, values[name], allow_insecure_http)
+        try:
+            values[name] = _resolve(spec, getattr(parsed, name), environ)
+            check_transport(spec, values[name], allow_insecure_http)
+        except ConfigError as exc:
+            errors.append(exc)
+    raise_all(errors)
     instance = cls(**values)
     check = getattr(instance, "check", None)
     if callable(check):
         check()  # cross-field rules; raises ConfigError
     return instance
+
+
+def resolve_run(cls: type[S], parsed: argparse.Namespace, environ: Mapping[str, str]) -> tuple[RunOptions, S]:
+    """RunOptions and the job's settings, every error of both gathered into one ConfigErrors. The run's
+    --allow-insecure-http decides the job's URLs (off when RunOptions itself is bad)."""
+    errors: list[ConfigError] = []
+    options: RunOptions | None = None
+    try:
+        options = resolve(RunOptions, parsed, environ)
+    except ConfigError as exc:
+        errors.append(exc)
+    allow_http = options.allow_insecure_http if options is not None else False
+    try:
+        settings = resolve(cls, parsed, environ, allow_insecure_http=allow_http)
+    except ConfigError as exc:
+        errors.append(exc)
+    raise_all(errors)
+    assert options is not None  # raise_all raised otherwise
+    return options, settings
 
 
 def label_of(cls: type[Any], name: str) -> str:

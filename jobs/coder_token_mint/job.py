@@ -127,6 +127,11 @@ SPEC = harness.JobSpec(
     publish=publish,
     close=close,
     preflight=preflight,
+    examples=(
+        "VAULT_TOKEN=$(vault print token) coder-token-mint --dry-run --coder-url https://coder.example.com \\",
+        "    --bootstrap-token-file ./bootstrap-token --user workspace-bot --vault-addr https://vault.example.com:8200",
+        "coder-token-mint --force-rotate  # a leaked token: mint, write, then revoke every other prefixed token",
+    ),
 )
 
 

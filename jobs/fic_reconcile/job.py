@@ -136,6 +136,13 @@ SPEC = harness.JobSpec(
     publish=publish,
     close=lambda c: c.arm.close(),
     preflight=preflight,
+    examples=(
+        "fic-reconcile --dry-run          # settings from the env: CWJ_OIDC_ISSUER, AZURE_CLIENT_IDS_JSON, ...",
+        "fic-reconcile --dry-run --output json --resource-group rg-pool --subscription-id <sub> \\",
+        '    --issuer "$(az aks show -g RG -n AKS --query oidcIssuerProfile.issuerUrl -o tsv)" \\',
+        '    --client-ids-json \'["<client-id-1>","<client-id-2>"]\'',
+        "fic-reconcile --allow-mass-delete --dry-run   # review a large delete before a one-off run that allows it",
+    ),
 )
 
 

@@ -127,6 +127,11 @@ SPEC = JobSpec(
     apply=apply,
     publish=publish,
     preflight=preflight,
+    examples=(
+        "keyvault-sync --dry-run --source-vault-url https://kv-seed.vault.azure.net \\",
+        "    --target-vault-url https://kv-aks1.vault.azure.net --allowlist-file allowlist.yaml",
+        "keyvault-sync --prune            # also soft-delete secrets this job wrote that left the allowlist",
+    ),
 )
 
 

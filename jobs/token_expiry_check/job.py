@@ -255,6 +255,10 @@ SPEC = harness.JobSpec(
     publish=publish,
     close=close,
     preflight=preflight,
+    examples=(
+        "token-expiry-check --coder-url https://coder.example.com --token-file ./owner-token --all-users",
+        "token-expiry-check --user workspace-bot --fail-on warning --now 2026-07-01T00:00:00Z   # what alerts then?",
+    ),
 )
 
 

@@ -7,6 +7,7 @@ Dry-run is not a flag threaded through the job: it is this module printing the p
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 import uuid
@@ -17,9 +18,10 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from lib import limits, logs, render
+from lib.cli import build_parser, effective
 from lib.model import Plan, Report, action_counts, finding_counts, has_errors, outcome_counts, worst_at_least
 from lib.redact import scrub
-from lib.settings import ConfigError, RunOptions, build_parser, resolve_run
+from lib.settings import ConfigError, RunOptions, resolve, resolve_run
 from lib.version import version
 
 S = TypeVar("S")
@@ -55,44 +57,105 @@ def exit_code_for(report: Report, fail_at: str) -> int:
     return EXIT_OK
 
 
+MAX_SUMMARY_FAILURES = 10  # run.summary names this many failures; the report has them all
+
+
+@dataclass
+class _Output:
+    """The plan or report, printed after run.summary so the readable report never sits between log lines."""
+
+    text: str = ""
+    document: Mapping[str, Any] | None = None
+
+
 def run(spec: JobSpec[S, C, T], argv: Sequence[str], environ: Mapping[str, str]) -> int:
     parser = build_parser(
         spec.name, spec.description, [RunOptions, spec.settings], version=version(), examples=spec.examples
     )
     parsed = parser.parse_args(list(argv))  # argparse itself exits 2 on unknown flags
+    run_id = uuid.uuid4().hex[:12]
+    started = time.monotonic()
     try:
         options, settings = resolve_run(spec.settings, parsed, environ)
         if spec.preflight is not None:
             spec.preflight(settings, environ)
     except ConfigError as exc:
-        for error in exc.errors:  # every bad setting in one run, one line each
-            print(f"{spec.name}: configuration error: {error}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _config_failure(spec, exc, parsed, environ, run_id, started)
     limits.set_limits(limits.Limits(options.request_timeout, options.retry_deadline))
-    run_id = uuid.uuid4().hex[:12]
     logs.configure(spec.name, run_id, options.log_format, options.log_level)
     log = logs.get_logger()
+    log.info(
+        "run.start",
+        version=version(),
+        dry_run=options.dry_run,
+        settings=effective(settings, parsed, environ),
+        options=effective(options, parsed, environ),
+    )
     if options.allow_insecure_http:
         log.warning("run.insecure_http_allowed", note="http:// admitted to loopback hosts: local tests only")
-    started = time.monotonic()
     summary: dict[str, Any] = {"dry_run": options.dry_run}
+    out = _Output()
     code = EXIT_FAILED
     try:
-        code = _run_phases(spec, settings, options, summary, log)
+        code = _run_phases(spec, settings, options, summary, log, out)
     except ConfigError as exc:
         for error in exc.errors:
             print(f"{spec.name}: configuration error: {scrub(str(error))}", file=sys.stderr)
-        log.error("run.config_error", error=str(exc))
+        summary["error"] = f"configuration error: {exc}"
         code = EXIT_CONFIG
     except Exception as exc:
         log.error("run.failed", error=f"{type(exc).__name__}: {exc}", exc_info=options.log_level == "debug")
         print(f"{spec.name}: failed: {scrub(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
+        summary["error"] = f"{type(exc).__name__}: {exc}"
         code = EXIT_FAILED
+    if out.document is not None and options.output == "log":
+        log.info("run.report" if out.document.get("kind") == "report" else "run.plan", document=out.document)
     log.info("run.summary", exit_code=code, duration_s=round(time.monotonic() - started, 3), **summary)
+    if out.document is not None and options.output != "log":
+        print(render.as_json(out.document) if options.output == "json" else out.text, flush=True)
     return code
 
 
-def _run_phases(spec: JobSpec[S, C, T], settings: S, options: RunOptions, summary: dict[str, Any], log: Any) -> int:
+def _config_failure(
+    spec: JobSpec[S, C, T],
+    exc: ConfigError,
+    parsed: argparse.Namespace,
+    environ: Mapping[str, str],
+    run_id: str,
+    started: float,
+) -> int:
+    """Every bad setting on its own line, then run.summary like any other run (log format and level as set,
+    when those two were readable)."""
+    for error in exc.errors:  # every bad setting in one run, one line each
+        print(f"{spec.name}: configuration error: {error}", file=sys.stderr)
+    try:
+        options = resolve(RunOptions, parsed, environ)
+        log_format, log_level = options.log_format, options.log_level
+    except ConfigError:
+        log_format, log_level = "auto", "info"
+    logs.configure(spec.name, run_id, log_format, log_level)
+    logs.get_logger().info(
+        "run.summary",
+        exit_code=EXIT_CONFIG,
+        duration_s=round(time.monotonic() - started, 3),
+        error=f"configuration error: {'; '.join(str(e) for e in exc.errors)}",
+        config_errors=[str(e) for e in exc.errors],
+    )
+    return EXIT_CONFIG
+
+
+def _failures(report: Report) -> list[str]:
+    """One line per failed action and `error` finding, for run.summary (the report has every detail)."""
+    lines = [
+        f"{' '.join(str(v) for v in o.action.describe().values() if v)}: {o.detail}".strip(": ") for o in report.failed
+    ]
+    lines += [f"{f.rule} {f.subject}: {f.message}" for f in report.all_findings if f.severity == "error"]
+    return lines
+
+
+def _run_phases(
+    spec: JobSpec[S, C, T], settings: S, options: RunOptions, summary: dict[str, Any], log: Any, out: _Output
+) -> int:
     now = options.now or datetime.now(UTC)
     clients = spec.connect(settings)
     try:
@@ -101,12 +164,16 @@ def _run_phases(spec: JobSpec[S, C, T], settings: S, options: RunOptions, summar
         summary.update(planned=action_counts(plan), findings=finding_counts(plan.findings))
         log.info("plan.ready", actions=len(plan.actions), refusal=plan.refusal, **summary["planned"])
         if options.dry_run or plan.refusal:
-            _emit(render.plan_text(spec.name, plan), render.plan_json(spec.name, plan), options.output)
+            out.text, out.document = render.plan_text(spec.name, plan), render.plan_json(spec.name, plan)
             if plan.refusal:
                 log.warning("plan.refused", reason=plan.refusal)
+                summary["error"] = f"refused: {plan.refusal}"
                 return EXIT_REFUSED
             # A dry run that could not see everything is not a green light: same rule as a real run.
-            return EXIT_FAILED if has_errors(plan.findings) else EXIT_OK
+            errors = [f"{f.rule} {f.subject}: {f.message}" for f in plan.findings if f.severity == "error"]
+            if errors:
+                summary.update(error=errors[0], failures=errors[:MAX_SUMMARY_FAILURES])
+            return EXIT_FAILED if errors else EXIT_OK
         report = spec.apply(plan, clients, settings)
     finally:
         if spec.close is not None:
@@ -119,7 +186,10 @@ def _run_phases(spec: JobSpec[S, C, T], settings: S, options: RunOptions, summar
     for finding in report.all_findings:
         log.warning("finding", **finding.describe())
     summary.update(results=outcome_counts(report), findings=finding_counts(report.all_findings))
-    _emit(render.report_text(spec.name, report), render.report_json(spec.name, report), options.output)
+    failures = _failures(report)
+    if failures:
+        summary.update(error=failures[0], failures=failures[:MAX_SUMMARY_FAILURES])
+    out.text, out.document = render.report_text(spec.name, report), render.report_json(spec.name, report)
     code = exit_code_for(report, spec.fail_at(settings))
     if spec.publish is not None:
         try:
@@ -127,12 +197,9 @@ def _run_phases(spec: JobSpec[S, C, T], settings: S, options: RunOptions, summar
         except Exception as exc:  # a metrics outage must not hide the run's own result, but it is not silent
             log.error("metrics.push_failed", error=f"{type(exc).__name__}: {exc}")
             summary["metrics_push_failed"] = True
+            summary.setdefault("error", f"metrics push failed: {type(exc).__name__}: {exc}")
             return EXIT_FAILED
     return code
-
-
-def _emit(text: str, document: Mapping[str, Any], output: str) -> None:
-    print(render.as_json(document) if output == "json" else text, flush=True)
 
 
 def main(spec: JobSpec[Any, Any, Any]) -> None:

@@ -3,6 +3,7 @@ asks for it, and a runner for the console scripts (the way a CronJob or an SRE r
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -130,6 +131,15 @@ def pushgateway_session(platform_session: Platform) -> Iterator[Pushgateway]:
 def pushgateway(pushgateway_session: Pushgateway) -> Pushgateway:
     pushgateway_session.wipe()
     return pushgateway_session
+
+
+def config_error_lines(stderr: str) -> list[str]:
+    """A configuration error's stderr: the plain lines (one per bad setting), after checking that it ends with
+    the run.summary record (exit code 2) as every run does (issue 22 point 5)."""
+    lines = stderr.splitlines()
+    summary = json.loads(lines[-1])
+    assert summary["event"] == "run.summary" and summary["exit_code"] == 2, lines[-1]
+    return [line for line in lines if not line.startswith("{")]
 
 
 def run_job(name: str, *args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lib.settings import REQUIRED, RunOptions, Spec, format_default, metavar, specs
+from lib.cli import format_default, metavar
+from lib.settings import REQUIRED, RunOptions, Spec, specs
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 JOBS = {

@@ -245,6 +245,7 @@ class MintSettings:
         parse=parse_service_url,
         default="",
         group=OUTPUT,
+        secret=True,
     )
     pushgateway_url: str = setting(
         "--pushgateway-url", "Prometheus Pushgateway; empty: no push", parse=parse_service_url, default="", group=OUTPUT

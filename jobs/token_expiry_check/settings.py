@@ -110,6 +110,7 @@ class ExpirySettings:
         parse=parse_service_url,
         default=None,
         group=OUTPUT,
+        secret=True,
     )
     pushgateway_url: str | None = setting(
         "--pushgateway-url",

@@ -414,7 +414,7 @@ def test_8_bad_input_exits_2_naming_the_setting_with_zero_writes(
         override = {"AZURE_CLIENT_IDS_JSON": json.dumps([*pool, "00000000-0000-4000-8000-000000000000"])}
     proc = run_job("fic-reconcile", env={**env, **override})
     assert proc.returncode == 2
-    lines = [line for line in proc.stderr.splitlines() if "configuration error" in line]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("fic-reconcile: configuration error: ")]
     assert len(lines) == 1 and setting in lines[0], proc.stderr
     assert writes(control) == 0 and proc.stdout == ""
 

@@ -201,7 +201,7 @@ def test_8_bad_input_exits_2_naming_the_setting_with_zero_requests(
     control.clear_requests()
     proc = run_job("fic-reconcile", env={**env, **override})
     assert proc.returncode == 2 and proc.stdout == ""
-    [line] = [line for line in proc.stderr.splitlines() if "configuration error" in line]
+    [line] = [line for line in proc.stderr.splitlines() if line.startswith("fic-reconcile: configuration error: ")]
     assert setting in line
     assert all(control.count(service) == 0 for service in ("arm", "kube", "entra"))
 

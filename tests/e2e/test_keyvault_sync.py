@@ -339,8 +339,9 @@ def test_a_malformed_allowlist_exits_2_naming_the_line_before_any_request(
     proc = sync(env, "--allowlist-file", str(path))
     assert proc.returncode == 2
     assert proc.stdout == ""
-    line = proc.stderr.strip()
-    assert "\n" not in line and "--allowlist-file (CWJ_ALLOWLIST_FILE)" in line and where in line, line
+    line, summary = proc.stderr.strip().splitlines()  # one line naming the setting, then run.summary
+    assert "--allowlist-file (CWJ_ALLOWLIST_FILE)" in line and where in line, line
+    assert '"event": "run.summary"' in summary and '"exit_code": 2' in summary
     assert control.count(SOURCE) == control.count(TARGET) == control.count("entra") == 0
 
 

@@ -4,6 +4,7 @@ examples and exit codes; --version on every job; every missing or invalid settin
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import subprocess
 import sys
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from lib import harness
-from lib.settings import GROUP_TITLES, REQUIRED, RunOptions, build_parser, format_default, metavar, specs
+from lib.cli import build_parser, format_default, metavar
+from lib.settings import GROUP_TITLES, REQUIRED, RunOptions, specs
 from lib.version import version
 from tests.docgen import JOBS
 
@@ -80,7 +82,7 @@ def test_durations_and_numbers_print_as_they_are_typed() -> None:
 @pytest.mark.parametrize("job", sorted(JOBS))
 def test_choices_and_units_are_shown(job: str) -> None:
     text = help_text(job)
-    assert "--output {text,json}" in text and "--log-level {debug,info,warning,error}" in text
+    assert "--output {text,json,log}" in text and "--log-level {debug,info,warning,error}" in text
     assert "--request-timeout DURATION" in text and "--now RFC3339" in text
     for cls in (RunOptions, spec_of(job).settings):
         for _, spec in specs(cls):
@@ -138,7 +140,8 @@ def test_version_on_every_job_from_the_package_metadata(job: str) -> None:
 
 def test_every_missing_setting_is_reported_in_one_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert harness.run(spec_of("fic-reconcile"), [], {}) == harness.EXIT_CONFIG
-    lines = capsys.readouterr().err.strip().splitlines()
+    *lines, summary = capsys.readouterr().err.strip().splitlines()
+    assert json.loads(summary)["event"] == "run.summary"
     required = [spec.label for _, spec in specs(spec_of("fic-reconcile").settings) if spec.default is REQUIRED]
     assert len(required) == 4
     assert lines == [f"fic-reconcile: configuration error: {label}: is required" for label in required]
@@ -149,7 +152,7 @@ def test_invalid_and_missing_settings_of_both_option_sets_are_reported_together(
 ) -> None:
     environ = {"CODER_URL": "http://coder.example", "CWJ_LIFETIME": "soon", "CWJ_LOG_LEVEL": "loud"}
     assert harness.run(spec_of("coder-token-mint"), ["--output", "yaml"], environ) == harness.EXIT_CONFIG
-    lines = capsys.readouterr().err.strip().splitlines()
+    *lines, _summary = capsys.readouterr().err.strip().splitlines()
     named = [line.split(": configuration error: ", 1)[1].split(":", 1)[0] for line in lines]
     assert named == [
         "--output (CWJ_OUTPUT)",

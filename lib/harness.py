@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from lib import limits, logs, render
+from lib import limits, logs, render, runinfo
 from lib.cli import build_parser, effective
 from lib.model import Plan, Report, action_counts, finding_counts, has_errors, outcome_counts, worst_at_least
 from lib.redact import scrub
@@ -82,6 +82,7 @@ def run(spec: JobSpec[S, C, T], argv: Sequence[str], environ: Mapping[str, str])
     except ConfigError as exc:
         return _config_failure(spec, exc, parsed, environ, run_id, started)
     limits.set_limits(limits.Limits(options.request_timeout, options.retry_deadline))
+    runinfo.set_current(runinfo.RunInfo(spec.name, run_id, options.cluster, started))
     logs.configure(spec.name, run_id, options.log_format, options.log_level)
     log = logs.get_logger()
     log.info(

@@ -420,6 +420,13 @@ def parse_kv_path(raw: str) -> str:
     return raw
 
 
+def parse_cluster_name(raw: str) -> str:
+    """A name that is safe as a Prometheus label value and as a Pushgateway path segment."""
+    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?", raw):
+        raise ValueError(f"expected 1-63 letters, digits, '.', '_' or '-', alphanumeric at both ends, got {raw!r}")
+    return raw
+
+
 def parse_readable_file(raw: str) -> Path:
     path = Path(raw).expanduser()
     if not path.is_file():
@@ -453,6 +460,14 @@ class RunOptions:
         "lowest level logged",
         parse=one_of("debug", "info", "warning", "error"),
         default="info",
+        group=OUTPUT,
+    )
+    cluster: str = setting(
+        "--cluster",
+        "this cluster's name: the `cluster` label and Pushgateway group of every metric pushed, so clusters "
+        "sharing one Pushgateway never overwrite each other",
+        parse=parse_cluster_name,
+        default="default",
         group=OUTPUT,
     )
     now: datetime | None = setting(

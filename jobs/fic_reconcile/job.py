@@ -121,8 +121,9 @@ def publish(report: Report, s: FicSettings, code: int) -> None:
     from jobs.fic_reconcile.metrics import fic_gauges
     from lib.clients import pushgateway
 
-    registry = pushgateway.report_registry(JOB, report, code == 0, lambda r: fic_gauges(report, r))
-    pushgateway.push(s.pushgateway_url, JOB, registry)
+    pushgateway.publish(
+        s.pushgateway_url, JOB, report, exit_code=code, succeeded=code == 0, extra=lambda r: fic_gauges(report, r)
+    )
 
 
 SPEC = harness.JobSpec(

@@ -23,7 +23,7 @@ import requests
 
 from tests.conftest import BIN, Control, run_job
 from tests.emulators.platform import Platform
-from tests.pushgateway import Pushgateway
+from tests.pushgateway import SUCCESS, Pushgateway
 from tests.receivers import receiver, redirector
 
 pytestmark = pytest.mark.e2e
@@ -624,10 +624,15 @@ def test_text_output_and_logs_name_actions_but_no_token(world: World) -> None:
 def test_metrics_are_pushed_after_a_run_but_not_after_a_dry_run(world: World, pushgateway: Pushgateway) -> None:
     env = {**world.env, **pushgateway.env}  # a real Pushgateway over HTTPS (tests/pushgateway.py)
     assert world.run("--pushgateway-url", pushgateway.url, "--dry-run", env=env)[0] == 0
-    assert pushgateway.pushed_at("coder-token-mint") is None and pushgateway.samples("coder-token-mint") == {}
+    assert pushgateway.groups("coder-token-mint") == set()
     assert world.run("--pushgateway-url", pushgateway.url, env=env)[0] == 0
-    samples = pushgateway.samples("coder-token-mint")  # what Prometheus would scrape, grouped by job
+    assert pushgateway.groups("coder-token-mint") == {
+        ("default", ""),
+        ("default", "success"),
+    }  # job + cluster: the run, the success
+    samples = pushgateway.samples("coder-token-mint")  # the run group, as Prometheus would scrape it
     assert samples[("cwj_actions", (("kind", "mint"), ("result", "ok")))] == 1
     assert samples[("cwj_actions", (("kind", "write-kv"), ("result", "ok")))] == 1
-    assert ("cwj_last_success_timestamp_seconds", ()) in samples
+    assert samples[("cwj_last_run_exit_code", ())] == 0
+    assert list(pushgateway.samples("coder-token-mint", group=SUCCESS)) == [("cwj_last_success_timestamp_seconds", ())]
     assert pushgateway.pushed_at("coder-token-mint") is not None

@@ -23,7 +23,7 @@ from lib.clients.kube import core_api
 from tests.conftest import Control, run_job
 from tests.e2e import pushed_samples
 from tests.emulators.platform import Platform
-from tests.pushgateway import Pushgateway
+from tests.pushgateway import SUCCESS, Pushgateway
 from tests.receivers import receiver
 
 pytestmark = pytest.mark.e2e
@@ -445,10 +445,15 @@ def test_metrics_push_actions_occupancy_and_last_success(
     names = namespaces(7)
     create_namespaces(names)
     assert run({**env, **pushgateway.env}, "--pushgateway-url", pushgateway.url)[0] == 0
-    samples = pushgateway.samples("fic-reconcile")  # read back from the real Pushgateway, grouped by job
+    assert pushgateway.groups("fic-reconcile") == {
+        ("default", ""),
+        ("default", "success"),
+    }  # the run, then (it succeeded) the success
+    samples = pushgateway.samples("fic-reconcile")  # the run group, read back from the real Pushgateway
     assert samples[("cwj_actions", (("kind", "create"), ("result", "ok")))] == 7
     for i, identity in enumerate(pool_names(platform)):
         expected = sum(1 for n in names if shard(n, 3) == i)
         assert samples[("cwj_fic_identity_fics", (("identity", identity), ("owner", "ours")))] == expected
         assert samples[("cwj_fic_identity_limit", (("identity", identity),))] == 20
-    assert ("cwj_last_success_timestamp_seconds", ()) in samples
+    assert samples[("cwj_last_run_exit_code", ())] == 0 and samples[("cwj_last_run_duration_seconds", ())] > 0
+    assert list(pushgateway.samples("fic-reconcile", group=SUCCESS)) == [("cwj_last_success_timestamp_seconds", ())]

@@ -24,6 +24,7 @@ from tests.e2e import pushed_samples
 from tests.e2e.test_fic_reconcile import create_namespaces, namespaces, run, shard
 from tests.emulators.platform import Platform
 
+RUN_GROUP = "/metrics/job/fic-reconcile/cluster/default"  # lib/clients/pushgateway.py, no --cluster
 pytestmark = pytest.mark.e2e
 
 AUDIENCE = "api://AzureADTokenExchange"
@@ -119,6 +120,7 @@ def test_4_the_probe_sees_refusals_until_propagation_then_a_grant_and_reports_ti
     assert summary["max_s"] == pytest.approx(float(row["time_to_usable_s"]), abs=0.051)
     assert report["findings"] == []
     assert '"probe.refused"' in stderr and "AADSTS70021" in stderr  # the debug lines ran, and held no token
+    assert [r.path for r in rec.requests] == [RUN_GROUP, f"{RUN_GROUP}/outcome/success"]  # the probe's in the run's
     samples = pushed_samples(rec.requests[0].body.decode())
     assert samples[("cwj_fic_probe_namespaces", (("result", "usable"),))] == 1
     assert samples[("cwj_fic_time_to_usable_max_seconds", ())] == pytest.approx(summary["max_s"])
@@ -208,6 +210,7 @@ def test_without_probe_nothing_is_minted_and_nothing_reported(
     assert code == 0, stderr
     assert "probe" not in report and "time_to_usable" not in report
     assert control.count("kube", "tokenrequest.create") == 0
+    assert rec.requests[0].path == RUN_GROUP
     pushed = {name for name, _ in pushed_samples(rec.requests[0].body.decode())}
     assert "cwj_fic_time_to_credential_max_seconds" in pushed  # the run pushed; the probe's families hold no sample
     assert not {"cwj_fic_probe_namespaces", "cwj_fic_time_to_usable_seconds"} & pushed

@@ -449,10 +449,11 @@ def test_metrics_are_pushed_with_names_only(
     assert proc.returncode == 1  # "absent" is not seeded
     CAPTURED.append(pushgateway.metrics())  # all the Pushgateway serves: checked for secret values below
     samples = pushgateway.samples("keyvault-sync")
+    assert pushgateway.groups("keyvault-sync") == {("default", "")}  # a failed run: the run group only
     assert samples[("cwj_keyvault_sync_entries", (("state", "copy"),))] == 1
     assert samples[("cwj_keyvault_sync_entries", (("state", "source-missing"),))] == 1
     assert samples[("cwj_actions", (("kind", "copy"), ("result", "ok")))] == 1
-    assert ("cwj_last_success_timestamp_seconds", ()) not in samples
+    assert ("cwj_last_success_timestamp_seconds", ()) not in samples and samples[("cwj_last_run_exit_code", ())] == 1
 
 
 # ---- 10: no value anywhere --------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from tests.e2e.test_keyvault_sync import (
 )
 from tests.e2e.test_keyvault_sync_rbac import assign, vault_wide
 from tests.emulators.platform import Platform
-from tests.pushgateway import Pushgateway
+from tests.pushgateway import SUCCESS, Pushgateway
 
 pytestmark = pytest.mark.e2e
 
@@ -112,7 +112,8 @@ def test_a_budget_too_small_defers_the_rest_exits_0_and_the_next_run_finishes(
     samples = pushgateway.samples("keyvault-sync")
     assert samples[("cwj_keyvault_sync_deferred_actions", (("kind", "copy"),))] == len(deferred)
     assert samples[("cwj_actions", (("kind", "copy"), ("result", "deferred")))] == len(deferred)
-    assert ("cwj_last_success_timestamp_seconds", ()) in samples
+    assert samples[("cwj_last_run_exit_code", ())] == 0  # a deferral is not a failure: the success group too
+    assert ("cwj_last_success_timestamp_seconds", ()) in pushgateway.samples("keyvault-sync", group=SUCCESS)
 
     settle(control)
     second = sync(env, "--allowlist-file", path)  # the defaults: the whole rest fits

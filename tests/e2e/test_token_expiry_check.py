@@ -14,7 +14,7 @@ import requests
 
 from tests.conftest import Control, run_job
 from tests.emulators.platform import Platform
-from tests.pushgateway import Pushgateway
+from tests.pushgateway import SUCCESS, Pushgateway
 from tests.receivers import receiver
 
 pytestmark = pytest.mark.e2e
@@ -256,13 +256,18 @@ def test_pushed_metrics_parse_and_carry_the_values(
     env = {**owner_env, **pushgateway.env}
     proc = check(control, "--user", "ci-bot", "--policy-file", policy, "--pushgateway-url", pushgateway.url, env=env)
     assert proc.returncode == 1  # lifetime-over-max is critical
-    samples = pushgateway.samples("token-expiry-check")  # read back from the real Pushgateway
+    assert pushgateway.groups("token-expiry-check") == {
+        ("default", ""),
+        ("default", "success"),
+    }  # it saw everything it was asked to
+    samples = pushgateway.samples("token-expiry-check")  # the run group, read back from the real Pushgateway
     for name in ("ci-web-prod-20260101", "ci-api-prod-20260101"):
         expected = datetime.fromisoformat(coder.record("ci-bot", name)["expires_at"].replace("Z", "+00:00"))
         key = ("cwj_token_expiry_timestamp_seconds", (("token_name", name), ("user", "ci-bot")))
         assert samples[key] == pytest.approx(expected.timestamp(), abs=1)
     assert samples[("cwj_findings", (("rule", "lifetime-over-max"), ("severity", "critical")))] == 1
-    assert ("cwj_last_success_timestamp_seconds", ()) in samples  # the check saw everything it was asked to
+    assert samples[("cwj_last_run_exit_code", ())] == 1
+    assert ("cwj_last_success_timestamp_seconds", ()) in pushgateway.samples("token-expiry-check", group=SUCCESS)
     assert_no_token_value(coder, pushgateway.metrics())
 
 
@@ -274,6 +279,7 @@ def test_a_blind_check_pushes_no_last_success(
     run_env = {**env, **pushgateway.env}
     proc = check(control, "--user", "ci-sa", "--pushgateway-url", pushgateway.url, env=run_env)  # the auditor token
     assert proc.returncode == 1
+    assert pushgateway.groups("token-expiry-check") == {("default", "")}  # the success group never pushed
     names = {name for name, _ in pushgateway.samples("token-expiry-check")}
     assert "cwj_last_run_timestamp_seconds" in names and "cwj_last_success_timestamp_seconds" not in names
 

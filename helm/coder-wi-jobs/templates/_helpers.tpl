@@ -99,6 +99,8 @@ automountServiceAccountToken: false
 {{- with .root.Values.pushgatewayUrl }}
 - name: CWJ_PUSHGATEWAY_URL
   value: {{ . | quote }}
+- name: CWJ_CLUSTER
+  value: {{ required "clusterName is required with pushgatewayUrl: every pushed metric is grouped by it, and two clusters pushing under one name overwrite each other (e.g. --set clusterName=aks-prod-westeurope)" $.root.Values.clusterName | quote }}
 {{- end }}
 {{- end -}}
 

@@ -78,6 +78,9 @@ def test_the_pushed_staleness_alert_fires_while_the_job_keeps_failing(
                 f'cluster="{CLUSTER}"}}; its logs: kubectl -n jobs logs -l app.kubernetes.io/component=fic-reconcile '
                 "--tail=-1"
             ),
+            "runbook_url": (
+                "https://git.example.com/platform/coder-wi-jobs/blob/v0.1.0/docs/runbooks.md#coderwijobpushedsuccesstooold"
+            ),
         },
     }
     tests = {

@@ -216,6 +216,6 @@ def vault_login(auth: VaultAuth, addr: str, role: str, jwt_file: Path, mount: st
     """A client holding the chosen token, or a Kubernetes-auth login (whose token the run revokes at its end)."""
     from lib.clients.vault import VaultClient
 
-    if auth.method == "token":
-        return VaultClient(addr, auth.token)
+    if auth.method == "token":  # a refused token is named by where it came from (VAULT_TOKEN, ~/.vault-token)
+        return VaultClient(addr, auth.token, token_source=auth.source)
     return VaultClient.kubernetes_login(addr, role, jwt_file, mount)

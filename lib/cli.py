@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from lib.settings import (
     GROUP_TITLES,
@@ -183,6 +184,20 @@ def _display(value: Any, raw: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_display(v, None) for v in value]
     return _without_userinfo(raw) if isinstance(raw, str) else type(value).__name__  # a parsed file: its path
+
+
+def settings_named_in(instance: Any, text: str) -> str:
+    """` [check --flag (ENV) = URL]` for every URL setting whose host (and port) the text names, so an error
+    about an endpoint says which setting pointed there; "" when none does. A secret setting shows no value."""
+    hints = []
+    for name, spec in specs(type(instance)):
+        value = getattr(instance, name)
+        if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+            continue
+        netloc = urlsplit(value).netloc.rsplit("@", 1)[-1]
+        if netloc and netloc in text:
+            hints.append(spec.label if spec.secret else f"{spec.label} = {_without_userinfo(value)}")
+    return f" [check {'; '.join(hints)}]" if hints else ""
 
 
 def _without_userinfo(text: str) -> str:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from lib import limits, logs, render, runinfo
-from lib.cli import build_parser, effective
+from lib.cli import build_parser, effective, settings_named_in
 from lib.model import Plan, Report, action_counts, finding_counts, has_errors, outcome_counts, worst_at_least
 from lib.redact import scrub
 from lib.settings import ConfigError, RunOptions, resolve, resolve_run
@@ -105,10 +105,15 @@ def run(spec: JobSpec[S, C, T], argv: Sequence[str], environ: Mapping[str, str])
         summary["error"] = f"configuration error: {exc}"
         code = EXIT_CONFIG
     except Exception as exc:
-        log.error("run.failed", error=f"{type(exc).__name__}: {exc}", exc_info=options.log_level == "debug")
-        print(f"{spec.name}: failed: {scrub(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
-        summary["error"] = f"{type(exc).__name__}: {exc}"
+        failure = f"{type(exc).__name__}: {exc}"
+        failure += settings_named_in(settings, failure)  # which setting pointed at the endpoint that failed
+        log.error("run.failed", error=failure, exc_info=options.log_level == "debug")
+        print(f"{spec.name}: failed: {scrub(failure)}", file=sys.stderr)
+        summary["error"] = failure
         code = EXIT_FAILED
+    if "failures" in summary:
+        summary["failures"] = [f + settings_named_in(settings, f) for f in summary["failures"]]
+        summary["error"] = summary["failures"][0]
     if out.document is not None and options.output == "log":
         log.info("run.report" if out.document.get("kind") == "report" else "run.plan", document=out.document)
     log.info("run.summary", exit_code=code, duration_s=round(time.monotonic() - started, 3), **summary)

@@ -32,7 +32,7 @@ JOB = "fic-reconcile"
 def connect(s: FicSettings) -> Clients:
     from azure.core.exceptions import AzureError, HttpResponseError
 
-    from lib.clients.arm_msi import ArmError, ArmMsi, UnknownClientIds, describe_error, error_code, status_of
+    from lib.clients.arm_msi import ArmError, ArmMsi, UnknownClientIds, describe_error, error_code
 
     log = get_logger()
     state_namespace = cluster.state_namespace(s)  # a configuration error before any request
@@ -41,10 +41,7 @@ def connect(s: FicSettings) -> Clients:
     credential = connect_azure(s.azure_auth, label_of(FicSettings, "azure_auth"))
     log.info("arm.target", endpoint=target.endpoint, cloud=target.cloud, scope=target.scope)
 
-    def on_retry(exc: Exception, attempt: int, wait: float) -> None:
-        log.warning("arm.retry", status=status_of(exc), code=error_code(exc), attempt=attempt, wait_s=round(wait, 2))
-
-    arm = ArmMsi(credential, s.subscription_id, s.resource_group, target.endpoint, target.scope, on_retry)
+    arm = ArmMsi(credential, s.subscription_id, s.resource_group, target.endpoint, target.scope)
     try:
         pool = arm.resolve_pool(s.client_ids)
     except UnknownClientIds as exc:

@@ -27,8 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from jobs.fic_reconcile.settings import FicSettings
-from lib.logs import get_logger
 from lib.model import Finding
+from lib.retry import log_retry
 
 EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 FLOOR_S, FRACTION, CAP_S = 2.0, 0.2, 15.0  # the backoff: attempt_offsets
@@ -204,6 +204,7 @@ def run(
     concurrency: int,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    on_retry: Callable[[Created, Attempt, int, float], None] | None = None,
 ) -> tuple[Probed, ...]:
     """Rounds at attempt_offsets(window): every namespace not yet granted is tried, `concurrency` at a time. No
     attempt starts more than LATE_S after the window (the last round is due at its very end), and none waits longer
@@ -235,6 +236,10 @@ def run(
                 attempts[t.namespace] += [a] if a is not None else []
             pending = [t for t, a in zip(pending, tried, strict=True) if a and not (a.granted or a.final)]
             offset = next_offset(offsets, clock() - start)
+            if on_retry is not None and offset is not None:  # each refused namespace is tried again then
+                wait = max(0.0, start + offset - clock())
+                for t in pending:
+                    on_retry(t, attempts[t.namespace][-1], len(attempts[t.namespace]), wait)
     return tuple(Probed(t, tuple(attempts[t.namespace])) for t in targets)
 
 
@@ -266,7 +271,7 @@ def probe_created(
     if not targets or window <= 0:
         return ProbeResult(tuple(Probed(t) for t in targets), left_out, window)
     try:
-        api, log = kube_api(s), get_logger()
+        api = kube_api(s)
     except Exception as exc:  # the writes are done and reported; the probe that cannot start says so
         failed = Attempt(time.monotonic(), refusal=f"no Kubernetes client: {entra_refusal(exc)}", final=True)
         return ProbeResult(tuple(Probed(t, (failed,)) for t in targets), left_out, window)
@@ -284,7 +289,10 @@ def probe_created(
         try:
             exchange_assertion(tenant_id, client_id, token, scope, timeout)
         except Exception as exc:  # ClientAuthenticationError (Entra refused), a connection error, a timeout
-            log.debug("probe.refused", client_id=client_id, refusal=entra_refusal(exc))
             raise Refused(entra_refusal(exc)) from None
 
-    return ProbeResult(run(targets, window, mint, exchange, s.concurrency), left_out, window)
+    def on_retry(t: Created, last: Attempt, attempt: int, wait: float) -> None:
+        # the retry shape every client logs; debug: a refusal while Entra propagates a new FIC is the normal course
+        log_retry("entra", f"exchange {t.namespace} as {t.identity}", attempt, wait, reason=last.refusal, level="debug")
+
+    return ProbeResult(run(targets, window, mint, exchange, s.concurrency, on_retry=on_retry), left_out, window)

@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
-from lib import limits, runinfo
+from lib import limits, reach, runinfo
 from lib.model import Report
 from lib.retry import Backoff, call_with_retry, retry_after_seconds
 from lib.version import version
@@ -92,6 +92,8 @@ def push(
             transient=_transient,
             retry_after=lambda e: retry_after_seconds(dict(e.headers.items())) if isinstance(e, HTTPError) else None,
             backoff=PUSH_BACKOFF,
+            client="pushgateway",
+            call=f"PUT {path}",
         )
     except OSError as exc:  # urllib's HTTPError, URLError and socket timeouts are all OSErrors
         raise PushError(f"Pushgateway PUT {path} to {host} failed: {_describe(exc)}") from None
@@ -106,6 +108,9 @@ def _transient(exc: Exception) -> bool:
 def _describe(exc: OSError) -> str:
     if isinstance(exc, HTTPError):
         return f"HTTP {exc.code}"
+    unreachable = reach.describe(exc)
+    if unreachable:
+        return unreachable
     if isinstance(exc, URLError):
         return f"{type(exc.reason).__name__}: {exc.reason}"
     return f"{type(exc).__name__}: {exc}"

@@ -119,7 +119,10 @@ def test_4_the_probe_sees_refusals_until_propagation_then_a_grant_and_reports_ti
     assert (summary["probed"], summary["usable"], summary["not_usable"], summary["not_probed"]) == (1, 1, 0, 0)
     assert summary["max_s"] == pytest.approx(float(row["time_to_usable_s"]), abs=0.051)
     assert report["findings"] == []
-    assert '"probe.refused"' in stderr and "AADSTS70021" in stderr  # the debug lines ran, and held no token
+    retries = [json.loads(line) for line in stderr.splitlines() if '"event": "retry"' in line]
+    assert [r["attempt"] for r in retries] == list(range(1, attempts))  # each refusal, in the one retry shape
+    assert all(r["client"] == "entra" and r["reason"].startswith("AADSTS70021") for r in retries)
+    assert all(r["call"] == f"exchange {ns} as {row['identity']}" and r["wait_s"] >= 0 for r in retries), retries
     assert [r.path for r in rec.requests] == [RUN_GROUP, f"{RUN_GROUP}/outcome/success"]  # the probe's in the run's
     samples = pushed_samples(rec.requests[0].body.decode())
     assert samples[("cwj_fic_probe_namespaces", (("result", "usable"),))] == 1

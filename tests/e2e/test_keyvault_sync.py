@@ -361,7 +361,8 @@ def test_throttling_and_transient_errors_on_either_vault_converge(
     assert proc.returncode == 0, proc.stderr
     assert set(results(report(proc)).values()) == {"copy.ok"}
     assert all(target.get_secret(name).value == value for name, value in values.items())
-    retries = [json.loads(line) for line in proc.stderr.splitlines() if '"keyvault.retry"' in line]
+    retries = [json.loads(line) for line in proc.stderr.splitlines() if '"event": "retry"' in line]
+    assert {r["client"] for r in retries} == {"keyvault"}  # the one retry shape every client logs
     assert sorted(r["status"] for r in retries) == [429, 429, 429, 500, 503, 503]
     assert {r["wait_s"] for r in retries if r["status"] == 429} == {1.0}  # Retry-After honoured
 

@@ -66,6 +66,7 @@ class _Output:
 
     text: str = ""
     document: Mapping[str, Any] | None = None
+    context: Mapping[str, Any] | None = None  # the run's own facts for the JSON document (render.plan_json)
 
 
 def run(spec: JobSpec[S, C, T], argv: Sequence[str], environ: Mapping[str, str]) -> int:
@@ -85,17 +86,12 @@ def run(spec: JobSpec[S, C, T], argv: Sequence[str], environ: Mapping[str, str])
     runinfo.set_current(runinfo.RunInfo(spec.name, run_id, options.cluster, started))
     logs.configure(spec.name, run_id, options.log_format, options.log_level)
     log = logs.get_logger()
-    log.info(
-        "run.start",
-        version=version(),
-        dry_run=options.dry_run,
-        settings=effective(settings, parsed, environ),
-        options=effective(options, parsed, environ),
-    )
+    shown = {"settings": effective(settings, parsed, environ), "options": effective(options, parsed, environ)}
+    log.info("run.start", version=version(), dry_run=options.dry_run, **shown)
     if options.allow_insecure_http:
         log.warning("run.insecure_http_allowed", note="http:// admitted to loopback hosts: local tests only")
     summary: dict[str, Any] = {"dry_run": options.dry_run}
-    out = _Output()
+    out = _Output(context={"version": version(), "run_id": run_id, "dry_run": options.dry_run, **shown})
     code = EXIT_FAILED
     try:
         code = _run_phases(spec, settings, options, summary, log, out)
@@ -163,6 +159,7 @@ def _run_phases(
     spec: JobSpec[S, C, T], settings: S, options: RunOptions, summary: dict[str, Any], log: Any, out: _Output
 ) -> int:
     now = options.now or datetime.now(UTC)
+    context = {**(out.context or {}), "as_of": render.rfc3339(now)}  # --now, or the clock
     clients = spec.connect(settings)
     try:
         state = spec.observe(clients, settings)
@@ -170,7 +167,7 @@ def _run_phases(
         summary.update(planned=action_counts(plan), findings=finding_counts(plan.findings))
         log.info("plan.ready", actions=len(plan.actions), refusal=plan.refusal, **summary["planned"])
         if options.dry_run or plan.refusal:
-            out.text, out.document = render.plan_text(spec.name, plan), render.plan_json(spec.name, plan)
+            out.text, out.document = render.plan_text(spec.name, plan), render.plan_json(spec.name, plan, context)
             if plan.refusal:
                 log.warning("plan.refused", reason=plan.refusal)
                 summary["error"] = f"refused: {plan.refusal}"
@@ -195,7 +192,7 @@ def _run_phases(
     failures = _failures(report)
     if failures:
         summary.update(error=failures[0], failures=failures[:MAX_SUMMARY_FAILURES])
-    out.text, out.document = render.report_text(spec.name, report), render.report_json(spec.name, report)
+    out.text, out.document = render.report_text(spec.name, report), render.report_json(spec.name, report, context)
     code = exit_code_for(report, spec.fail_at(settings))
     if spec.publish is not None:
         try:

@@ -4,6 +4,7 @@ asks for it, and a runner for the console scripts (the way a CronJob or an SRE r
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+import structlog
 from hypothesis import settings
 
 import tests.machine_env  # noqa: F401  (first: it copies the environment before any fixture changes it)
@@ -26,6 +28,15 @@ LEAKS = LeakAudit()  # every secret any platform of this run issued: looked for 
 
 settings.register_profile("default", deadline=None, print_blob=True)  # 2-core CI: timing is not the property
 settings.load_profile("default")
+
+
+@pytest.fixture(autouse=True)
+def _logging_of_this_test_only() -> Iterator[None]:
+    """A test that runs the harness in-process configures structlog onto its captured stderr, which pytest closes
+    afterwards; a later test whose client logs a retry must not write there."""
+    yield
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()
 
 
 @pytest.fixture(scope="session")

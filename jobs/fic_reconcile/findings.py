@@ -90,8 +90,8 @@ def capacity_sections(
     limit: int,
 ) -> dict[str, object]:
     rows = [
-        {"identity": i.name, "client_id": i.client_id, "ours": str(len(ours[i.name])),
-         "unmanaged": str(unmanaged[i.name]), "limit": str(limit), "planned": str(after[i.name])}
+        {"identity": i.name, "client_id": i.client_id, "ours": len(ours[i.name]),
+         "unmanaged": unmanaged[i.name], "limit": limit, "planned": after[i.name]}
         for i in observed.identities
     ]  # fmt: skip
     caps = [max(0, limit - unmanaged[i.name]) for i in observed.identities]

@@ -186,7 +186,16 @@ def wanted_puts(
             puts.append(PutFic(target, client[target], name, ns, want, reason, namespace_created=created.get(ns)))
         elif have.spec != want:
             puts.append(
-                PutFic(target, client[target], have.name, ns, want, "wrong " + _differs(have.spec, want), update=True)
+                PutFic(
+                    target,
+                    client[target],
+                    have.name,
+                    ns,
+                    want,
+                    "wrong " + _differs(have.spec, want),
+                    update=True,
+                    before=have.spec,
+                )
             )
     return puts
 

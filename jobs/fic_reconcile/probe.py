@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from jobs.fic_reconcile.settings import FicSettings
 from lib.model import Finding
@@ -130,16 +131,18 @@ class ProbeResult:
     left_out: int  # created, but beyond --probe-max-namespaces
     window: float  # seconds the probe had: --probe-seconds, or less when the run budget had less left
 
-    def rows(self) -> list[dict[str, str]]:
-        def seconds(value: float | None) -> str:
-            return "" if value is None else f"{value:.1f}"
+    def rows(self) -> list[dict[str, Any]]:
+        """Typed for the JSON document (issue 22 point 6): counts as integers, seconds as numbers, null for none."""
+
+        def seconds(value: float | None) -> float | None:
+            return None if value is None else round(value, 1)
 
         return [
             {
                 "namespace": p.target.namespace,
                 "identity": p.target.identity,
                 "result": "usable" if p.usable_after_s is not None else "not usable",
-                "attempts": str(len(p.attempts)),
+                "attempts": len(p.attempts),
                 "refused_until_s": seconds(p.refused_until_s),
                 "usable_after_s": seconds(p.usable_after_s),
                 "time_to_usable_s": seconds(p.time_to_usable_s),

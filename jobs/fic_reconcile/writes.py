@@ -170,6 +170,6 @@ def verify(c: Clients, s: FicSettings, p: Plan, done: Sequence[Outcome]) -> tupl
     for row in rows:
         if row["identity"] in now:
             ours = sum(1 for f in now[row["identity"]] if is_ours(f, s.fic_prefix, s.issuer))
-            row.update(ours=str(ours), unmanaged=str(len(now[row["identity"]]) - ours))
+            row.update(ours=ours, unmanaged=len(now[row["identity"]]) - ours)
         row.pop("planned", None)
     return findings, rows

@@ -229,7 +229,7 @@ def test_a_soft_deleted_entry_is_replaced_with_check_and_set_on_its_version(worl
     world.vault().secrets.kv.v2.delete_latest_version_of_secret(path=KV_PATH, mount_point="secret")
     code, doc = world.run()
     assert code == 0 and results(doc) == [("mint", "ok"), ("write-kv", "ok")]
-    assert "check-and-set on version 1" in doc["outcomes"][1]["params"]
+    assert doc["outcomes"][1]["check_and_set"] == 1
     assert world.entry()[0] == 2
 
 
@@ -389,7 +389,7 @@ def test_lifetime_over_coders_cap_is_minted_at_the_cap_and_the_dry_run_shows_it(
     code, doc = world.run("--dry-run", "--revoke-grace", "12h")
     assert code == 0
     assert doc["terms"] == {"requested_lifetime": "30d", "coder_cap": "3d", "lifetime": "3d", "renew_before": "1d"}
-    assert "lifetime 3d" in doc["actions"][0]["params"]
+    assert doc["actions"][0]["lifetime_seconds"] == 3 * 86400  # typed (issue 22 point 6): the cap, in seconds
     (capped,) = [f for f in doc["findings"] if f["rule"] == "lifetime-capped"]
     assert capped["severity"] == "warning" and "3d" in capped["message"]
     code, doc = world.run("--revoke-grace", "12h")

@@ -207,7 +207,7 @@ def test_a_github_fic_on_a_pool_identity_is_an_error_finding_and_a_metric_and_is
     assert report["foreign_issuer_credentials"] == [
         {"identity": target, "fic": "ci-deploy", "issuer": GITHUB, "subject": subject}
     ]
-    assert [(o["action"], o["result"]) for o in report["outcomes"]] == [("create", "ok")] * len(names)
+    assert [(o["kind"], o["result"]) for o in report["outcomes"]] == [("create", "ok")] * len(names)
     converged(platform, names)
     samples = pushed_samples(rec.requests[0].body.decode())
     counts = {i: samples[("cwj_fic_foreign_issuer_credentials", (("identity", i),))] for i in pool_names(platform)}
@@ -297,7 +297,7 @@ def test_5_more_than_20_on_one_identity_reports_the_overflow_by_name_and_applies
     assert control.count("arm", "fic.put") == 25
     converged(platform, sorted(crowded)[:20] + others)
     first = next(r for r in report["capacity"] if r["identity"] == pool_names(platform)[0])
-    assert first["planned"] == "20"
+    assert first["planned"] == 20
 
 
 # ---- 6: faults ---------------------------------------------------------------------------------------------
@@ -431,8 +431,8 @@ def test_10_dry_run_prints_the_plan_and_writes_nothing(
     create_namespaces(namespaces(6))
     code, plan, _ = run(env, "--dry-run")
     assert code == 0 and plan["kind"] == "plan"
-    assert len(plan["actions"]) == 6 and {a["action"] for a in plan["actions"]} == {"create"}
-    assert set(plan["actions"][0]) == {"phase", "identity", "action", "fic", "namespace", "reason"}
+    assert len(plan["actions"]) == 6 and {a["kind"] for a in plan["actions"]} == {"create"}
+    assert set(plan["actions"][0]) == {"kind", "target", "reason", "changes", "phase", "identity", "fic", "namespace"}
     assert writes(control) == 0
     text = run_job("fic-reconcile", "--dry-run", env=env).stdout
     assert "IDENTITY" in text and "coder-ws-ameide-ws-000" in text and "pool_capacity" in text

@@ -22,6 +22,7 @@ from lib.clients.kube import core_api
 from tests.conftest import Control, run_job
 from tests.e2e import pushed_samples
 from tests.e2e.test_fic_reconcile import create_namespaces, namespaces, run, shard
+from tests.e2e.test_output_schema import VALIDATOR
 from tests.emulators.platform import Platform
 
 RUN_GROUP = "/metrics/job/fic-reconcile/cluster/default"  # lib/clients/pushgateway.py, no --cluster
@@ -101,6 +102,7 @@ def test_4_the_probe_sees_refusals_until_propagation_then_a_grant_and_reports_ti
         platform.clock.advance(platform.entra.settings["fic_propagation_seconds"])  # Entra catches up
         code, report, stderr = running.result(timeout=120)
     assert code == 0, stderr
+    assert [e.message for e in VALIDATOR.iter_errors(report)] == []  # docs/output.schema.json: typed probe rows
     [row] = report["probe"]
     assert (row["namespace"], row["identity"], row["result"]) == (
         ns,
@@ -149,7 +151,8 @@ def test_not_usable_within_the_bound_is_a_warning_naming_why_and_the_run_still_p
         in (findings[no_account]["message"])
     )
     rows = {r["namespace"]: r for r in report["probe"]}
-    assert {r["result"] for r in rows.values()} == {"not usable"} and rows[propagating]["usable_after_s"] == ""
+    assert [e.message for e in VALIDATOR.iter_errors(report)] == []
+    assert {r["result"] for r in rows.values()} == {"not usable"} and rows[propagating]["usable_after_s"] is None
     assert report["time_to_usable"] == {
         "probed": 2, "usable": 0, "not_usable": 2, "not_probed": 0, "window_s": 5.0
     }  # fmt: skip

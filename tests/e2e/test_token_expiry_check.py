@@ -177,7 +177,7 @@ def test_each_rule_broken_once_yields_exactly_those_findings(
     rows = {r["token_name"]: r for r in report["tokens"]}
     # the expired token is listed: Coder (and the emulator) hide expired tokens unless include_expired=true
     assert len(rows) == 7 and rows["ci-old-prod-20260101"]["status"] == "expired"
-    assert rows["ci-web-prod-20260101"]["days_left"] == "10.0"
+    assert rows["ci-web-prod-20260101"]["days_left"] == 10.0
     assert_no_token_value(coder, proc.stdout, proc.stderr)
     assert check(control, *args, "--fail-on", "never", env=owner_env).returncode == 0
     assert check(control, *args, "--fail-on", "warning", env=owner_env).returncode == 1
@@ -401,7 +401,7 @@ def test_sliding_expiry_is_observed_and_lifetime_still_judged_by_lifetime_second
     assert proc.returncode == 0 and findings(proc) == set()
     assert report["server"]["version"] == "v2.24.0"
     assert report["server"]["expiry"].startswith("sliding expiry observed on 1 token(s)")
-    assert report["tokens"][0]["lifetime_days"] == "60.0"
+    assert report["tokens"][0]["lifetime_days"] == 60.0
 
 
 # ---- --vault-check: the workspace token coder-token-mint keeps in Vault ---------------------------------------------

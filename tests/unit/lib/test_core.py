@@ -247,7 +247,8 @@ def test_harness_failed_action_exit_1_and_others_still_applied(capsys: pytest.Ca
 def test_harness_dry_run_prints_plan_and_writes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_toy(["--name", "a", "--dry-run", "--output", "json"], capsys)
     assert code == 0 and World.writes == []
-    assert json.loads(out)["actions"] == [{"action": "touch", "name": "a"}]
+    # an action without document(): its describe() columns, under the keys every job's actions have
+    assert json.loads(out)["actions"] == [{"kind": "touch", "target": "", "reason": "", "changes": [], "name": "a"}]
 
 
 def test_harness_refusal_exit_3_and_writes_nothing(capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,6 +16,7 @@ class RunInfo:
     run_id: str = ""
     cluster: str = DEFAULT_CLUSTER  # the `cluster` label of every pushed metric and its Pushgateway group
     started: float = field(default_factory=time.monotonic)
+    dry_run: bool = False  # a dry-run pushes cwj_dry_run 1 and never a success
 
 
 _current = [RunInfo()]

@@ -37,6 +37,7 @@ def connect(s: FicSettings) -> Clients:
     log = get_logger()
     state_namespace = cluster.state_namespace(s)  # a configuration error before any request
     tenant_id = probe_tenant(s, os.environ)
+    issuer_problem = verified_issuer(s)  # a wrong --issuer is a configuration error before any write
     target = s.arm_target()
     credential = connect_azure(s.azure_auth, label_of(FicSettings, "azure_auth"))
     log.info("arm.target", endpoint=target.endpoint, cloud=target.cloud, scope=target.scope)
@@ -56,7 +57,7 @@ def connect(s: FicSettings) -> Clients:
     except AzureError as exc:  # connection refused, timeouts, an answer that is not JSON
         raise ArmError(f"ARM list identities in {s.resource_group}: {describe_error(exc)}") from None
     budget = RunBudget(s.max_run_seconds, s.arm_writes_per_second)  # the clock starts before the first call
-    return Clients(arm, tuple(pool), state_namespace, budget, tenant_id)
+    return Clients(arm, tuple(pool), state_namespace, budget, tenant_id, issuer_problem)
 
 
 def probe_tenant(s: FicSettings, environ: Mapping[str, str]) -> str:
@@ -78,6 +79,24 @@ def preflight(s: FicSettings, environ: Mapping[str, str]) -> None:
     cluster.check_context(s, environ)
     probe_tenant(s, environ)  # before the credential: --probe's own need is the more specific message
     check_azure(s.azure_auth, environ, label_of(FicSettings, "azure_auth"))
+
+
+def verified_issuer(s: FicSettings) -> str:
+    """ "" when the issuer's discovery document names --issuer exactly; raises ConfigError when it names another
+    string (a FIC with it could never match); the reason as text when the document could not be read."""
+    from jobs.fic_reconcile import issuer
+
+    found = issuer.check(s.issuer, s.issuer_discovery_base)
+    if found.problem:
+        return found.problem
+    if not found.matches:
+        hint = " (only the trailing slash differs)" if found.published.rstrip("/") == s.issuer.rstrip("/") else ""
+        raise ConfigError(
+            label_of(FicSettings, "issuer"),
+            f"expected exactly the issuer its discovery document names, {found.published!r}{hint}: Entra compares "
+            f"a FIC's issuer with the token's as strings, so {s.issuer!r} would create FICs that never match",
+        )
+    return ""
 
 
 def _read_cluster(s: FicSettings, namespace: str) -> cluster.ClusterView:
@@ -105,6 +124,7 @@ def observe(c: Clients, s: FicSettings) -> Observed:
         state_error=view.state_error,
         state_problems=view.state_problems,
         state_version=view.state_version,
+        issuer_problem=c.issuer_problem,
     )
 
 

@@ -49,6 +49,7 @@ class Observed:
     state_error: str = ""  # the relocation record could not be read
     state_problems: tuple[str, ...] = ()  # record entries that did not parse (dropped: their clock restarts)
     state_version: str | None = None  # the record's resourceVersion; None: there is none yet
+    issuer_problem: str = ""  # --issuer could not be checked against its discovery document
 
 
 @dataclass(frozen=True)

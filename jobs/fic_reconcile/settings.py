@@ -51,6 +51,14 @@ class FicSettings:
     issuer: str = setting(
         "--issuer", "the cluster's OIDC issuer URL, exactly", env="CWJ_OIDC_ISSUER", parse=parse_https_url, group=AZURE
     )
+    issuer_discovery_base: str = setting(
+        "--issuer-discovery-base",
+        "read the issuer's discovery document through this base URL (<base><host>/<path>/.well-known/...) instead "
+        "of the issuer's own host; only for test platforms whose issuer host does not resolve",
+        parse=parse_https_url,
+        default="",
+        group=AZURE,
+    )
     client_ids: tuple[str, ...] = setting(
         "--client-ids-json",
         "the pool: ordered JSON array of client ids",

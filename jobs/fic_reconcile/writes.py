@@ -38,6 +38,7 @@ class Clients:
     state_namespace: str  # where the relocation record lives
     budget: RunBudget
     tenant_id: str = ""  # the pool's tenant, for --probe's exchanges
+    issuer_problem: str = ""  # the issuer's discovery document could not be read (issuer.py): a warning
 
 
 def read_identity(arm: ArmMsi, p: PoolIdentity) -> IdentityState:

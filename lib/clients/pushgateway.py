@@ -5,9 +5,10 @@ one Pushgateway never overwrite each other; --cluster, `clusterName` in the char
 
 - `/metrics/job/<job>/cluster/<cluster>`, replaced by every run that reaches publish, failed or not:
   `cwj_last_run_timestamp_seconds`, `cwj_last_run_duration_seconds`, `cwj_last_run_exit_code`,
-  `cwj_build_info{version}` (always 1), `cwj_actions{kind,result}` and `cwj_findings{severity,rule}` (counts
-  in that run: gauges, hence no `_total`), and each job's own gauges (`extra`);
-- `/metrics/job/<job>/cluster/<cluster>/outcome/success`, replaced only by a run that succeeded:
+  `cwj_build_info{version}` (always 1), `cwj_dry_run` (1: the run only planned; a dry-run pushes this group
+  too, so a chart left on `dryRun` shows), `cwj_actions{kind,result}` and `cwj_findings{severity,rule}`
+  (counts in that run: gauges, hence no `_total`), and each job's own gauges (`extra`);
+- `/metrics/job/<job>/cluster/<cluster>/outcome/success`, replaced only by a run that succeeded and wrote:
   `cwj_last_success_timestamp_seconds`. A failed run never touches it, so the staleness alert
   (`time() - cwj_last_success_timestamp_seconds`) keeps its series exactly when the job fails.
 
@@ -47,6 +48,9 @@ def run_registry(report: Report, exit_code: int, extra: Extra | None = None) -> 
     Gauge("cwj_build_info", "Version of coder-wi-jobs that pushed; always 1", ["version"], registry=registry).labels(
         version()
     ).set(1)
+    Gauge("cwj_dry_run", "1 when the last run was a dry-run (it wrote nothing)", registry=registry).set(
+        1 if runinfo.current().dry_run else 0
+    )
     actions = Gauge("cwj_actions", "Actions in the last run by kind and result", ["kind", "result"], registry=registry)
     for outcome in report.outcomes:
         actions.labels(outcome.action.kind, outcome.result).inc()
@@ -67,10 +71,10 @@ def success_registry() -> CollectorRegistry:
 
 
 def publish(url: str, job: str, report: Report, *, exit_code: int, succeeded: bool, extra: Extra | None = None) -> None:
-    """Push the run group, then (only when the run succeeded) the success group."""
+    """Push the run group, then (only when the run succeeded, and wrote: never a dry-run) the success group."""
     cluster = {"cluster": runinfo.current().cluster}
     push(url, job, run_registry(report, exit_code, extra), grouping=cluster)
-    if succeeded:
+    if succeeded and not runinfo.current().dry_run:
         push(url, job, success_registry(), grouping={**cluster, **SUCCESS_GROUP})
 
 

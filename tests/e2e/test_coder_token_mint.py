@@ -621,18 +621,19 @@ def test_text_output_and_logs_name_actions_but_no_token(world: World) -> None:
     assert os.path.exists(world.env["CWJ_VAULT_JWT_FILE"])
 
 
-def test_metrics_are_pushed_after_a_run_but_not_after_a_dry_run(world: World, pushgateway: Pushgateway) -> None:
+def test_metrics_are_pushed_after_a_run_and_a_dry_run_says_it_was_one(world: World, pushgateway: Pushgateway) -> None:
+    """A dry-run pushes only its run group, with cwj_dry_run 1 and no actions, never a success: a chart left on
+    dryRun is visible in the metrics (issue 22, point 3)."""
     env = {**world.env, **pushgateway.env}  # a real Pushgateway over HTTPS (tests/pushgateway.py)
     assert world.run("--pushgateway-url", pushgateway.url, "--dry-run", env=env)[0] == 0
-    assert pushgateway.groups("coder-token-mint") == set()
+    assert pushgateway.groups("coder-token-mint") == {("default", "")}  # the run group only
+    dry = pushgateway.samples("coder-token-mint")
+    assert dry[("cwj_dry_run", ())] == 1 and not any(name == "cwj_actions" for name, _ in dry)
     assert world.run("--pushgateway-url", pushgateway.url, env=env)[0] == 0
-    assert pushgateway.groups("coder-token-mint") == {
-        ("default", ""),
-        ("default", "success"),
-    }  # job + cluster: the run, the success
+    assert pushgateway.groups("coder-token-mint") == {("default", ""), ("default", "success")}  # the run, the success
     samples = pushgateway.samples("coder-token-mint")  # the run group, as Prometheus would scrape it
     assert samples[("cwj_actions", (("kind", "mint"), ("result", "ok")))] == 1
     assert samples[("cwj_actions", (("kind", "write-kv"), ("result", "ok")))] == 1
-    assert samples[("cwj_last_run_exit_code", ())] == 0
+    assert samples[("cwj_last_run_exit_code", ())] == 0 and samples[("cwj_dry_run", ())] == 0
     assert list(pushgateway.samples("coder-token-mint", group=SUCCESS)) == [("cwj_last_success_timestamp_seconds", ())]
     assert pushgateway.pushed_at("coder-token-mint") is not None

@@ -356,10 +356,10 @@ def test_the_seed_documents_examples(coder: Coder, control: Control, owner_env: 
     assert findings(failing) == {("critical", "lifetime-over-max", "ci-legacy/ci-legacy-prod-20241216")}
 
 
-# ---- done-means 6: dry-run sends and pushes nothing; sliding expiry is reported -------------------------------------
+# ---- done-means 6: dry-run sends nothing and pushes only that it was one; sliding expiry is reported ----------------
 
 
-def test_dry_run_prints_findings_but_sends_and_pushes_nothing(
+def test_dry_run_prints_findings_but_sends_nothing_and_pushes_only_that_it_was_a_dry_run(
     coder: Coder, control: Control, owner_env: dict[str, str], platform: Platform, pushgateway: Pushgateway
 ) -> None:
     coder.user("ci-bot")
@@ -379,7 +379,9 @@ def test_dry_run_prints_findings_but_sends_and_pushes_nothing(
             "json",
             env={**owner_env, **pushgateway.env},
         )
-        assert hook.requests == [] and pushgateway.pushed_at("token-expiry-check") is None
+        assert hook.requests == []
+        assert pushgateway.groups("token-expiry-check") == {("default", "")}  # the run group only: never a success
+        assert pushgateway.samples("token-expiry-check")[("cwj_dry_run", ())] == 1
     assert proc.returncode == 0
     plan = json.loads(proc.stdout)
     assert plan["kind"] == "plan" and [a["reason"] for a in plan["actions"]] == ["14d"]

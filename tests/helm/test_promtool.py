@@ -81,8 +81,8 @@ def test_rendered_rules_pass_promtool_check_with_every_lint(
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"SUCCESS: {count} rules found" in done.stdout
     # each job: last success too old (kube-state-metrics) and pushed success too old; one failed-run, one
-    # findings, one foreign-issuer and one token-expiry rule
-    assert count == (1 if "jobs.keyvaultSync.enabled=false" in " ".join(extra) else 12)
+    # findings, one dry-run, one foreign-issuer and one token-expiry rule
+    assert count == (1 if "jobs.keyvaultSync.enabled=false" in " ".join(extra) else 13)
 
 
 def test_alerts_fire_and_stay_quiet_as_documented(promtool: Path, full: list[dict[str, Any]], tmp_path: Path) -> None:

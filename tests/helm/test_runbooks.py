@@ -115,7 +115,7 @@ def test_every_alert_links_to_a_runbook_section_that_exists(full: list[dict[str,
     alerts = rule["spec"]["groups"][0]["rules"]
     assert {a["alert"] for a in alerts} == {
         "CoderWiJobFailed", "CoderWiJobLastSuccessTooOld", "CoderWiJobPushedSuccessTooOld", "CoderWiJobFinding",
-        "CoderWiFicForeignIssuer", "CoderTokenExpiring",
+        "CoderWiJobDryRunLeftOn", "CoderWiFicForeignIssuer", "CoderTokenExpiring",
     }  # fmt: skip
     known = sections()
     for alert in alerts:

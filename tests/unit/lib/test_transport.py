@@ -41,6 +41,7 @@ HTTPS_ONLY = [
     ("fic-reconcile", "CWJ_ARM_ENDPOINT"),
     ("fic-reconcile", "CWJ_KNOWN_ISSUERS"),
     ("fic-reconcile", "CWJ_ARM_AUDIENCE"),
+    ("fic-reconcile", "CWJ_ISSUER_DISCOVERY_BASE"),
     ("keyvault-sync", "CWJ_SOURCE_VAULT_URL"),
     ("keyvault-sync", "CWJ_TARGET_VAULT_URL"),
     ("coder-token-mint", "CODER_URL"),

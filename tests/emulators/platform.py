@@ -52,6 +52,15 @@ class Baseline:
     reviewer_service_account: str = "vault-token-reviewer"
     oidc_issuer: str = f"https://oidc.aks.emulator.test/{_uuid('tenant')}/{_uuid('cluster')}/"
     location: str = "westeurope"
+    cluster_resource_group: str = "rg-coder-aks"  # the AKS cluster whose identity bindings fic-reconcile manages
+    cluster_name: str = "aks-coder"
+
+    @property
+    def cluster_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.cluster_resource_group}"
+            f"/providers/Microsoft.ContainerService/managedClusters/{self.cluster_name}"
+        )
 
     def pool_identity_name(self, index: int) -> str:
         return f"id-coder-ws-pool-{index}"
@@ -264,6 +273,7 @@ class Platform:
             "CWJ_ALLOW_CUSTOM_ARM_ENDPOINT": "true",
             "CWJ_ARM_AUDIENCE": "https://management.azure.com/",
             "CWJ_IDENTITY_RESOURCE_GROUP": b.pool_resource_group,
+            "CWJ_AKS_CLUSTER_ID": b.cluster_id,  # identity bindings live on this managed cluster (arm/aks.py)
             "AZURE_CLIENT_IDS_JSON": json.dumps(b.pool_client_ids, separators=(",", ":")),
             "CWJ_OIDC_ISSUER": b.oidc_issuer,
             "CWJ_STATE_NAMESPACE": b.jobs_namespace,  # where fic-reconcile keeps its relocation record

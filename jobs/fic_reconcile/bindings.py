@@ -6,9 +6,9 @@ Placement is FIC mode's (placement.py): the ServiceAccount's client-id annotatio
 namespace's pods may use, through the binding, exactly the identity they would have held a FIC on. No I/O, no
 clock; the same inputs in any order give the same plan.
 
-Ownership: a binding is ours when its name is `<--fic-prefix><client id>`; a ClusterRole or ClusterRoleBinding
-when it carries RBAC_LABELS (a same-named one without them is a finding, never overwritten). An identity
-another binding on the cluster already names (ASO's, a person's) is used as it is: no second binding.
+Ownership: a binding is ours when its name is `<--fic-prefix><client id>` without hyphens; a ClusterRole or
+ClusterRoleBinding when it carries RBAC_LABELS (a same-named one without them is a finding, never overwritten).
+An identity another binding on the cluster already names (ASO's, a person's) is used as it is: no second one.
 
 Capacity: AKS creates the `aks-identity-binding` FIC on the identity for its first binding (one FIC, shared by
 every cluster's binding of that identity, never garbage-collected), so an identity at the FIC limit without it
@@ -20,6 +20,7 @@ the mass-delete threshold like FIC deletes do (--max-deletes, --allow-mass-delet
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -58,7 +59,8 @@ class BindingPolicy:
         )
 
     def binding_name(self, client_id: str) -> str:
-        return f"{self.prefix}{client_id.lower()}"
+        """ARM's binding names are `^[a-z][a-z0-9]{0,63}$` (no '-'): the prefix and the client id, unhyphenated."""
+        return re.sub(r"[^a-z0-9]", "", self.prefix.lower()) + re.sub(r"[^a-z0-9]", "", client_id.lower())
 
     def role_name(self, client_id: str) -> str:
         return f"{self.prefix}use-mi-{client_id.lower()}"

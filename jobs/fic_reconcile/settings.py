@@ -40,7 +40,7 @@ CLUSTER_ID = re.compile(
     re.IGNORECASE,
 )
 # what --fic-prefix must be when it also names ClusterRoles (DNS-1123) and AKS bindings (<prefix><client id>)
-RBAC_PREFIX = re.compile(r"[a-z0-9][-a-z0-9]{0,26}")
+RBAC_PREFIX = re.compile(r"[a-z][-a-z0-9]{0,26}")
 FIC_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{2,119}")  # ARM's rule for the FIC resource name
 MAX_NAMESPACE = 63  # a namespace is a DNS-1123 label
 
@@ -257,7 +257,7 @@ class FicSettings:
             raise ConfigError(
                 label_of(FicSettings, "fic_prefix"),
                 f"with --mode {self.mode} it also names ClusterRoles and AKS identity bindings: expected 1-27 of "
-                f"lower-case letters, digits and '-', starting with a letter or digit, got {self.fic_prefix!r}",
+                f"lower-case letters, digits and '-', starting with a letter, got {self.fic_prefix!r}",
             )
 
     def cluster(self) -> tuple[str, str, str]:

@@ -96,6 +96,11 @@ def _observed(binding: Any) -> ObservedBinding:
         str(binding.name),
         str(getattr(identity, "resource_id", "") or ""),
         str(getattr(identity, "client_id", "") or ""),
-        str(getattr(props, "provisioning_state", "") or ""),
+        _text(getattr(props, "provisioning_state", "")),
         str(getattr(issuer, "oidc_issuer_url", "") or ""),
     )
+
+
+def _text(value: Any) -> str:
+    """A str-valued enum (the SDK's IdentityBindingProvisioningState) as its wire value, not its Python name."""
+    return str(getattr(value, "value", value) or "")

@@ -75,7 +75,7 @@ def test_a_fresh_cluster_gets_one_binding_role_and_role_binding_per_identity_wit
     where = targets(observed)
     for a in p.actions:
         if isinstance(a, PutBinding):
-            assert a.binding == f"coder-ws-{a.client_id}"
+            assert a.binding == "coderws" + a.client_id.replace("-", "")
             assert a.identity_id.endswith(
                 f"/resourceGroups/rg-pool/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{a.identity}"
             )

@@ -125,7 +125,8 @@ def plan_bindings(observed: Observed, policy: Policy, ib: BindingPolicy) -> Bind
         if state == "Succeeded" and ready:
             in_place.update(ns for ns in members if ns in have)
         rows.append({"identity": identity.name, "client_id": identity.client_id, "binding": state,
-                     "rbac": role_state, "subjects": str(len(members) if known else len(have))})  # fmt: skip
+                     "rbac": role_state, "observed_subjects": str(len(have)),
+                     "placed_namespaces": str(len(members))})  # fmt: skip
     refusal = subject_guard(removed_total, subjects_total, known and not live, policy)
     order = {i.name: n for n, i in enumerate(observed.identities)}
     return BindingPlan(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from jobs.fic_reconcile.binding_model import PutRoleBinding
 from lib.model import Report
 
 
@@ -59,6 +60,7 @@ def fic_gauges(report: Report, registry: Any) -> None:
         ttc.labels("0.99").set(waited["p99_s"])
         longest.set(waited["max_s"])
     _time_to_usable(report, registry)
+    _bindings(report, registry)
 
 
 def _time_to_usable(report: Report, registry: Any) -> None:
@@ -87,3 +89,40 @@ def _time_to_usable(report: Report, registry: Any) -> None:
         ttu.labels("0.5").set(probed["p50_s"])
         ttu.labels("0.99").set(probed["p99_s"])
         longest.set(probed["max_s"])
+
+
+def _bindings(report: Report, registry: Any) -> None:
+    """--mode identity-binding|both: per identity, whether its binding is usable and how many ServiceAccounts its
+    ClusterRoleBinding names after the run; our per-namespace FICs the migration has still to prune."""
+    rows = report.plan.sections.get("identity_bindings")
+    if rows is None:  # fic mode: no such families
+        return
+    from prometheus_client import Gauge
+
+    done = {(o.action.kind, getattr(o.action, "identity", "")) for o in report.outcomes if o.result == "ok"}
+    ready = Gauge(
+        "cwj_fic_identity_binding_ready",
+        "1 when the pool identity's AKS identity binding has provisioned (Succeeded)",
+        ["identity"],
+        registry=registry,
+    )
+    subjects = Gauge(
+        "cwj_fic_rbac_subjects",
+        "Workspace ServiceAccounts the identity's ClusterRoleBinding names after the run",
+        ["identity"],
+        registry=registry,
+    )
+    written = {o.action.identity: len(o.action.subjects) for o in report.outcomes
+               if o.result == "ok" and isinstance(o.action, PutRoleBinding)}  # fmt: skip
+    for row in rows:
+        created = ("binding-create", row["identity"]) in done
+        ready.labels(row["identity"]).set(1.0 if row["binding"] == "Succeeded" or created else 0.0)
+        subjects.labels(row["identity"]).set(float(written.get(row["identity"], int(row["observed_subjects"]))))
+    migration = report.plan.sections.get("fic_migration")
+    if migration is not None:
+        pruned = sum(1 for o in report.outcomes if o.result == "ok" and getattr(o.action, "replaced", False))
+        Gauge(
+            "cwj_fic_migration_fics_remaining",
+            "Per-namespace FICs of ours the identity-binding migration has still to prune",
+            registry=registry,
+        ).set(float(migration["fics_of_ours"] - pruned))

@@ -239,6 +239,19 @@ class Platform:
         }
         return self.remember_secret(self.cluster_key.sign(claims))
 
+    def service_account_kubeconfig(self, namespace: str, name: str) -> Path:
+        """A kubeconfig whose user is the ServiceAccount `namespace/name` (a token for the API server's audience, as
+        a pod's in-cluster config holds): its requests meet RBAC (kube/authz.py), not the admin's system:masters.
+        The job's own is `service_account_kubeconfig(baseline.jobs_namespace, baseline.jobs_service_account)`."""
+        from tests.emulators.kube.authn import API_AUDIENCES
+
+        config = self.kube.kubeconfig(str(self.ca_path))
+        config["users"][0]["user"]["token"] = self.service_account_jwt(namespace, name, audience=API_AUDIENCES[0])
+        path = self.state_dir / f"kubeconfig-{namespace}-{name}"
+        path.write_text(json.dumps(config, indent=2))
+        path.chmod(0o600)
+        return path
+
     # ---- files and env --------------------------------------------------------------------------------
 
     @property

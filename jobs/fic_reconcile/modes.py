@@ -39,9 +39,10 @@ def plan_mode(observed: Observed, policy: Policy, ib: BindingPolicy, now: dateti
     if ib.mode == "fic":
         return fic_plan.plan(observed, policy, now)
     bound = plan_bindings(observed, policy, ib)
-    trusted = replace(policy, known_issuers=(*policy.known_issuers, *binding_fic_issuers(observed.identities)))
+    reserved = reserve_slots(observed, bound.reserving)
+    trusted = replace(policy, known_issuers=(*policy.known_issuers, *binding_fic_issuers(reserved.identities)))
     if ib.mode == "both":
-        fics = fic_plan.plan(reserve_slots(observed, bound.reserving), trusted, now)
+        fics = fic_plan.plan(reserved, trusted, now)
     else:
         fics = plan_migration(observed, trusted, bound.in_place)
     return Plan(

@@ -129,6 +129,7 @@ def test_both_mode_keeps_a_slot_free_for_the_binding_fic_it_creates() -> None:
     assert not any(isinstance(a, PutFic) and a.identity == "id-0" for a in p.actions)  # the 20th slot is the binding's
     assert "unplaceable" in {f.rule for f in p.findings}
     assert any(isinstance(a, PutFic) for a in p.actions)  # FIC mode's work goes on in `both`
+    assert "foreign-issuer" not in {f.rule for f in p.findings}  # the reserved slot is no FIC of a foreign issuer
 
 
 def test_objects_without_our_labels_are_findings_and_never_written() -> None:

@@ -69,8 +69,6 @@ def credential(platform: Platform, client_id: str, token_file: Path, via: Via) -
     }
     if via == "fic":
         return WorkloadIdentityCredential(**common)
-    if not hasattr(platform, "ib_proxy_env"):
-        raise NotImplementedError("the identity binding proxy emulator lands in a later commit of branch ibemu")
     with proxy_env(platform):  # azure-identity reads the proxy settings from the env at construction
         return WorkloadIdentityCredential(enable_azure_proxy=True, **common)
 
@@ -80,7 +78,7 @@ def proxy_env(platform: Platform) -> Iterator[None]:
     """The three variables the webhook injects into a pod that uses an identity binding."""
     names = ("AZURE_KUBERNETES_TOKEN_PROXY", "AZURE_KUBERNETES_SNI_NAME", "AZURE_KUBERNETES_CA_FILE")
     saved = {k: os.environ.get(k) for k in names}
-    os.environ.update(platform.ib_proxy_env())  # type: ignore[attr-defined]
+    os.environ.update(platform.ib_proxy_env())
     try:
         yield
     finally:

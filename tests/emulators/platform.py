@@ -131,6 +131,7 @@ class Platform:
         from tests.emulators.coder.emulator import CoderEmulator
         from tests.emulators.control import ControlEmulator
         from tests.emulators.entra.emulator import EntraEmulator
+        from tests.emulators.ibproxy.emulator import IbProxyEmulator
         from tests.emulators.keyvault.emulator import KeyVaultEmulator
         from tests.emulators.kube.emulator import KubeEmulator
         from tests.emulators.vault.proxy import VaultProxy
@@ -143,6 +144,7 @@ class Platform:
         self.log = RequestLog(self.clock)
         self.secrets: set[str] = set()  # every credential or secret value any emulator issued or stored
         self.cluster_key = SigningKey("cluster-sa-key")  # signs service-account JWTs (the AKS OIDC issuer)
+        self.ib_key = SigningKey("aks-identity-binding")  # the identity binding proxy's issuer (ib.oic.prod-aks)
         self.ca = trustme.CA()
         self.entra = EntraEmulator(self)
         self.arm = ArmEmulator(self)
@@ -151,6 +153,7 @@ class Platform:
         self.vault = VaultProxy(self)  # a real OpenBao behind the fault proxy
         self.coder = CoderEmulator(self)
         self.kube = KubeEmulator(self)
+        self.ibproxy = IbProxyEmulator(self)  # AKS's identity binding token proxy
         self.control = ControlEmulator(self)
 
     @property
@@ -163,6 +166,7 @@ class Platform:
             self.vault,
             self.coder,
             self.kube,
+            self.ibproxy,
             self.control,
         ]
 
@@ -238,6 +242,15 @@ class Platform:
             "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": name, "uid": uid}},
         }
         return self.remember_secret(self.cluster_key.sign(claims))
+
+    def ib_proxy_env(self) -> dict[str, str]:
+        """AZURE_KUBERNETES_TOKEN_PROXY, _SNI_NAME and _CA_FILE, as the webhook injects them into a pod that uses an
+        identity binding (not in the env file: they are the workspaces', not the jobs')."""
+        return self.ibproxy.env()
+
+    def signing_key_for(self, issuer: str) -> SigningKey:
+        """Who signs assertions from `issuer`: the identity binding proxy for the IB issuer, else the cluster."""
+        return self.ib_key if issuer.startswith("https://ib.oic.prod-aks.azure.com/") else self.cluster_key
 
     def service_account_kubeconfig(self, namespace: str, name: str) -> Path:
         """A kubeconfig whose user is the ServiceAccount `namespace/name` (a token for the API server's audience, as

@@ -21,6 +21,7 @@ from kubernetes import client as k8s
 from lib.clients.azure_auth import azure_credential
 from lib.clients.kube import api_client, core_api
 from tests.conftest import Control, run_job
+from tests.e2e.workload_exchange import exchange
 from tests.emulators.platform import Platform
 from tests.helm.chart import CHART
 from tests.helm.helm_binary import run_helm
@@ -169,6 +170,88 @@ def test_1_identity_binding_mode_binds_3_identities_names_exactly_the_workspace_
     assert removed == sorted(gone)
     assert control.count("kube", "rbac.replace") == len({r["identity"] for r in report["rbac_diff"]})
     assert control.count("arm", "aks.binding.put") == 0
+
+
+# ---- 2: the migration fic -> both -> identity-binding ----------------------------------------------------------
+
+
+def all_exchange(platform: Platform, names: list[str], via: str) -> dict[str, str]:
+    """namespace -> refusal code, for every workspace that could not exchange by `via` (empty: all granted)."""
+    clients = [c for _, c in pool(platform)]
+    refused = {}
+    for ns in names:
+        result = exchange(platform, ns, clients[zlib.crc32(ns.encode()) % len(clients)], via=via)  # type: ignore[arg-type]
+        if not result.granted:
+            refused[ns] = result.code
+    return refused
+
+
+def our_fics(platform: Platform) -> list[str]:
+    return sorted(n for identity, _ in pool(platform) for n in fics(platform, identity) if n.startswith("coder-ws-"))
+
+
+def test_2_migration_fic_both_identity_binding_every_workspace_exchanges_at_every_step_and_no_fic_of_ours_remains(
+    platform: Platform, env: dict[str, str], control: Control
+) -> None:
+    names = namespaces(14)
+    create_workspaces(names)
+    propagate = platform.entra.settings["fic_propagation_seconds"]
+    control.configure("arm", binding_lro_seconds=0)
+
+    # fic: today's job, the workspaces exchange through their FIC
+    assert run(env)[0] == 0
+    platform.clock.advance(propagate)
+    assert all_exchange(platform, names, "fic") == {}
+    assert len(our_fics(platform)) == len(names)
+
+    # both: bindings and RBAC beside the FICs; once the binding FIC has propagated both paths work for everyone
+    code, report, stderr = run(env, "--mode", "both")
+    assert code == 0, stderr
+    assert all_exchange(platform, names, "fic") == {}  # the FIC path never stopped
+    platform.clock.advance(propagate)
+    assert all_exchange(platform, names, "identity-binding") == {}
+    assert all_exchange(platform, names, "fic") == {}
+    assert len(our_fics(platform)) == len(names)
+
+    # identity-binding: templates have moved to the annotation; the FICs go, at most the threshold per run
+    runs = 0
+    while our_fics(platform):
+        before = len(our_fics(platform))
+        code, report, stderr = run(env, "--mode", "identity-binding")
+        assert code == 0, stderr
+        runs += 1
+        pruned = [o for o in report["outcomes"] if o["action"] == "delete"]
+        assert all(o["reason"].startswith("migrated:") and o["result"] == "ok" for o in pruned)
+        assert 0 < len(pruned) <= 10 and len(our_fics(platform)) == before - len(pruned)
+        assert all_exchange(platform, names, "identity-binding") == {}  # at every step, every workspace
+        assert runs < 5
+    assert runs == 2  # 14 FICs, max(10, 25% of 14) per run
+    assert our_fics(platform) == []
+    assert all(list(fics(platform, identity)) == ["aks-identity-binding"] for identity, _ in pool(platform))
+    control.clear_requests()
+    code, report, _ = run(env, "--mode", "identity-binding")
+    assert code == 0 and writes(control) == 0 and report["fic_migration"]["fics_of_ours"] == 0
+
+
+def test_skipping_both_prunes_no_fic_in_the_run_that_creates_the_binding_path(
+    platform: Platform, env: dict[str, str], control: Control
+) -> None:
+    """The guard: a FIC goes only once its namespace's binding path was observed in place, never in the run that
+    writes it (that write could still fail); so jumping from fic straight to identity-binding cuts no one off."""
+    names = namespaces(6)
+    create_workspaces(names)
+    assert run(env)[0] == 0
+    platform.clock.advance(platform.entra.settings["fic_propagation_seconds"])
+    control.configure("arm", binding_lro_seconds=0)
+    control.clear_requests()
+    code, report, stderr = run(env, "--mode", "identity-binding")
+    assert code == 0, stderr
+    assert control.count("arm", "fic.delete") == 0 and len(our_fics(platform)) == len(names)
+    assert report["fic_migration"]["waiting_for_binding_or_rbac"] == len(names)
+    assert all_exchange(platform, names, "fic") == {}
+    code, report, stderr = run(env, "--mode", "identity-binding")
+    assert code == 0, stderr
+    assert our_fics(platform) == []
 
 
 # ---- 3: an identity with 20 FICs -----------------------------------------------------------------------------

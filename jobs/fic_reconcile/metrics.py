@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from jobs.fic_reconcile.binding_model import PutRoleBinding
+from jobs.fic_reconcile.binding_model import PutBinding, PutRoleBinding
+from jobs.fic_reconcile.model import DeleteFic
 from lib.model import Report
 
 
@@ -93,13 +94,10 @@ def _time_to_usable(report: Report, registry: Any) -> None:
 
 def _bindings(report: Report, registry: Any) -> None:
     """--mode identity-binding|both: per identity, whether its binding is usable and how many ServiceAccounts its
-    ClusterRoleBinding names after the run; our per-namespace FICs the migration has still to prune."""
-    rows = report.plan.sections.get("identity_bindings")
-    if rows is None:  # fic mode: no such families
-        return
+    ClusterRoleBinding names after the run; our per-namespace FICs the migration has still to prune. The families
+    exist in every push; samples only from a run in those modes (fic mode: no made-up zeros)."""
     from prometheus_client import Gauge
 
-    done = {(o.action.kind, getattr(o.action, "identity", "")) for o in report.outcomes if o.result == "ok"}
     ready = Gauge(
         "cwj_fic_identity_binding_ready",
         "1 when the pool identity's AKS identity binding has provisioned (Succeeded)",
@@ -112,17 +110,20 @@ def _bindings(report: Report, registry: Any) -> None:
         ["identity"],
         registry=registry,
     )
-    written = {o.action.identity: len(o.action.subjects) for o in report.outcomes
-               if o.result == "ok" and isinstance(o.action, PutRoleBinding)}  # fmt: skip
-    for row in rows:
-        created = ("binding-create", row["identity"]) in done
-        ready.labels(row["identity"]).set(1.0 if row["binding"] == "Succeeded" or created else 0.0)
+    remaining = Gauge(
+        "cwj_fic_migration_fics_remaining",
+        "Per-namespace FICs of ours on the identity that the identity-binding migration has still to prune",
+        ["identity"],
+        registry=registry,
+    )
+    ok = [o.action for o in report.outcomes if o.result == "ok"]
+    created = {a.identity for a in ok if isinstance(a, PutBinding)}
+    written = {a.identity: len(a.subjects) for a in ok if isinstance(a, PutRoleBinding)}
+    for row in report.plan.sections.get("identity_bindings", []):
+        ready.labels(row["identity"]).set(1.0 if row["binding"] == "Succeeded" or row["identity"] in created else 0.0)
         subjects.labels(row["identity"]).set(float(written.get(row["identity"], int(row["observed_subjects"]))))
-    migration = report.plan.sections.get("fic_migration")
-    if migration is not None:
-        pruned = sum(1 for o in report.outcomes if o.result == "ok" and getattr(o.action, "replaced", False))
-        Gauge(
-            "cwj_fic_migration_fics_remaining",
-            "Per-namespace FICs of ours the identity-binding migration has still to prune",
-            registry=registry,
-        ).set(float(migration["fics_of_ours"] - pruned))
+    if "fic_migration" not in report.plan.sections:
+        return
+    pruned = Counter(a.identity for a in ok if isinstance(a, DeleteFic))
+    for row in report.plan.sections.get("capacity", []):
+        remaining.labels(row["identity"]).set(float(int(row["ours"]) - pruned[row["identity"]]))

@@ -25,6 +25,7 @@ from tests.e2e.workload_exchange import exchange
 from tests.emulators.platform import Platform
 from tests.helm.chart import CHART
 from tests.helm.helm_binary import run_helm
+from tests.pushgateway import Pushgateway
 
 pytestmark = pytest.mark.e2e
 
@@ -417,3 +418,24 @@ def test_no_token_reaches_the_output_of_a_both_mode_run(platform: Platform, env:
     assert Path(env["AZURE_FEDERATED_TOKEN_FILE"]).read_text().strip() not in text
     assert platform.kube.token not in text
     assert "eyJ" not in text  # no JWT of any kind (header prefix of every base64url JSON header)
+
+
+def test_the_binding_metrics_reach_the_real_pushgateway(
+    platform: Platform, env: dict[str, str], control: Control, pushgateway: Pushgateway
+) -> None:
+    names = namespaces(8)
+    create_workspaces(names)
+    assert run(env)[0] == 0  # fic mode first: 8 FICs of ours to migrate
+    control.configure("arm", binding_lro_seconds=0)
+    assert run({**env, **pushgateway.env}, "--mode", "both", "--pushgateway-url", pushgateway.url)[0] == 0
+    samples = pushgateway.samples("fic-reconcile")
+    want = placed(platform, names)
+    for identity, client in pool(platform):
+        assert samples[("cwj_fic_identity_binding_ready", (("identity", identity),))] == 1
+        assert samples[("cwj_fic_rbac_subjects", (("identity", identity),))] == len(want[client])
+    assert samples[("cwj_actions", (("kind", "rolebinding-create"), ("result", "ok")))] == 3
+    assert not [k for k in samples if k[0] == "cwj_fic_migration_fics_remaining"]  # only identity-binding migrates
+    assert run({**env, **pushgateway.env}, "--mode", "identity-binding", "--pushgateway-url", pushgateway.url)[0] == 0
+    samples = pushgateway.samples("fic-reconcile")
+    for identity, _ in pool(platform):  # 8 FICs, within max(10, 25% of ours) in one run
+        assert samples[("cwj_fic_migration_fics_remaining", (("identity", identity),))] == 0

@@ -86,7 +86,8 @@ def plan_migration(observed: Observed, policy: Policy, in_place: frozenset[str])
     share = delete_threshold(n_ours, policy.max_deletes) - len(stale)
     room = len(migrating) if policy.allow_mass_delete else max(0, share)
     deletes = [*stale, *migrating[:room]]
-    if deletes and not deletion_allowed(observed):
+    blind_bindings = bool(observed.ib.bindings_error or observed.ib.rbac_error)
+    if deletes and (blind_bindings or not deletion_allowed(observed)):
         findings.append(suppressed_finding(len(deletes)))
         deletes = []
     order = {name: i for i, name in enumerate(pool)}

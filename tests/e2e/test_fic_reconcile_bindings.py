@@ -439,3 +439,65 @@ def test_the_binding_metrics_reach_the_real_pushgateway(
     samples = pushgateway.samples("fic-reconcile")
     for identity, _ in pool(platform):  # 8 FICs, within max(10, 25% of ours) in one run
         assert samples[("cwj_fic_migration_fics_remaining", (("identity", identity),))] == 0
+
+
+# ---- failures: a side that cannot be read writes nothing there, and the migration deletes nothing ------------
+
+
+def migrated_halfway(platform: Platform, env: dict[str, str], control: Control, names: list[str]) -> None:
+    """FICs from fic mode, then bindings and RBAC from both mode: the state in which identity-binding prunes."""
+    create_workspaces(names)
+    assert run(env)[0] == 0
+    control.configure("arm", binding_lro_seconds=0)
+    assert run(env, "--mode", "both")[0] == 0
+
+
+def test_an_arm_binding_list_failure_creates_no_binding_and_prunes_no_fic(
+    platform: Platform, env: dict[str, str], control: Control
+) -> None:
+    names = namespaces(6)
+    migrated_halfway(platform, env, control, names)
+    control.fault("arm", "aks.binding.list", status=500, count=None)
+    control.clear_requests()
+    code, report, _ = run(env, "--mode", "identity-binding")
+    assert code == 1
+    assert ("observe-failed", "identity-bindings") in {(f["rule"], f["subject"]) for f in report["findings"]}
+    assert control.count("arm", "aks.binding.put") == 0 and control.count("arm", "fic.delete") == 0
+    assert len(our_fics(platform)) == len(names)
+
+
+def test_a_kubernetes_rbac_list_failure_writes_no_rbac_and_prunes_no_fic(
+    platform: Platform, env: dict[str, str], control: Control
+) -> None:
+    names = namespaces(6)
+    migrated_halfway(platform, env, control, names)
+    delete_namespaces(platform, names[:1])  # a subject that would go
+    control.fault("kube", "rbac.list", status=503, count=None)
+    control.clear_requests()
+    code, report, _ = run(env, "--mode", "identity-binding")
+    assert code == 1
+    assert ("observe-failed", "rbac") in {(f["rule"], f["subject"]) for f in report["findings"]}
+    assert sum(control.count("kube", op) for op in RBAC_WRITES) == 0
+    assert [o for o in report["outcomes"] if o["action"] == "delete"] == []
+    assert len(our_fics(platform)) == len(names)  # the gone namespace's FIC too: no delete on a partial view
+    assert ("deletes-suppressed", "plan") in {(f["rule"], f["subject"]) for f in report["findings"]}
+
+
+def test_a_clusterrole_without_our_labels_is_reported_and_left_alone(
+    platform: Platform, env: dict[str, str], control: Control
+) -> None:
+    names = namespaces(6)
+    create_workspaces(names)
+    _identity, client = pool(platform)[0]
+    name = f"coder-ws-use-mi-{client}"
+    rule = {"verbs": ["use-managed-identity"], "apiGroups": ["cid.wi.aks.azure.com"], "resources": ["*"]}
+    rbac().create_cluster_role({"metadata": {"name": name, "labels": {"team": "platform"}}, "rules": [rule]})
+    control.configure("arm", binding_lro_seconds=0)
+    code, report, _ = run(env, "--mode", "identity-binding")
+    assert code == 1
+    assert ("rbac-not-ours", pool(platform)[0][0]) in {(f["rule"], f["subject"]) for f in report["findings"]}
+    kept = rbac().read_cluster_role(name)
+    assert kept.metadata.labels == {"team": "platform"} and kept.rules[0].resources == ["*"]
+    assert name not in {b.metadata.name for b in rbac().list_cluster_role_binding().items}
+    roles, _bound = ours_rbac()
+    assert len(roles) == 2  # the other identities proceed

@@ -203,5 +203,8 @@ def test_failed_reads_write_nothing_on_their_side() -> None:
     p = plan_mode(observed, POLICY, IB, NOW)
     assert p.actions == ()
     assert sorted(f.subject for f in p.findings if f.rule == "observe-failed") == ["identity-bindings", "rbac"]
+    gone_fic = replace(observed, identities=identities((ours("ws-gone"),), ()), ib=BindingView(rbac_error="403"))
+    p = plan_mode(gone_fic, POLICY, IB, NOW)  # even a stale FIC waits: any failed read, no delete
+    assert not any(isinstance(a, DeleteFic) for a in p.actions) and "deletes-suppressed" in {f.rule for f in p.findings}
     unknown = replace(observed, ib=BindingView(), accounts_error="403")
     assert not any(isinstance(a, PutRoleBinding) for a in plan_mode(unknown, POLICY, IB, NOW).actions)

@@ -284,3 +284,15 @@ def test_subject_access_review_validation_and_who_may_ask(platform: Platform) ->
     assert exc.value.status == 403
     reviewer = (platform.baseline.reviewer_namespace, platform.baseline.reviewer_service_account)
     assert sar(platform, "ns-a", account=reviewer).status.allowed is False  # system:auth-delegator may ask
+
+
+def test_discovery_names_the_rbac_and_authorization_groups_with_the_verbs_served(platform: Platform) -> None:
+    api = k8s.ApisApi(k8s_config.new_client_from_config(str(platform.state_dir / "kubeconfig")))
+    groups = {g.name for g in api.get_api_versions().groups}
+    assert {"batch", "rbac.authorization.k8s.io", "authorization.k8s.io"} <= groups
+    rbac = k8s.RbacAuthorizationV1Api(k8s_config.new_client_from_config(str(platform.state_dir / "kubeconfig")))
+    served = {r.name: sorted(r.verbs) for r in rbac.get_api_resources().resources}
+    assert served == {
+        "clusterroles": ["create", "delete", "get", "list", "patch", "update"],
+        "clusterrolebindings": ["create", "delete", "get", "list", "patch", "update"],
+    }

@@ -138,15 +138,7 @@ class AksApi:
                 "Changing property 'properties.managedIdentity.resourceId' is not allowed.", "PropertyChangeNotAllowed"
             )
         if binding["state"] in ("Creating", "Updating", "Deleting"):
-            raise HttpError(
-                409,
-                {
-                    "error": {
-                        "code": "OperationNotAllowed",
-                        "message": f"Operation is not allowed: another operation ({binding['state']}) is in progress.",
-                    }
-                },
-            )  # [unconfirmed] text
+            raise self._busy(binding)
         op = self._start(cluster, binding, "Updating")
         return Response(200, self._binding_json(cluster, binding), self._lro_headers(op))
 
@@ -158,8 +150,18 @@ class AksApi:
             binding = cluster["bindings"].get(req.params["binding"].lower())
             if binding is None:
                 return Response(204)
+            if binding["state"] == "Deleting":  # already going: the same operation again
+                return Response(202, None, self._lro_headers(self.operations[binding["op"]]))
+            if binding["state"] in ("Creating", "Updating"):
+                raise self._busy(binding)
             op = self._start(cluster, binding, "Deleting")
             return Response(202, None, self._lro_headers(op))
+
+    @staticmethod
+    def _busy(binding: dict[str, Any]) -> HttpError:
+        """[unconfirmed] text: AKS refuses a write while the resource's own operation runs."""
+        message = f"Operation is not allowed: another operation ({binding['state']}) is in progress."
+        return HttpError(409, {"error": {"code": "OperationNotAllowed", "message": message}})
 
     # ---- the long-running operations ------------------------------------------------------------------------
 

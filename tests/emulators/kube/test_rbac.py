@@ -236,12 +236,23 @@ def test_binding_a_role_needs_bind_or_its_permissions(platform: Platform) -> Non
     assert [s.namespace for s in updated.subjects] == ["ns-a", "ns-b"]
 
 
-def test_the_jobs_own_account_can_manage_identity_binding_rbac(platform: Platform) -> None:
+def test_the_jobs_own_account_writes_the_roles_it_holds_and_nothing_more(platform: Platform) -> None:
+    """bootstrap.py's model of the chart: it holds use-managed-identity on the pool's client ids, so roles and
+    bindings for those are no escalation; one for another client id is, and it may not delete."""
     job = (platform.baseline.jobs_namespace, platform.baseline.jobs_service_account)
-    api = rbac_api(platform, job)
-    api.create_cluster_role(use_mi_role())
-    api.create_cluster_role_binding(use_mi_binding(["ns-a"]))
+    api, pool0 = rbac_api(platform, job), platform.baseline.pool_client_ids[0]
+    api.create_cluster_role(use_mi_role(pool0))
+    api.create_cluster_role_binding(use_mi_binding(["ns-a"], pool0))
     assert JOB_ROLE in [r.metadata.name for r in api.list_cluster_role().items]
+    with pytest.raises(k8s.ApiException) as exc:
+        api.create_cluster_role(use_mi_role())
+    assert (
+        exc.value.status == 403
+        and "attempting to grant RBAC permissions not currently held" in status_of(exc)["message"]
+    )
+    with pytest.raises(k8s.ApiException) as exc:
+        api.delete_cluster_role(f"use-mi-{pool0}")
+    assert exc.value.status == 403
 
 
 # ---- SubjectAccessReview ----------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 (KubeEmulator.load_rbac) and enforced there (kube/authz.py): fic-reconcile run with its ServiceAccount's token
 (Platform.service_account_kubeconfig) instead of the admin kubeconfig converges, so the chart grants what the job
 uses; and the emulator's own model of that RBAC (kube/bootstrap.py, what every other test's job account holds)
-matches the chart outside the rbac.authorization.k8s.io rules issue 20 adds."""
+matches the chart outside the rules issue 20 adds (RBAC objects, use-managed-identity)."""
 
 from __future__ import annotations
 
@@ -27,11 +27,12 @@ def fic_reconcile_rbac(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def rules_of(objects: list[dict[str, Any]]) -> set[str]:
-    """Every rule of the roles, one canonical JSON line each, without rules on RBAC objects (issue 20's)."""
+    """Every rule of the roles, one canonical JSON line each, without issue 20's (on RBAC objects and on
+    cid.wi.aks.azure.com), which the chart renders only in the identity-binding modes."""
     out = set()
     for obj in objects:
         for rule in obj.get("rules") or []:
-            if RBAC_GROUP not in (rule.get("apiGroups") or []):
+            if not {RBAC_GROUP, "cid.wi.aks.azure.com"} & set(rule.get("apiGroups") or []):
                 out.add(json.dumps({k: sorted(v) for k, v in rule.items()}, sort_keys=True))
     return out
 

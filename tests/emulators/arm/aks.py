@@ -35,16 +35,22 @@ import time
 import uuid
 from typing import Any
 
+from tests.emulators.arm.aks_shapes import (
+    BINDING_TYPE,
+    CLUSTER_TYPE,
+    binding_identity_id,
+    binding_json,
+    binding_name,
+    cluster_id,
+    cluster_json,
+    ib_issuer,
+)
 from tests.emulators.arm.resources import IDENTITY_TYPE, page
-from tests.emulators.arm.validation import bad_request, json_object, not_found
+from tests.emulators.arm.validation import bad_request, not_found
 from tests.emulators.core import HttpError, Request, Response, route
 
 AKS_API_VERSION = "2026-08-01"
-CLUSTER_TYPE = "Microsoft.ContainerService/managedClusters"
-BINDING_TYPE = CLUSTER_TYPE + "/identityBindings"
 BINDING_FIC = "aks-identity-binding"
-IB_ISSUER = "https://ib.oic.prod-aks.azure.com/{tenant}/{client_id}"
-BINDING_NAME_MAX = 63
 _SUB = r"/subscriptions/(?P<sub>[^/]+)"
 _CLUSTER = (
     _SUB + r"/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.ContainerService/managedClusters/(?P<cluster>[^/]+)"
@@ -59,10 +65,6 @@ AKS_DEFAULTS: dict[str, Any] = {
     "binding_fic_limit_phase": "async",  # where a full identity fails the PUT: "async" (the operation) or "sync"
     "api_server_vnet_integration": False,  # the cluster's apiServerAccessProfile.enableVnetIntegration
 }
-
-
-def ib_issuer(tenant_id: str, client_id: str) -> str:
-    return IB_ISSUER.format(tenant=tenant_id, client_id=client_id)
 
 
 class AksApi:
@@ -136,15 +138,7 @@ class AksApi:
                 "Changing property 'properties.managedIdentity.resourceId' is not allowed.", "PropertyChangeNotAllowed"
             )
         if binding["state"] in ("Creating", "Updating", "Deleting"):
-            raise HttpError(
-                409,
-                {
-                    "error": {
-                        "code": "OperationNotAllowed",
-                        "message": f"Operation is not allowed: another operation ({binding['state']}) is in progress.",
-                    }
-                },
-            )  # [unconfirmed] text
+            raise self._busy(binding)
         op = self._start(cluster, binding, "Updating")
         return Response(200, self._binding_json(cluster, binding), self._lro_headers(op))
 
@@ -156,8 +150,18 @@ class AksApi:
             binding = cluster["bindings"].get(req.params["binding"].lower())
             if binding is None:
                 return Response(204)
+            if binding["state"] == "Deleting":  # already going: the same operation again
+                return Response(202, None, self._lro_headers(self.operations[binding["op"]]))
+            if binding["state"] in ("Creating", "Updating"):
+                raise self._busy(binding)
             op = self._start(cluster, binding, "Deleting")
             return Response(202, None, self._lro_headers(op))
+
+    @staticmethod
+    def _busy(binding: dict[str, Any]) -> HttpError:
+        """[unconfirmed] text: AKS refuses a write while the resource's own operation runs."""
+        message = f"Operation is not allowed: another operation ({binding['state']}) is in progress."
+        return HttpError(409, {"error": {"code": "OperationNotAllowed", "message": message}})
 
     # ---- the long-running operations ------------------------------------------------------------------------
 
@@ -316,44 +320,17 @@ class AksApi:
         return ident
 
     def cluster_id(self, cluster: dict[str, Any]) -> str:
-        sub = self.platform.baseline.subscription_id
-        rg, name = cluster["resource_group"], cluster["name"]
-        return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{CLUSTER_TYPE}/{name}"
+        return cluster_id(self.platform.baseline.subscription_id, cluster)
 
     def _cluster_json(self, cluster: dict[str, Any]) -> dict[str, Any]:
         b = self.platform.baseline
-        return {
-            "id": self.cluster_id(cluster),
-            "name": cluster["name"],
-            "type": CLUSTER_TYPE,
-            "location": cluster["location"],
-            "properties": {
-                "provisioningState": "Succeeded",
-                "oidcIssuerProfile": {"enabled": True, "issuerURL": b.oidc_issuer},
-                "securityProfile": {"workloadIdentity": {"enabled": True}},
-                "apiServerAccessProfile": {"enableVnetIntegration": bool(self.settings["api_server_vnet_integration"])},
-            },
-        }
+        vnet = bool(self.settings["api_server_vnet_integration"])
+        return cluster_json(b.subscription_id, b.oidc_issuer, cluster, vnet)
 
     def _binding_json(self, cluster: dict[str, Any], binding: dict[str, Any]) -> dict[str, Any]:
         b = self.platform.baseline
         ident = self.identities.get(binding["identity"]) or {}
-        client_id = ident.get("client_id", "")
-        return {
-            "id": f"{self.cluster_id(cluster)}/identityBindings/{binding['name']}",
-            "name": binding["name"],
-            "type": BINDING_TYPE,
-            "properties": {
-                "managedIdentity": {
-                    "resourceId": binding["resource_id"],
-                    "objectId": ident.get("principal_id", ""),
-                    "clientId": client_id,
-                    "tenantId": b.tenant_id,
-                },
-                "oidcIssuer": {"oidcIssuerUrl": ib_issuer(b.tenant_id, client_id)},
-                "provisioningState": binding["state"],
-            },
-        }
+        return binding_json(b.subscription_id, b.tenant_id, cluster, binding, ident)
 
     # ---- what the identity binding proxy (tests/emulators/ibproxy) asks ---------------------------------------
 
@@ -370,30 +347,3 @@ class AksApi:
                 if binding["state"] == "Succeeded" and ident and ident["client_id"].lower() == client_id.lower():
                     return dict(binding)
         return None
-
-
-def binding_name(req: Request) -> str:
-    name = req.params["binding"]
-    if not (1 <= len(name) <= BINDING_NAME_MAX) or not name_ok(name):
-        raise bad_request(  # [spec] the pattern; the text is [unconfirmed]
-            f"The identity binding name '{name}' is invalid. It must match '^[a-z][a-z0-9]{{0,63}}$' and be at most "
-            f"{BINDING_NAME_MAX} characters.",
-            "InvalidParameter",
-        )
-    return name
-
-
-def name_ok(name: str) -> bool:
-    return name[0].isascii() and name[0].islower() and all(c.isascii() and (c.islower() or c.isdigit()) for c in name)
-
-
-def binding_identity_id(req: Request) -> str:
-    body = json_object(req)
-    props = body.get("properties")
-    identity = props.get("managedIdentity") if isinstance(props, dict) else None
-    resource_id = identity.get("resourceId") if isinstance(identity, dict) else None
-    if not isinstance(resource_id, str) or not resource_id:
-        raise bad_request(  # [unconfirmed] text; the spec marks properties.managedIdentity.resourceId required
-            "Required parameter properties.managedIdentity.resourceId is missing (null).", "InvalidParameter"
-        )
-    return resource_id

@@ -224,3 +224,31 @@ def test_identity_binding_writes_spend_arm_write_tokens(platform: Platform, cont
             retry_total=0,
         ).identity_bindings.begin_create_or_update(*cluster(platform), "u", body(identity_id(platform, 1)))
     assert exc.value.status_code == 429
+
+
+def test_a_failed_binding_succeeds_when_put_again_after_a_slot_is_freed(platform: Platform, control: Any) -> None:
+    """What a job retrying a full identity meets: the Failed binding stays listed; a PUT after one FIC is deleted
+    runs an Updating operation that creates the binding's FIC."""
+    control.configure("arm", binding_lro_seconds=0)
+    fill_fics(platform, 0, 20)
+    ib = aks_client().identity_bindings
+    with pytest.raises(HttpResponseError):
+        ib.begin_create_or_update(*cluster(platform), "retry", body(identity_id(platform, 0))).result(timeout=30)
+    b = platform.baseline
+    msi_client().federated_identity_credentials.delete(
+        b.pool_resource_group, b.pool_identity_name(0), "coder-ws-fill-0"
+    )
+    done = ib.begin_create_or_update(*cluster(platform), "retry", body(identity_id(platform, 0))).result(timeout=30)
+    assert done.properties.provisioning_state == "Succeeded" and BINDING_FIC in fic_names(platform, 0)
+
+
+def test_writes_while_an_operation_runs_are_409(platform: Platform, control: Any) -> None:
+    control.configure("arm", binding_lro_seconds=30)
+    ib = aks_client().identity_bindings
+    ib.begin_create_or_update(*cluster(platform), "busy", body(identity_id(platform, 1)), polling=False)
+    with pytest.raises(HttpResponseError) as exc:
+        ib.begin_delete(*cluster(platform), "busy", polling=False)
+    assert exc.value.status_code == 409 and exc.value.error.code == "OperationNotAllowed"
+    with pytest.raises(HttpResponseError) as exc:
+        ib.begin_create_or_update(*cluster(platform), "busy", body(identity_id(platform, 1)), polling=False)
+    assert exc.value.status_code == 409

@@ -6,9 +6,11 @@ bound to OpenBao's token reviewer, and a model of the chart's RBAC for fic-recon
 Sources: kubernetes/kubernetes plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go (system:auth-delegator:
 create tokenreviews and subjectaccessreviews); helm/coder-wi-jobs/templates/fic-reconcile.yaml at the time of writing
 (namespaces and serviceaccounts get/list; the probe's serviceaccounts/token create on `workspace`; the relocation
-record's Role). The identity-binding rules are a model for issue 20 (ClusterRoles and ClusterRoleBindings CRUD,
-`escalate` and `bind` on clusterroles): the chart owns the real ones. A test that wants the chart's exact RBAC
-deletes these through the admin kubeconfig and loads `helm template`'s output with KubeEmulator.load_rbac.
+record's Role). The identity-binding rules follow the chart of branch ibjob (issue 20): ClusterRoles and
+ClusterRoleBindings get, list, create, update, and `use-managed-identity` on the pool's client ids held, so that
+writing the roles it hands out is no escalation; no `escalate`, `bind` or `delete`. The chart owns the real ones:
+a test that wants the chart's exact RBAC deletes these through the admin kubeconfig and loads `helm template`'s
+output with KubeEmulator.load_rbac (tests/helm/test_chart_rbac_on_platform.py does).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 RBAC = "rbac.authorization.k8s.io"
 JOB_ROLE = "coder-wi-jobs-fic-reconcile-coder-wi-jobs"  # the chart's `<release>-fic-reconcile-<namespace>`
 STATE_CONFIG_MAP = "coder-wi-jobs-fic-relocations"  # values.yaml ficReconcile.settings.stateConfigMap
+BINDINGS_ROLE = "coder-wi-jobs-fic-reconcile-bindings-coder-wi-jobs"  # the chart's identity-binding RBAC (issue 20)
 
 
 def _cluster_role(name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
@@ -79,23 +82,20 @@ def baseline_rbac(b: Baseline) -> list[dict[str, Any]]:
             job,
         ),
         _cluster_role(
-            "coder-wi-jobs-fic-reconcile-rbac-coder-wi-jobs",
+            BINDINGS_ROLE,
             [
+                {"apiGroups": [RBAC], "resources": ["clusterroles", "clusterrolebindings"], "verbs": ["get", "list"]},
+                {"apiGroups": [RBAC], "resources": ["clusterroles", "clusterrolebindings"], "verbs": ["create"]},
+                {"apiGroups": [RBAC], "resources": ["clusterroles", "clusterrolebindings"], "verbs": ["update"]},
+                # the one rule it grants, held so that writing it is no escalation: no `escalate`, no `bind`
                 {
-                    "apiGroups": [RBAC],
-                    "resources": ["clusterroles", "clusterrolebindings"],
-                    "verbs": ["get", "list", "create", "update", "patch", "delete"],
+                    "apiGroups": ["cid.wi.aks.azure.com"],
+                    "resources": b.pool_client_ids,
+                    "verbs": ["use-managed-identity"],
                 },
-                {"apiGroups": [RBAC], "resources": ["clusterroles"], "verbs": ["escalate", "bind"]},
             ],
         ),
-        _binding(
-            "ClusterRoleBinding",
-            "coder-wi-jobs-fic-reconcile-rbac-coder-wi-jobs",
-            "ClusterRole",
-            "coder-wi-jobs-fic-reconcile-rbac-coder-wi-jobs",
-            job,
-        ),
+        _binding("ClusterRoleBinding", BINDINGS_ROLE, "ClusterRole", BINDINGS_ROLE, job),
         {
             "kind": "Role",
             "metadata": {"name": "coder-wi-jobs-fic-reconcile-record", "namespace": b.jobs_namespace},

@@ -19,7 +19,7 @@ Sources (kubernetes/kubernetes):
   that changes only ownerReferences/finalizers skips the checks (IsOnlyMutatingGCFields).
 - RBAC storage answers DELETE with a Success Status.
 Not modelled: Roles and RoleBindings over the API (seed them with load_rbac), aggregationRule, deletecollection,
-watch, the `rbac.authorization.k8s.io` discovery documents.
+watch; Roles/RoleBindings in discovery.
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ from tests.emulators.kube.rbac_rules import (
     check_identity,
     compact_strings,
     covers,
+    discovery_groups,
     normalized,
     only_gc_fields,
+    resource_list,
     role_ref_text,
     validate,
 )
@@ -81,6 +83,15 @@ class RbacApi:
                 self._rbac_create(resource, deepcopy(obj), None)
 
     # ---- routes ---------------------------------------------------------------------------------------------
+
+    @route("GET", r"/apis/(?P<group>rbac\.authorization\.k8s\.io|authorization\.k8s\.io)/?", "discovery.group")
+    def discovery_group(self, req: Request) -> Response:
+        (entry,) = [g for g in discovery_groups() if g["name"] == req.params["group"]]
+        return Response(200, {"kind": "APIGroup", "apiVersion": "v1", **entry})
+
+    @route("GET", r"/apis/(?P<group>rbac\.authorization\.k8s\.io|authorization\.k8s\.io)/v1/?", "discovery.group.v1")
+    def discovery_resources(self, req: Request) -> Response:
+        return Response(200, resource_list(req.params["group"]))
 
     @route("GET", _BASE, "rbac.list")
     def list_rbac(self: KubeEmulator, req: Request) -> Response:

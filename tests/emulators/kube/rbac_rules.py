@@ -237,3 +237,32 @@ def role_ref_text(ref: dict[str, Any]) -> str:
     """Go's %#v of an rbac.RoleRef, as the `cannot change roleRef` message prints it."""
     group, kind, name = ref.get("apiGroup", ""), ref.get("kind", ""), ref.get("name", "")
     return f'rbac.RoleRef{{APIGroup:"{group}", Kind:"{kind}", Name:"{name}"}}'
+
+
+# ---- discovery ---------------------------------------------------------------------------------------------------
+
+DISCOVERY = {
+    RBAC_GROUP: [
+        ("clusterroles", "ClusterRole", ["create", "delete", "get", "list", "patch", "update"]),
+        ("clusterrolebindings", "ClusterRoleBinding", ["create", "delete", "get", "list", "patch", "update"]),
+    ],
+    "authorization.k8s.io": [("subjectaccessreviews", "SubjectAccessReview", ["create"])],
+}
+
+
+def discovery_groups() -> list[dict[str, Any]]:
+    """The APIGroup entries of /apis for the groups rbac.py and authz.py serve (v1 only)."""
+    out = []
+    for group in DISCOVERY:
+        version = {"groupVersion": f"{group}/v1", "version": "v1"}
+        out.append({"name": group, "versions": [version], "preferredVersion": version})
+    return out
+
+
+def resource_list(group: str) -> dict[str, Any]:
+    """/apis/<group>/v1: only what is served, with the verbs served (cluster-scoped)."""
+    resources = [
+        {"name": name, "singularName": kind.lower(), "namespaced": False, "kind": kind, "verbs": verbs}
+        for name, kind, verbs in DISCOVERY[group]
+    ]
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/v1", "resources": resources}

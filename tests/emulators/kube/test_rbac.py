@@ -236,12 +236,23 @@ def test_binding_a_role_needs_bind_or_its_permissions(platform: Platform) -> Non
     assert [s.namespace for s in updated.subjects] == ["ns-a", "ns-b"]
 
 
-def test_the_jobs_own_account_can_manage_identity_binding_rbac(platform: Platform) -> None:
+def test_the_jobs_own_account_writes_the_roles_it_holds_and_nothing_more(platform: Platform) -> None:
+    """bootstrap.py's model of the chart: it holds use-managed-identity on the pool's client ids, so roles and
+    bindings for those are no escalation; one for another client id is, and it may not delete."""
     job = (platform.baseline.jobs_namespace, platform.baseline.jobs_service_account)
-    api = rbac_api(platform, job)
-    api.create_cluster_role(use_mi_role())
-    api.create_cluster_role_binding(use_mi_binding(["ns-a"]))
+    api, pool0 = rbac_api(platform, job), platform.baseline.pool_client_ids[0]
+    api.create_cluster_role(use_mi_role(pool0))
+    api.create_cluster_role_binding(use_mi_binding(["ns-a"], pool0))
     assert JOB_ROLE in [r.metadata.name for r in api.list_cluster_role().items]
+    with pytest.raises(k8s.ApiException) as exc:
+        api.create_cluster_role(use_mi_role())
+    assert (
+        exc.value.status == 403
+        and "attempting to grant RBAC permissions not currently held" in status_of(exc)["message"]
+    )
+    with pytest.raises(k8s.ApiException) as exc:
+        api.delete_cluster_role(f"use-mi-{pool0}")
+    assert exc.value.status == 403
 
 
 # ---- SubjectAccessReview ----------------------------------------------------------------------------------------
@@ -284,3 +295,15 @@ def test_subject_access_review_validation_and_who_may_ask(platform: Platform) ->
     assert exc.value.status == 403
     reviewer = (platform.baseline.reviewer_namespace, platform.baseline.reviewer_service_account)
     assert sar(platform, "ns-a", account=reviewer).status.allowed is False  # system:auth-delegator may ask
+
+
+def test_discovery_names_the_rbac_and_authorization_groups_with_the_verbs_served(platform: Platform) -> None:
+    api = k8s.ApisApi(k8s_config.new_client_from_config(str(platform.state_dir / "kubeconfig")))
+    groups = {g.name for g in api.get_api_versions().groups}
+    assert {"batch", "rbac.authorization.k8s.io", "authorization.k8s.io"} <= groups
+    rbac = k8s.RbacAuthorizationV1Api(k8s_config.new_client_from_config(str(platform.state_dir / "kubeconfig")))
+    served = {r.name: sorted(r.verbs) for r in rbac.get_api_resources().resources}
+    assert served == {
+        "clusterroles": ["create", "delete", "get", "list", "patch", "update"],
+        "clusterrolebindings": ["create", "delete", "get", "list", "patch", "update"],
+    }

@@ -146,19 +146,21 @@ def plan_binding(
     if observed.ib.bindings_error:
         return None, [], "unknown"
     existing = binding_of(identity, observed.ib.bindings, ib)
-    if existing is not None:
-        if existing.state.lower() == "failed":
-            message = f"identity binding {existing.name} is Failed on the cluster: delete it so the job recreates it"
-            return None, [Finding("error", "binding-failed", identity.name, message)], existing.state
-        return None, [], existing.state or "Succeeded"
     name = ib.binding_name(identity.client_id)
-    if any(b.name.lower() == name for b in observed.ib.bindings):
+    if existing is not None and existing.state.lower() != "failed":
+        return None, [], existing.state or "Succeeded"
+    if existing is not None and existing.name != name:  # someone else's, Failed: theirs to repair
+        message = f"identity binding {existing.name} is Failed on the cluster: delete or repair it"
+        return None, [Finding("error", "binding-failed", identity.name, message)], existing.state
+    # ours Failed (AKS could not write its FIC: the identity was full) is PUT again once there is room
+    if existing is None and any(b.name.lower() == name for b in observed.ib.bindings):
         message = f"the binding name {name} is taken by a binding of another identity: rename that binding"
         return None, [Finding("error", "binding-name-taken", identity.name, message)], "name taken"
     if not identity.complete:
         return None, [], "unknown"  # its FIC list is unknown (an observe-failed finding says so)
     if any(is_binding_fic(f, identity.client_id) for f in identity.fics) or len(identity.fics) < limit:
-        create = PutBinding(identity.name, identity.client_id, name, ib.identity_id(identity.name), "missing")
+        reason = "retry: Failed" if existing is not None else "missing"
+        create = PutBinding(identity.name, identity.client_id, name, ib.identity_id(identity.name), reason)
         return create, [], "planned"
     message = (
         f"{identity.name} holds {len(identity.fics)} FICs, the limit is {limit}: AKS needs one free slot for its "

@@ -119,6 +119,23 @@ def test_an_identity_at_20_fics_without_the_binding_fic_is_a_finding_and_the_oth
     assert "foreign-issuer" not in {f.rule for f in p.findings}  # AKS's own FIC is no backdoor in this mode
 
 
+def test_a_failed_binding_of_ours_is_put_again_once_there_is_room_and_another_is_reported() -> None:
+    full = tuple(unmanaged(f"gh-{i}") for i in range(20))
+    github = replace(POLICY, known_issuers=("https://token.actions.githubusercontent.com",))
+    failed = ObservedBinding(IB.binding_name(CLIENTS[0]), IB.identity_id("id-0"), CLIENTS[0], "Failed")
+    observed = Observed(spaces("ws-a"), True, identities(full), ib=BindingView(bindings=(failed,)))
+    p = plan_mode(observed, github, IB, NOW)
+    assert not any(isinstance(a, PutBinding) for a in p.actions)
+    assert "binding-no-slot" in {f.rule for f in p.findings}
+    roomy = replace(observed, identities=identities(full[:19]))
+    (put,) = [a for a in plan_mode(roomy, github, IB, NOW).actions if isinstance(a, PutBinding)]
+    assert (put.binding, put.reason) == (failed.name, "retry: Failed")
+    theirs = replace(roomy, ib=BindingView(bindings=(replace(failed, name="madebyaso"),)))
+    p = plan_mode(theirs, github, IB, NOW)
+    assert not any(isinstance(a, PutBinding) for a in p.actions)
+    assert ("binding-failed", "id-0") in {(f.rule, f.subject) for f in p.findings}
+
+
 def test_both_mode_keeps_a_slot_free_for_the_binding_fic_it_creates() -> None:
     crowded = tuple(unmanaged(f"gh-{i}") for i in range(19))
     names = [f"ws-{i}" for i in range(40)]

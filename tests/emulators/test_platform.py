@@ -24,6 +24,7 @@ CONTRACT = {
     "CWJ_ALLOW_CUSTOM_ARM_ENDPOINT",
     "CWJ_ARM_AUDIENCE",
     "CWJ_IDENTITY_RESOURCE_GROUP",
+    "CWJ_AKS_CLUSTER_ID",
     "AZURE_CLIENT_IDS_JSON",
     "CWJ_OIDC_ISSUER",
     "CWJ_STATE_NAMESPACE",
@@ -39,7 +40,8 @@ CONTRACT = {
     "CWJ_CODER_TOKEN_FILE",
     "KUBECONFIG",
     "CWJ_EMULATOR_CONTROL_URL",
-}  # DESIGN.md's env-file table, plus the two ARM override settings its emulator needs (lib/arm_cloud.py)
+}  # DESIGN.md's env-file table, plus the two ARM override settings its emulator needs (lib/arm_cloud.py) and
+# the managed cluster of the identity bindings (issue 20)
 
 
 def test_up_prints_ready_writes_the_env_file_and_stops_on_sigterm(tmp_path: Path) -> None:

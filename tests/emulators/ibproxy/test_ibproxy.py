@@ -44,7 +44,8 @@ def test_a_token_for_another_audience_is_refused_before_rbac(platform: Platform)
 def test_rbac_refusal_is_403_access_denied_and_entra_is_not_asked(platform: Platform) -> None:
     b = platform.baseline
     platform.log.clear()
-    token = platform.service_account_jwt(b.jobs_namespace, b.jobs_service_account, audience=BINDING_AUDIENCE)
+    # coder-token-mint holds no RBAC here (fic-reconcile's account holds use-managed-identity on the pool: bootstrap.py)
+    token = platform.service_account_jwt(b.jobs_namespace, b.mint_service_account, audience=BINDING_AUDIENCE)
     resp = post(platform, token, b.pool_client_ids[0])
     assert resp.status_code == 403 and resp.json()["error"] == "access_denied"
     assert platform.log.entries("entra") == []

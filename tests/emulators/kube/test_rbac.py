@@ -307,3 +307,16 @@ def test_discovery_names_the_rbac_and_authorization_groups_with_the_verbs_served
         "clusterroles": ["create", "delete", "get", "list", "patch", "update"],
         "clusterrolebindings": ["create", "delete", "get", "list", "patch", "update"],
     }
+
+
+def test_a_binding_over_etcds_request_limit_is_a_bare_500(platform: Platform) -> None:
+    """etcd's 1.5 MiB --max-request-bytes: the API server answers `etcdserver: request is too large` as a 500 Status
+    without a reason (kubernetes/kubernetes#74600, #112152). Somewhat over 21,000 workspace subjects on one identity."""
+    api = rbac_api(platform)
+    api.create_cluster_role(use_mi_role())
+    many = use_mi_binding([f"coder-ws-{i:06d}" for i in range(25000)])
+    with pytest.raises(k8s.ApiException) as exc:
+        api.create_cluster_role_binding(many)
+    assert exc.value.status == 500 and status_of(exc)["message"] == "etcdserver: request is too large"
+    assert "reason" not in status_of(exc)
+    assert api.create_cluster_role_binding(use_mi_binding([f"coder-ws-{i:06d}" for i in range(5000)])).subjects

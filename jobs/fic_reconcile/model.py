@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from jobs.fic_reconcile.binding_model import BindingView
 from lib.clients.arm_types import FicSpec, ObservedFic
 
 
@@ -47,6 +48,7 @@ class Observed:
     state_error: str = ""  # the relocation record could not be read
     state_problems: tuple[str, ...] = ()  # record entries that did not parse (dropped: their clock restarts)
     state_version: str | None = None  # the record's resourceVersion; None: there is none yet
+    ib: BindingView = field(default_factory=BindingView)  # identity bindings and RBAC (--mode other than fic)
 
 
 @dataclass(frozen=True)

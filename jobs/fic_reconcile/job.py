@@ -11,8 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from jobs.fic_reconcile import cluster
-from jobs.fic_reconcile import plan as fic_plan
+from jobs.fic_reconcile.binding_model import BindingView
 from jobs.fic_reconcile.model import Observed
+from jobs.fic_reconcile.modes import plan_mode
 from jobs.fic_reconcile.settings import FicSettings
 from jobs.fic_reconcile.writes import Clients, apply, read_identity
 from lib import harness
@@ -56,8 +57,13 @@ def connect(s: FicSettings) -> Clients:
         raise ConfigError(label_of(FicSettings, field), f"not found ({describe_error(exc)})") from None
     except AzureError as exc:  # connection refused, timeouts, an answer that is not JSON
         raise ArmError(f"ARM list identities in {s.resource_group}: {describe_error(exc)}") from None
+    aks = None
+    if s.mode != "fic":
+        from lib.clients.aks_bindings import AksBindings
+
+        aks = AksBindings(credential, s.cluster(), target.endpoint, target.scope)
     budget = RunBudget(s.max_run_seconds, s.arm_writes_per_second)  # the clock starts before the first call
-    return Clients(arm, tuple(pool), state_namespace, budget, tenant_id, issuer_problem)
+    return Clients(arm, tuple(pool), state_namespace, budget, tenant_id, aks, issuer_problem)
 
 
 def probe_tenant(s: FicSettings, environ: Mapping[str, str]) -> str:
@@ -112,8 +118,10 @@ def observe(c: Clients, s: FicSettings) -> Observed:
     while the ARM reads wait on the network)."""
     with ThreadPoolExecutor(max_workers=1) as kube, ThreadPoolExecutor(max_workers=s.concurrency) as workers:
         reading = kube.submit(_read_cluster, s, c.state_namespace)
+        binding_view = workers.submit(_read_bindings, c, s) if c.aks is not None else None
         identities = tuple(workers.map(lambda p: read_identity(c.arm, p), c.pool))
         view = reading.result()
+        ib = binding_view.result() if binding_view is not None else BindingView()
     return Observed(
         namespaces=view.namespaces,
         namespaces_complete=not view.namespaces_error,
@@ -124,12 +132,20 @@ def observe(c: Clients, s: FicSettings) -> Observed:
         state_error=view.state_error,
         state_problems=view.state_problems,
         state_version=view.state_version,
+        ib=ib,
         issuer_problem=c.issuer_problem,
     )
 
 
+def _read_bindings(c: Clients, s: FicSettings) -> BindingView:
+    from jobs.fic_reconcile.binding_io import read_binding_view
+
+    assert c.aks is not None
+    return read_binding_view(c.aks, s, [p.client_id for p in c.pool])
+
+
 def plan(state: Observed, s: FicSettings, now: datetime) -> Plan:
-    return fic_plan.plan(state, s.policy(), now)
+    return plan_mode(state, s.policy(), s.binding_policy(), now)
 
 
 def publish(report: Report, s: FicSettings, code: int) -> None:
@@ -143,6 +159,12 @@ def publish(report: Report, s: FicSettings, code: int) -> None:
     )
 
 
+def close(c: Clients) -> None:
+    c.arm.close()
+    if c.aks is not None:
+        c.aks.close()
+
+
 SPEC = harness.JobSpec(
     name=JOB,
     description="Keep one federated identity credential per workspace namespace on its shard's pool identity.",
@@ -152,7 +174,7 @@ SPEC = harness.JobSpec(
     plan=plan,
     apply=apply,
     publish=publish,
-    close=lambda c: c.arm.close(),
+    close=close,
     preflight=preflight,
     examples=(
         "fic-reconcile --dry-run          # settings from the env: CWJ_OIDC_ISSUER, AZURE_CLIENT_IDS_JSON, ...",

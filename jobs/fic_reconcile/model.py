@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from jobs.fic_reconcile.binding_model import BindingView
 from lib.clients.arm_types import FicSpec, ObservedFic
 from lib.model import changes as model_changes
 
@@ -49,6 +50,7 @@ class Observed:
     state_error: str = ""  # the relocation record could not be read
     state_problems: tuple[str, ...] = ()  # record entries that did not parse (dropped: their clock restarts)
     state_version: str | None = None  # the record's resourceVersion; None: there is none yet
+    ib: BindingView = field(default_factory=BindingView)  # identity bindings and RBAC (--mode other than fic)
     issuer_problem: str = ""  # --issuer could not be checked against its discovery document
 
 

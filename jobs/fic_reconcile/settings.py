@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from jobs.fic_reconcile.binding_model import MODES
+from jobs.fic_reconcile.bindings import BindingPolicy
 from jobs.fic_reconcile.plan import Policy
 from jobs.fic_reconcile.shard import SHARD_RULES
 from jobs.fic_reconcile.state import DEFAULT_NAME
@@ -33,8 +35,27 @@ from lib.settings import (
     switch,
 )
 
+# /subscriptions/<uuid>/resourceGroups/<rg>/providers/Microsoft.ContainerService/managedClusters/<name>; ARM's
+# segments are case-insensitive, the cluster name 1-63 of letters, digits, '-' and '_', starting and ending alnum
+CLUSTER_ID = re.compile(
+    r"/subscriptions/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+    r"/resourcegroups/([-\w.()]{0,89}[-\w()])"
+    r"/providers/microsoft\.containerservice/managedclusters/([a-z0-9](?:[-a-z0-9_]{0,61}[a-z0-9])?)",
+    re.IGNORECASE,
+)
+# what --fic-prefix must be when it also names ClusterRoles (DNS-1123) and AKS bindings (<prefix><client id>)
+RBAC_PREFIX = re.compile(r"[a-z][-a-z0-9]{0,26}")
 FIC_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{2,119}")  # ARM's rule for the FIC resource name
 MAX_NAMESPACE = 63  # a namespace is a DNS-1123 label
+
+
+def parse_cluster_id(raw: str) -> str:
+    if not CLUSTER_ID.fullmatch(raw.strip()):
+        raise ValueError(
+            "expected a managed cluster's ARM resource id, /subscriptions/<uuid>/resourceGroups/<group>/providers/"
+            f"Microsoft.ContainerService/managedClusters/<name>, got {raw!r}"
+        )
+    return raw.strip()
 
 
 def _matching(what: str, pattern: str) -> Any:
@@ -190,6 +211,24 @@ class FicSettings:
         group=AZURE,
         metavar="PER_SECOND",
     )
+    mode: str = setting(
+        "--mode",
+        "fic: one FIC per workspace namespace; identity-binding: one AKS identity binding per pool identity and "
+        "Kubernetes RBAC naming the workspace ServiceAccounts, our per-namespace FICs pruned; both: the two at once, "
+        "for the migration (docs/identity-bindings.md)",
+        env="CWJ_FIC_MODE",
+        parse=one_of(*MODES),
+        default="fic",
+    )
+    aks_cluster_id: str | None = setting(
+        "--aks-cluster-id",
+        "the managed cluster's ARM resource id, where the identity bindings live (required unless --mode fic)",
+        env="CWJ_AKS_CLUSTER_ID",
+        parse=parse_cluster_id,
+        default=None,
+        group=AZURE,
+        metavar="RESOURCE_ID",
+    )
     known_issuers: tuple[str, ...] = setting(
         "--known-issuers",
         "OIDC issuers besides --issuer that may hold FICs on pool identities (other clusters sharing the pool); "
@@ -236,6 +275,7 @@ class FicSettings:
                 f"expected fewer seconds than --max-run-seconds ({self.max_run_seconds:g}): the probe runs inside "
                 f"the run budget, got {self.probe_seconds:g}",
             )
+        self._check_mode()
         longest, shortest = self.fic_prefix + "a" * MAX_NAMESPACE, self.fic_prefix + "a"
         if not (FIC_NAME.fullmatch(longest) and FIC_NAME.fullmatch(shortest)):
             raise ConfigError(
@@ -243,6 +283,33 @@ class FicSettings:
                 f"expected 2-{120 - MAX_NAMESPACE} characters of [a-zA-Z0-9-_] starting with a letter or digit, "
                 f"so that prefix + any namespace is a valid FIC name, got {self.fic_prefix!r}",
             )
+
+    def _check_mode(self) -> None:
+        if self.mode == "fic":
+            return
+        if not self.aks_cluster_id:
+            raise ConfigError(
+                label_of(FicSettings, "aks_cluster_id"),
+                f"is required with --mode {self.mode}: expected the managed cluster's ARM resource id "
+                "(/subscriptions/<uuid>/resourceGroups/<group>/providers/Microsoft.ContainerService/managedClusters/"
+                "<name>)",
+            )
+        if not RBAC_PREFIX.fullmatch(self.fic_prefix):
+            raise ConfigError(
+                label_of(FicSettings, "fic_prefix"),
+                f"with --mode {self.mode} it also names ClusterRoles and AKS identity bindings: expected 1-27 of "
+                f"lower-case letters, digits and '-', starting with a letter, got {self.fic_prefix!r}",
+            )
+
+    def cluster(self) -> tuple[str, str, str]:
+        """(subscription, resource group, name) of --aks-cluster-id."""
+        found = CLUSTER_ID.fullmatch(self.aks_cluster_id or "")
+        if found is None:
+            raise ConfigError(label_of(FicSettings, "aks_cluster_id"), "is required here")
+        return found.group(1).lower(), found.group(2), found.group(3)
+
+    def binding_policy(self) -> BindingPolicy:
+        return BindingPolicy(self.mode, self.subscription_id, self.resource_group, self.fic_prefix)
 
     def arm_target(self) -> ArmTarget:
         try:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from jobs.fic_reconcile import cluster
+from jobs.fic_reconcile.binding_model import BindingAction, PutBinding, PutRole, PutRoleBinding
 from jobs.fic_reconcile.model import DeleteFic, FicAction, IdentityState, PutFic, RecordRelocations
 from jobs.fic_reconcile.placement import is_ours
 from jobs.fic_reconcile.probe import Created, spread
@@ -28,6 +29,7 @@ from lib.model import Finding, Outcome, Plan, Report
 from lib.redact import first_line
 
 if TYPE_CHECKING:
+    from lib.clients.aks_bindings import AksBindings
     from lib.clients.arm_msi import ArmMsi, PoolIdentity
 
 
@@ -38,6 +40,7 @@ class Clients:
     state_namespace: str  # where the relocation record lives
     budget: RunBudget
     tenant_id: str = ""  # the pool's tenant, for --probe's exchanges
+    aks: AksBindings | None = None  # the cluster's identity bindings (--mode other than fic)
     issuer_problem: str = ""  # the issuer's discovery document could not be read (issuer.py): a warning
 
 
@@ -54,12 +57,19 @@ def apply(p: Plan, c: Clients, s: FicSettings) -> Report:
     outcomes: dict[int, Outcome] = {}
     tiers: dict[int, dict[str, list[tuple[int, FicAction]]]] = defaultdict(lambda: defaultdict(list))
     records: list[tuple[int, RecordRelocations]] = []
+    bindings: list[tuple[int, BindingAction]] = []
     for index, action in enumerate(p.actions):
-        if isinstance(action, RecordRelocations):
+        if isinstance(action, PutBinding | PutRole | PutRoleBinding):
+            bindings.append((index, action))
+        elif isinstance(action, RecordRelocations):
             records.append((index, action))
         else:
             assert isinstance(action, PutFic | DeleteFic)
             tiers[action.phase][action.identity].append((index, action))
+    if bindings:  # the binding path first: a FIC prune never waits on it (modes.py), but new namespaces do
+        from jobs.fic_reconcile.binding_io import apply_bindings
+
+        outcomes.update(apply_bindings(bindings, c.aks, s, c.budget))
     created: list[Created] = []
     with ThreadPoolExecutor(max_workers=s.concurrency) as workers:
         for tier in sorted(tiers):

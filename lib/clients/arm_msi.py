@@ -98,6 +98,30 @@ class _TransientBudget:
         return is_transient(exc)
 
 
+def call_arm(
+    fn: Callable[[], R],
+    backoff: Backoff,
+    on_retry: Callable[[Exception, int, float], None] | None,
+    within: float | None = None,
+    what: str = "",
+) -> R:
+    """Retry what ARM calls transient (is_transient), for at most the backoff's deadline or `within` seconds if
+    less; every ARM client of this package retries this one way, and logs each retry in the one shape (`retry`,
+    client arm, the call `what`)."""
+    if within is not None:
+        backoff = replace(backoff, deadline=min(backoff.deadline, within))
+    budget = _TransientBudget()
+    return call_with_retry(
+        fn,
+        transient=budget,
+        retry_after=retry_after_of,
+        backoff=backoff,
+        on_retry=on_retry,
+        client="arm",
+        call=what,
+    )
+
+
 class ArmMsi:
     def __init__(
         self,
@@ -132,18 +156,7 @@ class ArmMsi:
     def call(self, fn: Callable[[], R], within: float | None = None, what: str = "") -> R:
         """Retry what ARM calls transient, for at most the backoff's deadline or `within` seconds if less (a
         caller with a run budget: a Retry-After past it ends the call with that 429)."""
-        backoff = (
-            self._backoff if within is None else replace(self._backoff, deadline=min(self._backoff.deadline, within))
-        )
-        return call_with_retry(
-            fn,
-            transient=_TransientBudget(),
-            retry_after=retry_after_of,
-            backoff=backoff,
-            on_retry=self._on_retry,
-            client="arm",
-            call=what,
-        )
+        return call_arm(fn, self._backoff, self._on_retry, within, what=what)
 
     def resolve_pool(self, client_ids: Sequence[str]) -> list[PoolIdentity]:
         """The pool's client ids, in pool order, as identity names in the resource group."""

@@ -11,12 +11,13 @@ chain this replaces would have tried the node's managed identity, following its 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential, TokenRequestOptions
 from azure.core.exceptions import ClientAuthenticationError
-from azure.core.pipeline import PipelineResponse
+from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy
 from azure.identity import AzureCliCredential, ClientAssertionCredential, WorkloadIdentityCredential
 
@@ -108,11 +109,30 @@ class CappedRetryPolicy(RetryPolicy[Any, Any]):
     """azure-core's RetryPolicy sleeps for whatever Retry-After the token endpoint sends (`_sleep_for_retry`;
     `retry_backoff_max` bounds only its own exponential backoff), so an Entra 429 with Retry-After: 3600 would
     hold the run for an hour. Capped as lib/http.py caps urllib3's `retry_after_max`: no single wait beyond
-    30 s or --retry-deadline, then the retry happens (and a still-throttled endpoint fails the run, named)."""
+    30 s or --retry-deadline. And one token request's retries all fit in that same bound: three retries each
+    waiting the cap held a run against a throttling Entra for three times --retry-deadline. When the bound is
+    spent the last answer stands (a still-throttled endpoint fails the run, named with its status)."""
+
+    def send(self, request: PipelineRequest[Any]) -> PipelineResponse[Any, Any]:
+        request.context[_RETRY_UNTIL] = time.monotonic() + limits.deadline(RETRY_BUDGET)
+        return super().send(request)
+
+    def increment(self, settings: dict[str, Any], response: Any = None, error: Any = None) -> bool:
+        retry = super().increment(settings, response=response, error=error)
+        return retry and _left(getattr(response, "context", None)) > 0
 
     def get_retry_after(self, response: PipelineResponse[Any, Any]) -> float | None:
         asked = super().get_retry_after(response)
-        return None if asked is None else min(asked, limits.deadline(30.0))
+        return None if asked is None else min(asked, limits.deadline(RETRY_BUDGET), _left(response.context))
+
+
+RETRY_BUDGET = 30.0  # seconds one token request may spend waiting to retry, unless --retry-deadline is lower
+_RETRY_UNTIL = "cwj_retry_until"
+
+
+def _left(context: Any) -> float:
+    until = context.get(_RETRY_UNTIL) if context is not None else None
+    return RETRY_BUDGET if until is None else max(0.0, until - time.monotonic())
 
 
 def exchange_assertion(tenant_id: str, client_id: str, assertion: str, scope: str, timeout: float) -> None:

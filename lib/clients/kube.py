@@ -267,6 +267,16 @@ def write_config_map(
     return str(written.metadata.resource_version)
 
 
+def paged(what: str, fetch: Callable[..., Any], convert: Callable[[Any], T], page_size: int, **query: Any) -> list[T]:
+    """Every page of a list (`limit`/`continue`), restarted on 410 Expired; for sibling clients (kube_rbac.py)."""
+    return _paged(what, fetch, convert, page_size, **query)
+
+
+def retrying(fn: Callable[[], R]) -> R:
+    """One request, again on 429/5xx within LIST_BACKOFF; KubeConflict on 409, else KubeError (with the status)."""
+    return _retrying(fn)
+
+
 def _timeouts() -> tuple[float, float]:
     return (limits.timeout(10), limits.timeout(30))
 

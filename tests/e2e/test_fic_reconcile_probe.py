@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
-from azure.identity import WorkloadIdentityCredential
 from kubernetes import client as k8s
 
 from lib.clients.kube import core_api
@@ -23,13 +22,12 @@ from tests.conftest import Control, run_job
 from tests.e2e import pushed_samples
 from tests.e2e.test_fic_reconcile import create_namespaces, namespaces, run, shard
 from tests.e2e.test_output_schema import VALIDATOR
+from tests.e2e.workload_exchange import ARM_SCOPE, FIC_AUDIENCE, ExchangeResult, exchange, workspace_token
+from tests.e2e.workload_exchange import credential as workload_credential
 from tests.emulators.platform import Platform
 
 RUN_GROUP = "/metrics/job/fic-reconcile/cluster/default"  # lib/clients/pushgateway.py, no --cluster
 pytestmark = pytest.mark.e2e
-
-AUDIENCE = "api://AzureADTokenExchange"
-ARM_SCOPE = "https://management.azure.com/.default"
 
 
 def workspace_account(ns: str) -> None:
@@ -60,21 +58,16 @@ def test_4_a_workspace_token_from_the_token_request_api_is_refused_until_its_fic
     create_namespaces([ns])
     workspace_account(ns)
     assert run(env)[0] == 0
-    spec = k8s.V1TokenRequestSpec(audiences=[AUDIENCE], expiration_seconds=600)
-    minted = core_api(os.environ).create_namespaced_service_account_token(
-        "workspace", ns, k8s.AuthenticationV1TokenRequest(spec=spec)
-    )
     token_file = tmp_path / "azure-identity-token"
-    token_file.write_text(minted.status.token)
-    credential = WorkloadIdentityCredential(
-        tenant_id=platform.baseline.tenant_id,
-        client_id=platform.baseline.pool_client_ids[shard(ns, 3)],
-        token_file_path=str(token_file),
-    )
+    token_file.write_text(workspace_token(platform, ns, FIC_AUDIENCE))
+    client_id = platform.baseline.pool_client_ids[shard(ns, 3)]
+    credential = workload_credential(platform, client_id, token_file, "fic")
     with pytest.raises(ClientAuthenticationError, match="AADSTS70021"):  # right after the run created the FIC
         credential.get_token(ARM_SCOPE)
+    assert exchange(platform, ns, client_id, via="fic").code == "AADSTS70021"  # the shared helper sees the same
     platform.clock.advance(platform.entra.settings["fic_propagation_seconds"])
     assert credential.get_token(ARM_SCOPE).token
+    assert exchange(platform, ns, client_id, via="fic") == ExchangeResult(True, "", "")
 
 
 def test_4_the_probe_sees_refusals_until_propagation_then_a_grant_and_reports_time_to_usable(

@@ -52,6 +52,15 @@ class Baseline:
     reviewer_service_account: str = "vault-token-reviewer"
     oidc_issuer: str = f"https://oidc.aks.emulator.test/{_uuid('tenant')}/{_uuid('cluster')}/"
     location: str = "westeurope"
+    cluster_resource_group: str = "rg-coder-aks"  # the AKS cluster whose identity bindings fic-reconcile manages
+    cluster_name: str = "aks-coder"
+
+    @property
+    def cluster_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.cluster_resource_group}"
+            f"/providers/Microsoft.ContainerService/managedClusters/{self.cluster_name}"
+        )
 
     def pool_identity_name(self, index: int) -> str:
         return f"id-coder-ws-pool-{index}"
@@ -122,6 +131,7 @@ class Platform:
         from tests.emulators.coder.emulator import CoderEmulator
         from tests.emulators.control import ControlEmulator
         from tests.emulators.entra.emulator import EntraEmulator
+        from tests.emulators.ibproxy.emulator import IbProxyEmulator
         from tests.emulators.keyvault.emulator import KeyVaultEmulator
         from tests.emulators.kube.emulator import KubeEmulator
         from tests.emulators.vault.proxy import VaultProxy
@@ -134,6 +144,7 @@ class Platform:
         self.log = RequestLog(self.clock)
         self.secrets: set[str] = set()  # every credential or secret value any emulator issued or stored
         self.cluster_key = SigningKey("cluster-sa-key")  # signs service-account JWTs (the AKS OIDC issuer)
+        self.ib_key = SigningKey("aks-identity-binding")  # the identity binding proxy's issuer (ib.oic.prod-aks)
         self.ca = trustme.CA()
         self.entra = EntraEmulator(self)
         self.arm = ArmEmulator(self)
@@ -142,6 +153,7 @@ class Platform:
         self.vault = VaultProxy(self)  # a real OpenBao behind the fault proxy
         self.coder = CoderEmulator(self)
         self.kube = KubeEmulator(self)
+        self.ibproxy = IbProxyEmulator(self)  # AKS's identity binding token proxy
         self.control = ControlEmulator(self)
 
     @property
@@ -154,6 +166,7 @@ class Platform:
             self.vault,
             self.coder,
             self.kube,
+            self.ibproxy,
             self.control,
         ]
 
@@ -230,6 +243,28 @@ class Platform:
         }
         return self.remember_secret(self.cluster_key.sign(claims))
 
+    def ib_proxy_env(self) -> dict[str, str]:
+        """AZURE_KUBERNETES_TOKEN_PROXY, _SNI_NAME and _CA_FILE, as the webhook injects them into a pod that uses an
+        identity binding (not in the env file: they are the workspaces', not the jobs')."""
+        return self.ibproxy.env()
+
+    def signing_key_for(self, issuer: str) -> SigningKey:
+        """Who signs assertions from `issuer`: the identity binding proxy for the IB issuer, else the cluster."""
+        return self.ib_key if issuer.startswith("https://ib.oic.prod-aks.azure.com/") else self.cluster_key
+
+    def service_account_kubeconfig(self, namespace: str, name: str) -> Path:
+        """A kubeconfig whose user is the ServiceAccount `namespace/name` (a token for the API server's audience, as
+        a pod's in-cluster config holds): its requests meet RBAC (kube/authz.py), not the admin's system:masters.
+        The job's own is `service_account_kubeconfig(baseline.jobs_namespace, baseline.jobs_service_account)`."""
+        from tests.emulators.kube.authn import API_AUDIENCES
+
+        config = self.kube.kubeconfig(str(self.ca_path))
+        config["users"][0]["user"]["token"] = self.service_account_jwt(namespace, name, audience=API_AUDIENCES[0])
+        path = self.state_dir / f"kubeconfig-{namespace}-{name}"
+        path.write_text(json.dumps(config, indent=2))
+        path.chmod(0o600)
+        return path
+
     # ---- files and env --------------------------------------------------------------------------------
 
     @property
@@ -264,6 +299,7 @@ class Platform:
             "CWJ_ALLOW_CUSTOM_ARM_ENDPOINT": "true",
             "CWJ_ARM_AUDIENCE": "https://management.azure.com/",
             "CWJ_IDENTITY_RESOURCE_GROUP": b.pool_resource_group,
+            "CWJ_AKS_CLUSTER_ID": b.cluster_id,  # identity bindings live on this managed cluster (arm/aks.py)
             "AZURE_CLIENT_IDS_JSON": json.dumps(b.pool_client_ids, separators=(",", ":")),
             "CWJ_OIDC_ISSUER": b.oidc_issuer,
             # its discovery document, through the kube emulator: the issuer's host does not resolve

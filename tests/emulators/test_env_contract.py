@@ -14,6 +14,7 @@ import json, os, uuid
 import hvac, requests
 from azure.identity import WorkloadIdentityCredential
 from azure.keyvault.secrets import SecretClient
+from azure.mgmt.containerservice import ContainerServiceClient
 from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.msi.models import FederatedIdentityCredential
 from kubernetes import client, config
@@ -32,6 +33,18 @@ msi.federated_identity_credentials.create_or_update(rg, name, "contract-check", 
 assert "contract-check" in [f.name for f in msi.federated_identity_credentials.list(rg, name)]
 msi.federated_identity_credentials.delete(rg, name, "contract-check")
 assert "contract-check" not in [f.name for f in msi.federated_identity_credentials.list(rg, name)]
+
+# CWJ_AKS_CLUSTER_ID: the managed cluster whose identity bindings fic-reconcile manages (issue 20)
+parts = env["CWJ_AKS_CLUSTER_ID"].split("/")
+assert parts[1] == "subscriptions" and parts[2] == env["AZURE_SUBSCRIPTION_ID"] and parts[6:8] == [
+    "Microsoft.ContainerService", "managedClusters"]
+aks = ContainerServiceClient(credential, parts[2], base_url=env["CWJ_ARM_ENDPOINT"], polling_interval=0.2)
+identity_id = identities[0].id
+binding = {"properties": {"managedIdentity": {"resourceId": identity_id}}}
+done = aks.identity_bindings.begin_create_or_update(parts[4], parts[8], "contractcheck", binding).result(timeout=60)
+assert done.properties.provisioning_state == "Succeeded"
+assert "contractcheck" in [b.name for b in aks.identity_bindings.list_by_managed_cluster(parts[4], parts[8])]
+aks.identity_bindings.begin_delete(parts[4], parts[8], "contractcheck").result(timeout=60)
 
 verify = env["CWJ_KEYVAULT_VERIFY_CHALLENGE_RESOURCE"] != "false"
 kv = SecretClient(env["CWJ_TARGET_VAULT_URL"], credential, verify_challenge_resource=verify)

@@ -102,6 +102,10 @@ POOL = [
     "1c7a2d3b-4e5f-4a6b-9c7d-8e9f0a1b2c3d",
     "2d8b3e4c-5f6a-4b7c-8d8e-9f0a1b2c3d4e",
 ]
+AKS_CLUSTER_ID = (
+    "/subscriptions/3e9c4f5d-6a7b-4c8d-9e9f-0a1b2c3d4e5f/resourcegroups/rg-aks"
+    "/providers/Microsoft.ContainerService/managedClusters/aks-prod-1"
+)
 VARIANTS = {
     "full": [],
     "pool-in-values-no-netpol-no-alerts": [
@@ -123,6 +127,17 @@ VARIANTS = {
         'networkPolicy.apiServer={"cidrs": [], "to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}]}',
     ],
     "fic-probe": ["--set", "jobs.ficReconcile.probe.enabled=true"],
+    # issue 20: the identity-binding modes, with the pool in values (RBAC narrowed to its names) and from the Secret
+    "identity-binding-pool-in-values": [
+        "--set-json",
+        f"jobs.ficReconcile.settings.clientIds={json.dumps(POOL)}",
+        "--set",
+        "jobs.ficReconcile.mode=identity-binding,jobs.ficReconcile.aksClusterId=" + AKS_CLUSTER_ID,
+    ],
+    "both-pool-from-secret": [
+        "--set",
+        "jobs.ficReconcile.mode=both,jobs.ficReconcile.aksClusterId=" + AKS_CLUSTER_ID,
+    ],
 }
 
 

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from tests.emulators.arm.aks import AKS_API_VERSION, AKS_DEFAULTS, AksApi
 from tests.emulators.arm.resources import FIC_TYPE, IDENTITY_TYPE, page
 from tests.emulators.arm.store import IdentityStore
 from tests.emulators.arm.throttle import GLOBAL_FACTOR, MSI_LIMITS, Buckets, ScaledClock, kind_of
@@ -85,11 +86,12 @@ DEFAULTS: dict[str, Any] = {
     # Microsoft.ManagedIdentity's own limits (throttle.MSI_LIMITS): burst and scope undocumented, so off by default
     "msi_throttling": False,
     "msi_resource": "identity",  # what "per resource" counts: the parent "identity" or each "fic"
+    **AKS_DEFAULTS,  # Microsoft.ContainerService identity bindings (aks.py)
 }
 _KIND_SETTINGS = {"reads": "read", "writes": "write", "deletes": "delete"}
 
 
-class ArmEmulator(IdentityStore):
+class ArmEmulator(AksApi, IdentityStore):
     service = "arm"
     case_insensitive_paths = True
 
@@ -107,6 +109,7 @@ class ArmEmulator(IdentityStore):
         self.seed_identity(b.jobs_resource_group, b.jobs_identity, client_id=b.jobs_client_id)
         subject = f"system:serviceaccount:{b.jobs_namespace}:{b.jobs_service_account}"
         self.seed_fic(b.jobs_resource_group, b.jobs_identity, b.jobs_service_account, b.oidc_issuer, subject)
+        self.reset_aks()
 
     def configure(self, settings: dict[str, Any]) -> dict[str, Any]:
         for key, value in settings.items():
@@ -132,6 +135,7 @@ class ArmEmulator(IdentityStore):
                 raise ValueError(f"{key}: expected a number > 0")
             if key == "msi_resource" and value not in ("identity", "fic"):
                 raise ValueError('msi_resource: expected "identity" or "fic"')
+            self._check_aks_setting(key, value)
             if key == "time_scale":
                 self.bucket_clock.set_scale(float(value))
             self.settings[key] = value
@@ -153,7 +157,7 @@ class ArmEmulator(IdentityStore):
         except TokenRejected as exc:
             if exc.reason != "audience" or claims_of(header).get("aud") not in ALLOWED_AUDIENCES:
                 raise self._unauthorized(exc.reason, header) from None
-        check_api_version(req)
+        check_api_version(req, AKS_API_VERSION if req.op.startswith("aks.") else API_VERSION)
 
     # ---- throttling (throttle.py: sources, the clock, Retry-After) ----------------------------------------
 
@@ -162,8 +166,23 @@ class ArmEmulator(IdentityStore):
         spent its token) even when Microsoft.ManagedIdentity's own limit then refuses it."""
         if self.settings["throttling"]:
             self._arm_buckets(req)
-        if self.settings["msi_throttling"]:
+        if self.settings["msi_throttling"] and not req.op.startswith("aks."):
             self._msi_buckets(req)
+
+    @staticmethod
+    def _check_aks_setting(key: str, value: Any) -> None:
+        if key == "binding_lro_seconds" and not (
+            isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+        ):
+            raise ValueError("binding_lro_seconds: expected a number of seconds >= 0")
+        if key in ("binding_retry_after", "binding_page_size") and not (
+            isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        ):
+            raise ValueError(f"{key}: expected an integer >= 1")
+        if key == "binding_fic_limit_phase" and value not in ("async", "sync"):
+            raise ValueError('binding_fic_limit_phase: expected "async" or "sync"')
+        if key == "api_server_vnet_integration" and not isinstance(value, bool):
+            raise ValueError("api_server_vnet_integration: expected true or false")
 
     def _arm_buckets(self, req: Request) -> None:
         kind, sub = kind_of(req.method), req.params["sub"].lower()

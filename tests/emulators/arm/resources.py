@@ -44,7 +44,7 @@ def fic_json(sub: str, ident: dict[str, Any], fic: dict[str, Any]) -> dict[str, 
     }
 
 
-def page(req: Request, items: list[dict[str, Any]], default_size: int) -> Response:
+def page(req: Request, items: list[dict[str, Any]], default_size: int, api_version: str = API_VERSION) -> Response:
     """One page and, when more remain, an absolute `nextLink` back to this emulator (NOTES §1.5)."""
     top_text, token = query_param(req, "$top"), query_param(req, "$skiptoken")
     if top_text is not None and not (top_text.isdigit() and int(top_text) >= 1):
@@ -53,7 +53,7 @@ def page(req: Request, items: list[dict[str, Any]], default_size: int) -> Respon
     start = decode_skiptoken(token) if token is not None else 0
     body: dict[str, Any] = {"value": items[start : start + size]}
     if start + size < len(items):
-        query = f"api-version={API_VERSION}" + (f"&$top={size}" if top_text else "")
+        query = f"api-version={api_version}" + (f"&$top={size}" if top_text else "")
         body["nextLink"] = f"{req.base_url}{req.path}?{query}&$skiptoken={encode_skiptoken(start + size)}"
     return Response(200, body)
 

@@ -41,7 +41,7 @@ def not_found(message: str, code: str = "NotFound") -> HttpError:
 # ---- api-version and the bearer token -------------------------------------------------------------------
 
 
-def check_api_version(req: Request) -> None:
+def check_api_version(req: Request, expected: str = API_VERSION) -> None:
     api_version = query_param(req, "api-version")
     if api_version is None:
         # [field] ARM's text, quoted in many clients: "The api-version query parameter (?api-version=) ..."
@@ -49,10 +49,10 @@ def check_api_version(req: Request) -> None:
             "The api-version query parameter (?api-version=) is required for all requests.",
             "MissingApiVersionParameter",
         )
-    if api_version != API_VERSION:
+    if api_version != expected:
         # [field] "The api-version '2020-11-01' is invalid. The supported versions are '...'."
         raise bad_request(
-            f"The api-version '{api_version}' is invalid. The supported versions are '{API_VERSION}'.",
+            f"The api-version '{api_version}' is invalid. The supported versions are '{expected}'.",
             "InvalidApiVersionParameter",
         )
 

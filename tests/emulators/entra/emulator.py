@@ -185,7 +185,9 @@ class EntraEmulator(Emulator):
 
     def _check_assertion(self, assertion: str, client_id: str) -> dict[str, Any]:
         try:
-            claims = self.platform.cluster_key.verify(assertion, None, self.platform.clock.timestamp())
+            issuer = str(jwt.decode(assertion, options={"verify_signature": False}).get("iss", ""))
+            key = self.platform.signing_key_for(issuer)  # the cluster's, or the identity binding proxy's
+            claims = key.verify(assertion, None, self.platform.clock.timestamp())
         except (jwt.ExpiredSignatureError, jwt.ImmatureSignatureError):
             raise self._refuse(
                 700024, "invalid_client", "Client assertion is not within its valid time range."

@@ -23,7 +23,7 @@ Sources (kubernetes/kubernetes):
   User "<user>" cannot create resource "tokenreviews" in API group "authentication.k8s.io" at the cluster
   scope` (the RBAC authorizer's wording, staging/src/k8s.io/apiserver/pkg/endpoints/handlers/responsewriters).
 Not modelled: bound-object (pod, secret, node) claims, the `warnafter` stale-token metric, other authenticators
-(OIDC, webhooks), RBAC beyond `system:auth-delegator` (a service account may call TokenReview or nothing).
+(OIDC, webhooks). Who may call TokenReview is RBAC's answer (authz.py), the reviewer's binding bootstrap.py's.
 """
 
 from __future__ import annotations
@@ -56,10 +56,8 @@ class Refused(Exception):
 class AuthnApi:
     """Mixed into KubeEmulator, which supplies lock, platform, objects and error()."""
 
-    auth_delegators: set[str]  # users bound to the ClusterRole system:auth-delegator
-
     def reset_authn(self) -> None:
-        self.auth_delegators = set()
+        """No state: who may call TokenReview is RBAC's answer (authz.py; system:auth-delegator in bootstrap.py)."""
 
     # ---- the service-account token authenticator ---------------------------------------------------------
 
@@ -129,15 +127,6 @@ class AuthnApi:
 
     @route("POST", r"/apis/authentication\.k8s\.io/v1/tokenreviews", "tokenreview.create")
     def token_review(self: KubeEmulator, req: Request) -> Response:
-        if req.user is not None and req.user not in self.auth_delegators:
-            raise m.status_error(
-                self,
-                403,
-                "Forbidden",
-                f'tokenreviews.authentication.k8s.io is forbidden: User "{req.user}" cannot create resource '
-                '"tokenreviews" in API group "authentication.k8s.io" at the cluster scope',
-                {"group": "authentication.k8s.io", "kind": "tokenreviews"},
-            )
         body = m.json_body(self, req)
         spec = body.get("spec") or {}
         if not spec.get("token"):
@@ -163,9 +152,3 @@ class AuthnApi:
             return str(self.authenticate_service_account(token, API_AUDIENCES)["user"]["username"])
         except Refused:
             raise HttpError(401, self.error(401, "Unauthorized", "Unauthorized").body) from None
-
-    def forbidden_for_service_account(self: KubeEmulator, req: Request) -> HttpError:
-        """A service account has no RBAC here beyond system:auth-delegator."""
-        return m.status_error(
-            self, 403, "Forbidden", f'forbidden: User "{req.user}" cannot {req.method.lower()} path "{req.path}"'
-        )

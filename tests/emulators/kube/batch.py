@@ -19,6 +19,7 @@ from copy import deepcopy
 from typing import TYPE_CHECKING, Any
 
 from tests.emulators.core import HttpError, Request, Response, route
+from tests.emulators.kube.rbac_rules import discovery_groups
 
 if TYPE_CHECKING:
     from tests.emulators.kube.emulator import KubeEmulator
@@ -46,7 +47,8 @@ class BatchApi:
 
     @route("GET", r"/apis/?", "discovery.apis")  # the Python client asks with a trailing slash
     def apis(self, req: Request) -> Response:
-        return Response(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_batch_group()]})
+        groups = [_batch_group(), *discovery_groups()]  # rbac.py serves the other groups' documents
+        return Response(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 
     @route("GET", r"/apis/batch/?", "discovery.batch")
     def apis_batch(self, req: Request) -> Response:

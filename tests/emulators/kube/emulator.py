@@ -26,8 +26,11 @@ from typing import Any
 from tests.emulators.core import Emulator, HttpError, Request, Response, route
 from tests.emulators.kube import meta as m
 from tests.emulators.kube.authn import AuthnApi
+from tests.emulators.kube.authz import AuthzApi
 from tests.emulators.kube.batch import BatchApi
+from tests.emulators.kube.bootstrap import baseline_rbac
 from tests.emulators.kube.objects import CoreObjectsApi
+from tests.emulators.kube.rbac import RbacApi
 
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _SELECTOR_TERM = re.compile(
@@ -80,7 +83,7 @@ def selector_matches(terms: list[tuple[str, str, frozenset[str]]], labels: dict[
     return True
 
 
-class KubeEmulator(CoreObjectsApi, BatchApi, AuthnApi, Emulator):
+class KubeEmulator(CoreObjectsApi, BatchApi, AuthnApi, RbacApi, AuthzApi, Emulator):
     service = "kube"
 
     def reset(self) -> None:
@@ -95,12 +98,13 @@ class KubeEmulator(CoreObjectsApi, BatchApi, AuthnApi, Emulator):
         self.reset_objects()
         self.reset_batch()
         self.reset_authn()
+        self.reset_rbac()
         b = self.platform.baseline
         for name in (*SYSTEM_NAMESPACES, b.jobs_namespace):
             self._store(name, {})
         for namespace, name in b.service_accounts:
             self.seed_service_account(namespace, name, b.service_account_uid(namespace, name))
-        self.auth_delegators.add(f"system:serviceaccount:{b.reviewer_namespace}:{b.reviewer_service_account}")
+        self.load_rbac(baseline_rbac(b))
 
     def service_account_uid(self, namespace: str, name: str) -> str | None:
         with self.lock:
@@ -176,9 +180,8 @@ class KubeEmulator(CoreObjectsApi, BatchApi, AuthnApi, Emulator):
             raise HttpError(401, self.error(401, "Unauthorized", "Unauthorized").body)
         if token == self.token:
             return  # the kubeconfig's user: a cluster admin
-        req.user = self.bearer_user(token)  # a service account (OpenBao's token reviewer): authn.py
-        if req.op != "tokenreview.create":
-            raise self.forbidden_for_service_account(req)
+        req.user = self.bearer_user(token)  # a service account (OpenBao's token reviewer, a job): authn.py
+        self.authorize_request(req, req.user)  # RBAC from the ClusterRoles and bindings held here: authz.py
 
     # ---- state ----------------------------------------------------------------------------------------
 

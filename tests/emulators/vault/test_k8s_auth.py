@@ -110,7 +110,7 @@ def test_token_review_refuses_a_deleted_or_recreated_service_account(platform: P
 
 
 def test_a_reviewer_without_auth_delegator_gets_403_and_nobody_logs_in(platform: Platform, control: Control) -> None:
-    platform.kube.auth_delegators.clear()  # the ClusterRoleBinding to system:auth-delegator removed
+    del platform.kube.rbac["clusterrolebindings"]["vault-token-reviewer-auth-delegator"]  # to system:auth-delegator
     with pytest.raises(hx.Forbidden) as info:
         login()
     assert info.value.errors == ["permission denied"] and _reviews(control) == [403]

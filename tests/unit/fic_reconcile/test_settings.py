@@ -117,3 +117,41 @@ def test_the_probe_is_off_by_default_and_its_bound_is_checked_only_when_on() -> 
     assert load(["--probe-seconds", "900"], GOOD).probe_seconds == 900.0  # unused while the probe is off
     on = load(["--probe-seconds", "599.5", "--probe-max-namespaces", "3"], {**GOOD, "CWJ_PROBE": "true"})
     assert (on.probe, on.probe_seconds, on.probe_max_namespaces) == (True, 599.5, 3)
+
+
+# ---- issue 20: --mode and --aks-cluster-id -----------------------------------------------------------------
+
+CLUSTER = (
+    "/subscriptions/33333333-3333-3333-3333-333333333333/resourcegroups/rg-aks"
+    "/providers/Microsoft.ContainerService/managedClusters/aks-prod-1"
+)
+
+
+def test_mode_defaults_to_fic_and_the_cluster_id_is_parsed_case_insensitively() -> None:
+    assert (load([], GOOD).mode, load([], GOOD).aks_cluster_id) == ("fic", None)
+    s = load(["--mode", "identity-binding"], {**GOOD, "CWJ_AKS_CLUSTER_ID": CLUSTER})
+    s.check()
+    assert s.cluster() == ("33333333-3333-3333-3333-333333333333", "rg-aks", "aks-prod-1")
+    assert load([], {**GOOD, "CWJ_FIC_MODE": "both", "CWJ_AKS_CLUSTER_ID": CLUSTER}).binding_policy().mode == "both"
+
+
+@pytest.mark.parametrize(
+    ("env", "argv", "names"),
+    [
+        ({}, ["--mode", "bindings"], "--mode (CWJ_FIC_MODE): expected one of fic, identity-binding, both"),
+        ({}, ["--mode", "identity-binding"], "--aks-cluster-id (CWJ_AKS_CLUSTER_ID): is required with --mode"),
+        ({}, ["--mode", "both"], "--aks-cluster-id (CWJ_AKS_CLUSTER_ID): is required with --mode both"),
+        ({"CWJ_AKS_CLUSTER_ID": "aks-prod-1"}, ["--mode", "both"], "--aks-cluster-id (CWJ_AKS_CLUSTER_ID): expected"),
+        ({"CWJ_AKS_CLUSTER_ID": CLUSTER.replace("managedClusters", "virtualMachines")}, [], "CWJ_AKS_CLUSTER_ID"),
+        ({"CWJ_AKS_CLUSTER_ID": CLUSTER, "CWJ_FIC_PREFIX": "Coder_WS_"}, ["--mode", "both"], "--fic-prefix"),
+        ({"CWJ_AKS_CLUSTER_ID": CLUSTER, "CWJ_FIC_PREFIX": "9ws-"}, ["--mode", "both"], "--fic-prefix"),
+    ],
+    ids=["unknown-mode", "no-cluster-id", "no-cluster-id-both", "name-not-id", "not-a-cluster", "prefix-case",
+         "prefix-digit"],
+)  # fmt: skip
+def test_a_bad_mode_or_cluster_id_exits_2_naming_the_setting(
+    env: dict[str, str], argv: list[str], names: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert harness.run(SPEC, argv, {**GOOD, **env}) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and names in err[0], err

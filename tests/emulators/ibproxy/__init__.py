@@ -1,0 +1,1 @@
+"""The AKS identity binding token proxy (tests/emulators/ibproxy/emulator.py)."""

@@ -4,6 +4,7 @@ bindings.py (the pure plan), binding_writes.py (the apply) and the job."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from lib.clients.arm_types import ObservedBinding
 from lib.clients.rbac_types import ObservedRole, ObservedRoleBinding, Subject
@@ -45,6 +46,9 @@ class PutBinding:
     def describe(self) -> dict[str, str]:
         return _columns(self.phase, self.identity, self.kind, self.binding, "-", self.reason)
 
+    def document(self) -> dict[str, Any]:
+        return {**_document(self.phase, self.identity, self.binding, self.reason), "identity_id": self.identity_id}
+
 
 @dataclass(frozen=True)
 class PutRole:
@@ -62,6 +66,9 @@ class PutRole:
 
     def describe(self) -> dict[str, str]:
         return _columns(self.phase, self.identity, self.kind, self.role, "-", self.reason)
+
+    def document(self) -> dict[str, Any]:
+        return {**_document(self.phase, self.identity, self.role, self.reason), "update": self.update}
 
 
 @dataclass(frozen=True)
@@ -87,8 +94,25 @@ class PutRoleBinding:
     def describe(self) -> dict[str, str]:
         return _columns(self.phase, self.identity, self.kind, self.name, "-", self.reason)
 
+    def document(self) -> dict[str, Any]:
+        """Typed, with the subjects' namespaces before -> after (issue 22 point 6)."""
+        after = sorted(s.namespace for s in self.subjects)
+        before = sorted({*after, *self.removed} - set(self.added))
+        return {
+            **_document(self.phase, self.identity, self.name, self.reason),
+            "update": self.update,
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "changes": [{"field": "subjects", "before": before if self.update else None, "after": after}],
+        }
+
 
 BindingAction = PutBinding | PutRole | PutRoleBinding
+
+
+def _document(phase: int, identity: str, name: str, reason: str) -> dict[str, Any]:
+    """The JSON of a binding action (lib.render.action_document adds kind and changes)."""
+    return {"target": f"{identity}/{name}", "reason": reason, "phase": phase, "identity": identity, "object": name}
 
 
 def _columns(phase: int, identity: str, kind: str, name: str, namespace: str, reason: str) -> dict[str, str]:

@@ -77,7 +77,7 @@ def test_fic_reconcile_dry_run_on_a_laptop_uses_the_cli_for_the_arm_audience(
     proc, events = job("fic-reconcile", laptop, "--dry-run", "--output", "json")
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout)
-    assert [(a["action"], a["fic"]) for a in plan["actions"]] == [("create", "coder-ws-ameide-ws-laptop")]
+    assert [(a["kind"], a["fic"]) for a in plan["actions"]] == [("create", "coder-ws-ameide-ws-laptop")]
     assert credential_of(events)["method"] == "azure-cli"
     calls = az.calls()
     assert calls and all(argv[:4] == ["account", "get-access-token", "--output", "json"] for argv in calls)

@@ -12,6 +12,7 @@ from jobs.fic_reconcile.settings import FicSettings
 from lib import harness
 from lib.cli import build_parser
 from lib.settings import ConfigError, resolve
+from tests.conftest import config_error_lines
 
 CLIENTS = ["11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"]
 GOOD = {
@@ -153,5 +154,5 @@ def test_a_bad_mode_or_cluster_id_exits_2_naming_the_setting(
     env: dict[str, str], argv: list[str], names: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert harness.run(SPEC, argv, {**GOOD, **env}) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = config_error_lines(capsys.readouterr().err)  # the one line, then run.summary (issue 22 point 5)
     assert len(err) == 1 and names in err[0], err

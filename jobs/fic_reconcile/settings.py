@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from jobs.fic_reconcile.binding_model import MODES
-from jobs.fic_reconcile.bindings import BindingPolicy
+from jobs.fic_reconcile.identity_binding.model import MODES, BindingPolicy
 from jobs.fic_reconcile.plan import Policy
 from jobs.fic_reconcile.shard import SHARD_RULES
 from jobs.fic_reconcile.state import DEFAULT_NAME

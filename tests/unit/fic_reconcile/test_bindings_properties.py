@@ -11,8 +11,8 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobs.fic_reconcile.binding_model import BindingView, PutBinding, PutRole, PutRoleBinding
-from jobs.fic_reconcile.bindings import wanted_rules
+from jobs.fic_reconcile.identity_binding.model import BindingView, PutBinding, PutRole, PutRoleBinding
+from jobs.fic_reconcile.identity_binding.plan import wanted_rules
 from jobs.fic_reconcile.model import DeleteFic, IdentityState, Namespace, Observed, PutFic, RecordRelocations
 from jobs.fic_reconcile.modes import plan_mode
 from jobs.fic_reconcile.placement import is_ours

@@ -2,7 +2,7 @@
 identity binding, one ClusterRole that grants `use-managed-identity` on it, and one ClusterRoleBinding whose
 subjects are exactly the `workspace` ServiceAccounts of the namespaces placed on that identity.
 
-Placement is FIC mode's (placement.py): the ServiceAccount's client-id annotation, else the shard rule, so a
+Placement is FIC mode's (../placement.py): the ServiceAccount's client-id annotation, else the shard rule, so a
 namespace's pods may use, through the binding, exactly the identity they would have held a FIC on. No I/O, no
 clock; the same inputs in any order give the same plan.
 
@@ -20,17 +20,17 @@ the mass-delete threshold like FIC deletes do (--max-deletes, --allow-mass-delet
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from jobs.fic_reconcile.binding_model import (
+from jobs.fic_reconcile.identity_binding.model import (
     BINDING_FIC,
     RBAC_LABELS,
     USE_GROUP,
     USE_VERB,
     BindingAction,
+    BindingPolicy,
     PutBinding,
     PutRole,
     PutRoleBinding,
@@ -43,27 +43,6 @@ from lib.clients.rbac_types import ObservedRole, ObservedRoleBinding, Rule, Subj
 from lib.model import Finding
 
 N = TypeVar("N", ObservedRole, ObservedRoleBinding)
-
-
-@dataclass(frozen=True)
-class BindingPolicy:
-    mode: str
-    subscription_id: str  # of the pool identities
-    resource_group: str
-    prefix: str  # --fic-prefix: it names our bindings, ClusterRoles and ClusterRoleBindings too
-
-    def identity_id(self, name: str) -> str:
-        return (
-            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-            f"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
-        )
-
-    def binding_name(self, client_id: str) -> str:
-        """ARM's binding names are `^[a-z][a-z0-9]{0,63}$` (no '-'): the prefix and the client id, unhyphenated."""
-        return re.sub(r"[^a-z0-9]", "", self.prefix.lower()) + re.sub(r"[^a-z0-9]", "", client_id.lower())
-
-    def role_name(self, client_id: str) -> str:
-        return f"{self.prefix}use-mi-{client_id.lower()}"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
-"""What the identity-binding modes observe beyond FIC mode, and the actions their plan orders: plain data for
-bindings.py (the pure plan), binding_writes.py (the apply) and the job."""
+"""What the identity-binding modes observe beyond FIC mode, the names and policy they derive from the pool, and the
+actions their plan orders: plain data for plan.py (the pure plan), observe.py and apply.py (the I/O) and the job.
+It imports nothing from fic-reconcile, so the job's own model and settings may use it (pyproject.toml)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from lib.clients.arm_types import ObservedBinding
@@ -16,6 +18,27 @@ USE_GROUP = "cid.wi.aks.azure.com"
 RBAC_LABELS = {"app.kubernetes.io/managed-by": "fic-reconcile", "app.kubernetes.io/part-of": "coder-wi-jobs"}
 # the urgency tiers of the binding writes: before any FIC write (plan.py's tiers start at 0, these sort first)
 TIER_BINDING, TIER_ROLE, TIER_ROLE_BINDING = -3, -2, -1
+
+
+@dataclass(frozen=True)
+class BindingPolicy:
+    mode: str
+    subscription_id: str  # of the pool identities
+    resource_group: str
+    prefix: str  # --fic-prefix: it names our bindings, ClusterRoles and ClusterRoleBindings too
+
+    def identity_id(self, name: str) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
+        )
+
+    def binding_name(self, client_id: str) -> str:
+        """ARM's binding names are `^[a-z][a-z0-9]{0,63}$` (no '-'): the prefix and the client id, unhyphenated."""
+        return re.sub(r"[^a-z0-9]", "", self.prefix.lower()) + re.sub(r"[^a-z0-9]", "", client_id.lower())
+
+    def role_name(self, client_id: str) -> str:
+        return f"{self.prefix}use-mi-{client_id.lower()}"
 
 
 @dataclass(frozen=True)

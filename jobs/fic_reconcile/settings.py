@@ -267,7 +267,8 @@ class FicSettings:
         return found.group(1).lower(), found.group(2), found.group(3)
 
     def binding_policy(self) -> BindingPolicy:
-        return BindingPolicy(self.mode, self.subscription_id, self.resource_group, self.fic_prefix)
+        cluster = self.cluster()[1:] if self.mode != "fic" else ("", "")
+        return BindingPolicy(self.mode, self.subscription_id, self.resource_group, self.fic_prefix, cluster)
 
     def arm_target(self) -> ArmTarget:
         try:

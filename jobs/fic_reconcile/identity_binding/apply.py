@@ -1,6 +1,7 @@
 """The identity-binding modes' writes: the plan's binding actions, in order (bindings, roles, role bindings: a
-ClusterRoleBinding is written after the role it names), each paced by the run's budget. One failed write never
-stops the others; the report names each. RBAC (the chart): create/update on clusterroles and
+ClusterRoleBinding is written after the role it names; one of a client id that left the pool is deleted before
+its role), each paced by the run's budget. One failed write never
+stops the others; the report names each. RBAC (the chart): create/update/delete on clusterroles and
 clusterrolebindings, and the job itself holds the `use-managed-identity` rule it grants
 (docs/identity-bindings.md, "Permissions")."""
 
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from jobs.fic_reconcile import cluster
-from jobs.fic_reconcile.identity_binding.model import RBAC_LABELS, BindingAction, PutBinding, PutRole
+from jobs.fic_reconcile.identity_binding.model import RBAC_LABELS, BindingAction, DeleteRbac, PutBinding, PutRole
 from jobs.fic_reconcile.identity_binding.plan import wanted_rules
 from jobs.fic_reconcile.settings import FicSettings
 from lib.budget import RunBudget
@@ -44,7 +45,12 @@ def apply_bindings(
 
 
 def _write(action: BindingAction, aks: AksBindings | None, api: Any, budget: RunBudget) -> Outcome:
-    from lib.clients.kube_rbac import write_cluster_role, write_cluster_role_binding
+    from lib.clients.kube_rbac import (
+        delete_cluster_role,
+        delete_cluster_role_binding,
+        write_cluster_role,
+        write_cluster_role_binding,
+    )
 
     if isinstance(action, PutBinding):
         assert aks is not None
@@ -53,5 +59,8 @@ def _write(action: BindingAction, aks: AksBindings | None, api: Any, budget: Run
     if isinstance(action, PutRole):
         write_cluster_role(api, action.role, wanted_rules(action.client_id), RBAC_LABELS, action.version)
         return Outcome(action, "ok")
+    if isinstance(action, DeleteRbac):
+        delete = delete_cluster_role_binding if action.resource == "ClusterRoleBinding" else delete_cluster_role
+        return Outcome(action, "ok", action.reason if delete(api, action.name, action.version) else "already gone")
     write_cluster_role_binding(api, action.name, action.name, action.subjects, RBAC_LABELS, action.version)
     return Outcome(action, "ok", action.reason)

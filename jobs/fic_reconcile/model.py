@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from jobs.fic_reconcile.binding_model import BindingView
+from jobs.fic_reconcile.identity_binding.model import BindingView
 from lib.clients.arm_types import FicSpec, ObservedFic
 
 

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from jobs.fic_reconcile import cluster
-from jobs.fic_reconcile.binding_model import BindingView
+from jobs.fic_reconcile.identity_binding.model import BindingView
 from jobs.fic_reconcile.model import Observed
 from jobs.fic_reconcile.modes import plan_mode
 from jobs.fic_reconcile.settings import FicSettings
@@ -138,7 +138,7 @@ def observe(c: Clients, s: FicSettings) -> Observed:
 
 
 def _read_bindings(c: Clients, s: FicSettings) -> BindingView:
-    from jobs.fic_reconcile.binding_io import read_binding_view
+    from jobs.fic_reconcile.identity_binding.observe import read_binding_view
 
     assert c.aks is not None
     return read_binding_view(c.aks, s, [p.client_id for p in c.pool])

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from jobs.fic_reconcile.binding_model import PutBinding, PutRoleBinding
+from jobs.fic_reconcile.identity_binding.model import PutBinding, PutRoleBinding
 from jobs.fic_reconcile.model import DeleteFic
 from lib.model import Report
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from jobs.fic_reconcile.binding_model import BindingView
+from jobs.fic_reconcile.identity_binding.model import BindingView
 from lib.clients.arm_types import FicSpec, ObservedFic
 from lib.model import changes as model_changes
 

@@ -1,5 +1,5 @@
 """The plan for each --mode (pure): `fic` is plan.py alone; `both` is the identity bindings and RBAC
-(bindings.py) plus plan.py's per-namespace FICs; `identity-binding` is the bindings and RBAC plus the
+(identity_binding/plan.py) plus plan.py's per-namespace FICs; `identity-binding` is the bindings and RBAC plus the
 migration: our per-namespace FICs are pruned, each only once its namespace's path through the binding was
 observed in place (the binding Succeeded, the ClusterRole's rule and the namespace's subject were there when
 this run looked, so they were written by an earlier run or a person, never only planned by this one).
@@ -17,8 +17,6 @@ from dataclasses import replace
 from datetime import datetime
 
 from jobs.fic_reconcile import plan as fic_plan
-from jobs.fic_reconcile.binding_model import BINDING_FIC
-from jobs.fic_reconcile.bindings import BindingPolicy, binding_fic_issuers, plan_bindings
 from jobs.fic_reconcile.findings import (
     capacity_sections,
     foreign_issuer_findings,
@@ -26,6 +24,8 @@ from jobs.fic_reconcile.findings import (
     observation_findings,
     suppressed_finding,
 )
+from jobs.fic_reconcile.identity_binding.model import BINDING_FIC, BindingPolicy
+from jobs.fic_reconcile.identity_binding.plan import binding_fic_issuers, plan_bindings
 from jobs.fic_reconcile.model import DeleteFic, IdentityState, Observed
 from jobs.fic_reconcile.placement import foreign_issuer_fics, place_namespaces, split_by_owner
 from jobs.fic_reconcile.plan import TIER_PRUNE, Policy, delete_threshold, deletion_allowed, guard, stale_deletes

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from jobs.fic_reconcile.binding_model import MODES
-from jobs.fic_reconcile.bindings import BindingPolicy
+from jobs.fic_reconcile.identity_binding.model import MODES, BindingPolicy
 from jobs.fic_reconcile.plan import Policy
 from jobs.fic_reconcile.shard import SHARD_RULES
 from jobs.fic_reconcile.state import DEFAULT_NAME
@@ -309,7 +308,8 @@ class FicSettings:
         return found.group(1).lower(), found.group(2), found.group(3)
 
     def binding_policy(self) -> BindingPolicy:
-        return BindingPolicy(self.mode, self.subscription_id, self.resource_group, self.fic_prefix)
+        cluster = self.cluster()[1:] if self.mode != "fic" else ("", "")
+        return BindingPolicy(self.mode, self.subscription_id, self.resource_group, self.fic_prefix, cluster)
 
     def arm_target(self) -> ArmTarget:
         try:

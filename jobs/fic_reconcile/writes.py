@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from jobs.fic_reconcile import cluster
-from jobs.fic_reconcile.binding_model import BindingAction, PutBinding, PutRole, PutRoleBinding
+from jobs.fic_reconcile.identity_binding.model import BINDING_ACTIONS, BindingAction
 from jobs.fic_reconcile.model import DeleteFic, FicAction, IdentityState, PutFic, RecordRelocations
 from jobs.fic_reconcile.placement import is_ours
 from jobs.fic_reconcile.probe import Created, spread
@@ -59,7 +59,7 @@ def apply(p: Plan, c: Clients, s: FicSettings) -> Report:
     records: list[tuple[int, RecordRelocations]] = []
     bindings: list[tuple[int, BindingAction]] = []
     for index, action in enumerate(p.actions):
-        if isinstance(action, PutBinding | PutRole | PutRoleBinding):
+        if isinstance(action, BINDING_ACTIONS):
             bindings.append((index, action))
         elif isinstance(action, RecordRelocations):
             records.append((index, action))
@@ -67,7 +67,7 @@ def apply(p: Plan, c: Clients, s: FicSettings) -> Report:
             assert isinstance(action, PutFic | DeleteFic)
             tiers[action.phase][action.identity].append((index, action))
     if bindings:  # the binding path first: a FIC prune never waits on it (modes.py), but new namespaces do
-        from jobs.fic_reconcile.binding_io import apply_bindings
+        from jobs.fic_reconcile.identity_binding.apply import apply_bindings
 
         outcomes.update(apply_bindings(bindings, c.aks, s, c.budget))
     created: list[Created] = []

@@ -5,11 +5,13 @@ status-based retry (429 with Retry-After, 5xx, bounded) is arm_msi.call_arm's.
 
 A create is a long-running operation: ARM answers 201 with an Azure-AsyncOperation to poll (the SDK's
 ARMPolling honours Retry-After); the wait is bounded by the caller's run budget, and a binding still
-provisioning when it runs out is reported as such (the next run sees it in the list).
+provisioning when it runs out is reported as such (the next run sees it in the list). The PUT and the polls are
+retried apart: a transient poll failure polls the same operation again, never PUTs again.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -75,15 +77,31 @@ class AksBindings:
             )
         )
         ops = self._client.identity_bindings
+        started = time.monotonic()
+        first = call_arm(
+            lambda: ops.begin_create_or_update(self.resource_group, self.cluster, name, body),
+            self._backoff,
+            self._on_retry,
+            within,
+            what=f"put identity binding {self.cluster}/{name}",
+        )
+        # A failed poll resumes the same operation from the PUT's continuation token (a new poller, no second PUT):
+        # retrying the PUT instead meets ARM's 409 OperationNotAllowed while the first operation runs, and hides
+        # the poll's own error. Only one poller polls at a time: the first one's thread ended with its error.
+        token = first.continuation_token()
+        left = None if within is None else max(0.0, within - (time.monotonic() - started))
+        pollers = iter([first])
 
-        def put() -> ObservedBinding:
-            poller = ops.begin_create_or_update(self.resource_group, self.cluster, name, body)
-            done = poller.result(timeout=within)
+        def wait() -> ObservedBinding:
+            poller = next(pollers, None) or ops.begin_create_or_update(
+                self.resource_group, self.cluster, name, body, continuation_token=token
+            )
+            done = poller.result(timeout=left)
             if done is None or not poller.done():
                 return ObservedBinding(name, identity_id, "", "Creating")
             return _observed(done)
 
-        return call_arm(put, self._backoff, self._on_retry, within, what=f"put identity binding {self.cluster}/{name}")
+        return call_arm(wait, self._backoff, self._on_retry, left, what=f"poll identity binding {self.cluster}/{name}")
 
     def close(self) -> None:
         self._client.close()

@@ -1,6 +1,7 @@
 """ClusterRoles and ClusterRoleBindings through the Kubernetes client's RbacAuthorizationV1Api: label-selected
-lists across every page, a read by name (for a same-named object without our labels), and writes that create or
-replace at the resourceVersion read, so a concurrent writer makes ours fail (409) instead of being overwritten.
+lists across every page, a read by name (for a same-named object without our labels), and writes that create,
+replace or delete at the resourceVersion read, so a concurrent writer makes ours fail (409) instead of being
+overwritten or deleted.
 
 The API server refuses a ClusterRole that grants what its writer does not hold, and a ClusterRoleBinding to a
 role whose rules its writer does not hold, unless the writer may `escalate` / `bind` (RBAC escalation
@@ -85,6 +86,32 @@ def write_cluster_role_binding(
     else:
         written = retrying(lambda: rbac.create_cluster_role_binding(body, _request_timeout=_timeouts()))
     return str(written.metadata.resource_version)
+
+
+def delete_cluster_role(api: Any, name: str, version: str) -> bool:
+    """Delete at `version` (a changed object answers 409: someone wrote it since the read); False if gone already."""
+    rbac = _api(api)
+    return _delete(lambda: rbac.delete_cluster_role(name, body=_preconditions(version), _request_timeout=_timeouts()))
+
+
+def delete_cluster_role_binding(api: Any, name: str, version: str) -> bool:
+    rbac = _api(api)
+    fetch = rbac.delete_cluster_role_binding
+    return _delete(lambda: fetch(name, body=_preconditions(version), _request_timeout=_timeouts()))
+
+
+def _preconditions(version: str) -> client.V1DeleteOptions:
+    return client.V1DeleteOptions(preconditions=client.V1Preconditions(resource_version=version))
+
+
+def _delete(call: Callable[[], Any]) -> bool:
+    try:
+        retrying(call)
+    except KubeError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
 
 
 def _metadata(name: str, labels: Mapping[str, str], version: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The chart's identity-binding modes (issue 20): `jobs.ficReconcile.mode` and `aksClusterId` reach the job, the
 schema refuses a bad mode and a missing or malformed cluster id, and the RBAC to manage the job's ClusterRoles
-and ClusterRoleBindings renders only when the mode needs it, least privilege: no `escalate`, no `bind`, no
-delete, update narrowed to the job's names when the chart knows the pool, and the one rule it hands out."""
+and ClusterRoleBindings renders only when the mode needs it, least privilege: no `escalate`, no `bind`,
+update narrowed to the job's names when the chart knows the pool, delete (unnamed: it removes the objects of client
+ids that left the pool), and the one rule it hands out."""
 
 from __future__ import annotations
 
@@ -46,10 +47,13 @@ def test_identity_binding_mode_with_the_pool_in_values_narrows_update_and_the_he
          "verbs": ["create"]},
         {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles", "clusterrolebindings"],
          "resourceNames": names, "verbs": ["update"]},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles", "clusterrolebindings"],
+         "verbs": ["delete"]},
         {"apiGroups": ["cid.wi.aks.azure.com"], "resources": POOL, "verbs": ["use-managed-identity"]},
     ]  # fmt: skip
     verbs = {v for rule in role["rules"] for v in rule["verbs"]}
-    assert not verbs & {"escalate", "bind", "delete", "deletecollection", "patch", "*"}
+    # delete stays unnamed: the objects it removes are of client ids that left settings.clientIds
+    assert not verbs & {"escalate", "bind", "deletecollection", "patch", "*"}
     (binding,) = [d for d in added if d["kind"] == "ClusterRoleBinding"]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-fic-reconcile", "namespace": "jobs"}]

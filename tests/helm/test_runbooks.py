@@ -52,7 +52,7 @@ def finding_rules() -> dict[tuple[str, str], set[str]]:
     found: dict[tuple[str, str], set[str]] = {}
     lib_rules = {source.stem: _rules_in(source.read_text()) for source in (ROOT / "lib").glob("*.py")}
     for job, package in JOBS.items():
-        for source in (ROOT / "jobs" / package).glob("*.py"):
+        for source in sorted((ROOT / "jobs" / package).rglob("*.py")):  # subpackages too (identity_binding/)
             text = source.read_text()
             for rule, severities in _rules_in(text).items():
                 found.setdefault((job, rule), set()).update(severities)

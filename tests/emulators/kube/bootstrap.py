@@ -7,8 +7,9 @@ Sources: kubernetes/kubernetes plugin/pkg/auth/authorizer/rbac/bootstrappolicy/p
 create tokenreviews and subjectaccessreviews); helm/coder-wi-jobs/templates/fic-reconcile.yaml at the time of writing
 (namespaces and serviceaccounts get/list; the probe's serviceaccounts/token create on `workspace`; the relocation
 record's Role). The identity-binding rules follow the chart of branch ibjob (issue 20): ClusterRoles and
-ClusterRoleBindings get, list, create, update, and `use-managed-identity` on the pool's client ids held, so that
-writing the roles it hands out is no escalation; no `escalate`, `bind` or `delete`. The chart owns the real ones:
+ClusterRoleBindings get, list, create, update, delete (those of a client id that left the pool), and
+`use-managed-identity` on the pool's client ids held, so that writing the roles it hands out is no escalation; no
+`escalate` or `bind`. The chart owns the real ones:
 a test that wants the chart's exact RBAC deletes these through the admin kubeconfig and loads `helm template`'s
 output with KubeEmulator.load_rbac (tests/helm/test_chart_rbac_on_platform.py does).
 """
@@ -87,6 +88,7 @@ def baseline_rbac(b: Baseline) -> list[dict[str, Any]]:
                 {"apiGroups": [RBAC], "resources": ["clusterroles", "clusterrolebindings"], "verbs": ["get", "list"]},
                 {"apiGroups": [RBAC], "resources": ["clusterroles", "clusterrolebindings"], "verbs": ["create"]},
                 {"apiGroups": [RBAC], "resources": ["clusterroles", "clusterrolebindings"], "verbs": ["update"]},
+                {"apiGroups": [RBAC], "resources": ["clusterroles", "clusterrolebindings"], "verbs": ["delete"]},
                 # the one rule it grants, held so that writing it is no escalation: no `escalate`, no `bind`
                 {
                     "apiGroups": ["cid.wi.aks.azure.com"],

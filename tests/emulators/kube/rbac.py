@@ -17,7 +17,11 @@ Sources (kubernetes/kubernetes):
   A binding needs `bind` on the role it names (`clusterroles`, resourceName = roleRef.name) or the role's
   permissions; a missing role is 403 with `clusterrole.rbac.authorization.k8s.io "<name>" not found`. An update
   that changes only ownerReferences/finalizers skips the checks (IsOnlyMutatingGCFields).
-- RBAC storage answers DELETE with a Success Status.
+- RBAC storage answers DELETE with a Success Status. DeleteOptions.preconditions (uid, resourceVersion) that do
+  not match the stored object: 409 Conflict `Operation cannot be fulfilled on <resource>.<group> "<name>":
+  Precondition failed: ResourceVersion in precondition: <p>, ResourceVersion in object meta: <v>`
+  (staging/src/k8s.io/apiserver/pkg/storage/interfaces.go Preconditions.Check, NewInvalidObjError, which
+  registry/generic/registry/store.go turns into NewConflict).
 Not modelled: Roles and RoleBindings over the API (seed them with load_rbac), aggregationRule, deletecollection,
 watch; Roles/RoleBindings in discovery.
 """
@@ -141,6 +145,7 @@ class RbacApi:
     def delete_rbac(self: KubeEmulator, req: Request) -> Response:
         with self.lock:
             obj = self._existing_rbac(req)
+            check_delete_preconditions(self, req, obj)
             del self.rbac[req.params["resource"]][req.params["name"]]
             self.resource_version += 1
             status = m.delete_status(req.params["resource"], obj)
@@ -263,3 +268,14 @@ def check_size(obj: dict[str, Any]) -> None:
     if len(json.dumps(obj, separators=(",", ":"))) > ETCD_MAX_REQUEST_BYTES:
         body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
         raise HttpError(500, {**body, "message": "etcdserver: request is too large", "code": 500})
+
+
+def check_delete_preconditions(emulator: KubeEmulator, req: Request, obj: dict[str, Any]) -> None:
+    options = req.json() or {}
+    wanted = options.get("preconditions") or {}
+    meta = obj["metadata"]
+    for field, key in (("UID", "uid"), ("ResourceVersion", "resourceVersion")):
+        have = meta.get(key)
+        if wanted.get(key) is not None and wanted[key] != have:
+            why = f"Precondition failed: {field} in precondition: {wanted[key]}, {field} in object meta: {have}"
+            raise m.conflict(emulator, f"{req.params['resource']}.{RBAC_GROUP}", meta["name"], why)

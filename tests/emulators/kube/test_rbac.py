@@ -110,6 +110,26 @@ def test_replace_with_a_stale_resource_version_is_409(platform: Platform) -> Non
     assert "the object has been modified" in status_of(exc)["message"]
 
 
+def test_delete_with_a_stale_resource_version_precondition_is_409_and_a_current_one_deletes(platform: Platform) -> None:
+    """apiserver storage Preconditions.Check -> NewInvalidObjError -> registry store NewConflict (409)."""
+    api = rbac_api(platform)
+    made = api.create_cluster_role(use_mi_role())
+    api.patch_cluster_role(made.metadata.name, [{"op": "add", "path": "/metadata/labels/x", "value": "1"}])
+    stale = k8s.V1DeleteOptions(preconditions=k8s.V1Preconditions(resource_version=made.metadata.resource_version))
+    with pytest.raises(k8s.ApiException) as exc:
+        api.delete_cluster_role(made.metadata.name, body=stale)
+    assert exc.value.status == 409 and status_of(exc)["reason"] == "Conflict"
+    current = api.read_cluster_role(made.metadata.name).metadata.resource_version
+    assert status_of(exc)["message"] == (
+        f'Operation cannot be fulfilled on clusterroles.rbac.authorization.k8s.io "{made.metadata.name}": '
+        f"Precondition failed: ResourceVersion in precondition: {made.metadata.resource_version}, "
+        f"ResourceVersion in object meta: {current}"
+    )
+    fresh = k8s.V1DeleteOptions(preconditions=k8s.V1Preconditions(resource_version=current))
+    api.delete_cluster_role(made.metadata.name, body=fresh)
+    assert made.metadata.name not in {r.metadata.name for r in api.list_cluster_role().items}
+
+
 def test_patch_takes_the_clients_default_content_types(platform: Platform) -> None:
     """The client (kubernetes/client/rest.py) sends a list body as application/json-patch+json and a dict body as
     application/strategic-merge-patch+json; RBAC subjects have no merge key, so a strategic patch replaces them."""
@@ -238,7 +258,8 @@ def test_binding_a_role_needs_bind_or_its_permissions(platform: Platform) -> Non
 
 def test_the_jobs_own_account_writes_the_roles_it_holds_and_nothing_more(platform: Platform) -> None:
     """bootstrap.py's model of the chart: it holds use-managed-identity on the pool's client ids, so roles and
-    bindings for those are no escalation; one for another client id is, and it may not delete."""
+    bindings for those are no escalation; one for another client id is; it may delete (a departed client id's
+    objects, whose names the chart cannot know) but not patch."""
     job = (platform.baseline.jobs_namespace, platform.baseline.jobs_service_account)
     api, pool0 = rbac_api(platform, job), platform.baseline.pool_client_ids[0]
     api.create_cluster_role(use_mi_role(pool0))
@@ -251,8 +272,10 @@ def test_the_jobs_own_account_writes_the_roles_it_holds_and_nothing_more(platfor
         and "attempting to grant RBAC permissions not currently held" in status_of(exc)["message"]
     )
     with pytest.raises(k8s.ApiException) as exc:
-        api.delete_cluster_role(f"use-mi-{pool0}")
+        api.patch_cluster_role(f"use-mi-{pool0}", [{"op": "add", "path": "/metadata/labels/x", "value": "1"}])
     assert exc.value.status == 403
+    api.delete_cluster_role_binding(f"use-mi-{pool0}")
+    api.delete_cluster_role(f"use-mi-{pool0}")
 
 
 # ---- SubjectAccessReview ----------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The pure plan of the identity-binding modes (bindings.py, modes.py), one example per rule: a binding, a
+"""The pure plan of the identity-binding modes (identity_binding/plan.py, modes.py), one example per rule: a binding, a
 ClusterRole and a ClusterRoleBinding per pool identity; subjects exactly the placed workspace ServiceAccounts;
 the FIC slot check; objects without our labels never touched; the migration prune only where the binding path
 was observed in place, and no more per run than the delete threshold; the subject guard. Properties (idempotence,
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from jobs.fic_reconcile.binding_model import BindingView, PutBinding, PutRole, PutRoleBinding
-from jobs.fic_reconcile.bindings import BindingPolicy, wanted_rules
+from jobs.fic_reconcile.identity_binding.model import BindingPolicy, BindingView, PutBinding, PutRole, PutRoleBinding
+from jobs.fic_reconcile.identity_binding.plan import wanted_rules
 from jobs.fic_reconcile.model import DeleteFic, IdentityState, Namespace, Observed, PutFic
 from jobs.fic_reconcile.modes import MIGRATED, plan_mode
 from jobs.fic_reconcile.placement import place_namespaces

@@ -1,8 +1,10 @@
 """Hypothesis properties of the identity-binding modes over random pools (FICs of ours, unmanaged, full
 identities, binding FICs), namespaces (Terminating, annotated, foreign), existing bindings and RBAC objects (ours,
-stale, without our labels): applying the plan converges and the plan on the applied state is empty
-(idempotence); no action ever names an object that is not ours (prefix and label scoping); and once converged,
-each ClusterRoleBinding's subjects are exactly the placement's namespaces."""
+stale, without our labels, of client ids that left the pool under our prefix or another): applying the plan
+converges and the plan on the applied state is empty (idempotence); no action ever names an object that is not
+ours (prefix and label scoping), a delete only ours of a client id outside the pool; once converged, each
+ClusterRoleBinding's subjects are exactly the placement's namespaces, no RBAC of ours for a departed client id
+is left, and no ARM binding was deleted."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobs.fic_reconcile.binding_model import BindingView, PutBinding, PutRole, PutRoleBinding
-from jobs.fic_reconcile.bindings import wanted_rules
+from jobs.fic_reconcile.identity_binding.model import BindingView, DeleteRbac, PutBinding, PutRole, PutRoleBinding
+from jobs.fic_reconcile.identity_binding.plan import wanted_rules
 from jobs.fic_reconcile.model import DeleteFic, IdentityState, Namespace, Observed, PutFic, RecordRelocations
 from jobs.fic_reconcile.modes import plan_mode
 from jobs.fic_reconcile.placement import is_ours
@@ -24,6 +26,30 @@ from tests.unit.fic_reconcile.test_plan import ISSUER, NOW, OTHER, POLICY, ours,
 NAMES = st.sampled_from([f"ws-{c}" for c in "abcdefghijkl"] + ["other"])
 GITHUB = "https://token.actions.githubusercontent.com"
 THEIRS = (("team", "platform"),)
+GONE = "8c9d0e1f-2a3b-4c4d-8e5f-6a7b8c9d0e1f"  # a client id no scenario's pool holds
+
+
+def departed(
+    draw: st.DrawFn, clients: list[str]
+) -> tuple[list[ObservedRole], list[ObservedRoleBinding], list[ObservedBinding]]:
+    """RBAC and ARM bindings for client ids outside the pool: ours, without our labels, under another prefix."""
+    roles, role_bindings, bindings = [], [], []
+    for client in clients:
+        prefix = draw(st.sampled_from(["coder-ws-", "coder-ws-", "coder-wx-"]))
+        labels = draw(st.sampled_from([LABELS, LABELS, THEIRS]))
+        name = f"{prefix}use-mi-{client}"
+        if draw(st.booleans()):
+            roles.append(ObservedRole(name, labels, wanted_rules(client), "7"))
+        if draw(st.booleans()):
+            subjects = tuple(
+                Subject("ServiceAccount", "workspace", n) for n in draw(st.lists(NAMES, max_size=3, unique=True))
+            )
+            role_bindings.append(ObservedRoleBinding(name, labels, "ClusterRole", name, subjects, "8"))
+        if draw(st.booleans()):
+            bindings.append(
+                ObservedBinding(IB.binding_name(client), IB.identity_id(f"gone-{client[:4]}"), client, "Succeeded")
+            )
+    return roles, role_bindings, bindings
 
 
 @st.composite
@@ -59,8 +85,10 @@ def scenarios(draw: st.DrawFn) -> tuple[Observed, str]:
             bindings.append(
                 ObservedBinding(IB.binding_name(CLIENTS[i]), IB.identity_id(f"id-{i}"), CLIENTS[i], "Succeeded")
             )
-    observed = Observed(spaces, True, tuple(identities),
-                        ib=BindingView(tuple(bindings), tuple(roles), tuple(role_bindings)))  # fmt: skip
+    gone_roles, gone_role_bindings, gone_bindings = departed(draw, [*CLIENTS[size:], GONE])
+    view = BindingView(tuple(bindings + gone_bindings), tuple(roles + gone_roles),
+                       tuple(role_bindings + gone_role_bindings))  # fmt: skip
+    observed = Observed(spaces, True, tuple(identities), ib=view)
     return observed, draw(st.sampled_from(["identity-binding", "both"]))
 
 
@@ -84,6 +112,8 @@ def apply_to(observed: Observed, actions) -> Observed:  # type: ignore[no-untype
             roles[a.role] = ObservedRole(a.role, LABELS, wanted_rules(a.client_id), "2")
         elif isinstance(a, PutRoleBinding):
             role_bindings[a.name] = ObservedRoleBinding(a.name, LABELS, "ClusterRole", a.name, a.subjects, "2")
+        elif isinstance(a, DeleteRbac):
+            del (role_bindings if a.resource == "ClusterRoleBinding" else roles)[a.name]
         elif isinstance(a, PutFic):
             fics[a.identity][a.fic] = ObservedFic(a.fic, a.spec)
             assert len(fics[a.identity]) <= POLICY.limit
@@ -99,12 +129,14 @@ def apply_to(observed: Observed, actions) -> Observed:  # type: ignore[no-untype
 
 def converge(observed: Observed, mode: str) -> Observed:
     ib = IB if mode == "identity-binding" else BOTH
-    for _ in range(4):
+    # the longest chain is 4 runs with writes: a full identity's binding refused, a misplaced FIC of ours pruned
+    # (its namespace's path is in place on another identity), the slot it freed bound, the rest pruned
+    for _ in range(5):
         p = plan_mode(observed, policy(), ib, NOW)
         if not p.actions:
             return observed
         observed = apply_to(observed, p.actions)
-    raise AssertionError(f"no fixed point after 4 runs: {[a.describe() for a in p.actions]}")
+    raise AssertionError(f"no fixed point after 5 runs: {[a.describe() for a in p.actions]}")
 
 
 @given(scenarios())
@@ -132,6 +164,13 @@ def test_no_action_names_an_object_that_is_not_ours(case: tuple[Observed, str]) 
             assert name.startswith("coder-ws-use-mi-") and name not in foreign_rbac
         elif isinstance(a, DeleteFic):
             assert is_ours(fics[(a.identity, a.fic)], POLICY.fic_prefix, POLICY.issuer)
+        elif isinstance(a, DeleteRbac):
+            seen = {
+                o.name: o
+                for o in (observed.ib.role_bindings if a.resource == "ClusterRoleBinding" else observed.ib.roles)
+            }
+            assert carries(seen[a.name].labels, dict(LABELS)) and a.version == seen[a.name].version
+            assert a.name == IB.role_name(a.client_id) and a.client_id not in {i.client_id for i in observed.identities}
         elif isinstance(a, PutFic):
             assert mode == "both" and a.fic.startswith(POLICY.fic_prefix)
 
@@ -158,3 +197,22 @@ def test_once_converged_the_subjects_are_exactly_the_placement(case: tuple[Obser
         left = {f.name.removeprefix("coder-ws-") for i in done.identities for f in i.fics
                 if is_ours(f, POLICY.fic_prefix, POLICY.issuer)}  # fmt: skip
         assert not ready & left
+
+
+@given(scenarios())
+def test_once_converged_no_rbac_of_ours_is_left_for_a_departed_client_id_and_no_arm_binding_was_deleted(
+    case: tuple[Observed, str],
+) -> None:
+    observed, mode = case
+    done = converge(observed, mode)
+    pool = {i.client_id for i in done.identities}
+    for o in (*done.ib.roles, *done.ib.role_bindings):
+        if carries(o.labels, dict(LABELS)) and o.name.startswith("coder-ws-use-mi-"):
+            assert o.name.removeprefix("coder-ws-use-mi-") in pool
+    kept = {(o.name, o.labels) for o in (*done.ib.roles, *done.ib.role_bindings)}
+    for o in (*observed.ib.roles, *observed.ib.role_bindings):  # theirs and another prefix's: untouched
+        if not carries(o.labels, dict(LABELS)) or not o.name.startswith("coder-ws-"):
+            assert (o.name, o.labels) in kept
+    assert {b.name for b in observed.ib.bindings} <= {b.name for b in done.ib.bindings}
+    orphaned = {f.subject for f in plan_mode(done, policy(), IB, NOW).findings if f.rule == "binding-orphaned"}
+    assert orphaned == {b.name for b in done.ib.bindings if b.client_id not in pool}

@@ -1,8 +1,10 @@
-"""What the identity-binding modes observe beyond FIC mode, and the actions their plan orders: plain data for
-bindings.py (the pure plan), binding_writes.py (the apply) and the job."""
+"""What the identity-binding modes observe beyond FIC mode, the names and policy they derive from the pool, and the
+actions their plan orders: plain data for plan.py (the pure plan), observe.py and apply.py (the I/O) and the job.
+It imports nothing from fic-reconcile, so the job's own model and settings may use it (pyproject.toml)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +17,52 @@ USE_VERB = "use-managed-identity"
 USE_GROUP = "cid.wi.aks.azure.com"
 # Every ClusterRole and ClusterRoleBinding this job writes carries these; one without them is never touched.
 RBAC_LABELS = {"app.kubernetes.io/managed-by": "fic-reconcile", "app.kubernetes.io/part-of": "coder-wi-jobs"}
+GUID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)  # a client id, as role_name spells it
 # the urgency tiers of the binding writes: before any FIC write (plan.py's tiers start at 0, these sort first)
 TIER_BINDING, TIER_ROLE, TIER_ROLE_BINDING = -3, -2, -1
+
+
+@dataclass(frozen=True)
+class BindingPolicy:
+    mode: str
+    subscription_id: str  # of the pool identities
+    resource_group: str
+    prefix: str  # --fic-prefix: it names our bindings, ClusterRoles and ClusterRoleBindings too
+    cluster: tuple[str, str] = ("", "")  # --aks-cluster-id's resource group and name, for the commands we print
+
+    def identity_id(self, name: str) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
+        )
+
+    def binding_name(self, client_id: str) -> str:
+        """ARM's binding names are `^[a-z][a-z0-9]{0,63}$` (no '-'): the prefix and the client id, unhyphenated."""
+        return re.sub(r"[^a-z0-9]", "", self.prefix.lower()) + re.sub(r"[^a-z0-9]", "", client_id.lower())
+
+    def role_name(self, client_id: str) -> str:
+        return f"{self.prefix}use-mi-{client_id.lower()}"
+
+    def role_client(self, name: str) -> str | None:
+        """The client id a ClusterRole or ClusterRoleBinding name of ours is for (role_name's inverse), else None:
+        our prefix and a whole client id after it, so another prefix's objects never match."""
+        head = f"{self.prefix}use-mi-"
+        rest = name[len(head) :] if name.startswith(head) else ""
+        return rest if GUID.fullmatch(rest) else None
+
+    def binding_client(self, name: str) -> str | None:
+        """The unhyphenated client id a binding name of ours carries (binding_name's inverse), else None."""
+        head = re.sub(r"[^a-z0-9]", "", self.prefix.lower())
+        rest = name[len(head) :] if name.startswith(head) else ""
+        return rest if re.fullmatch(r"[0-9a-f]{32}", rest) else None
+
+    def delete_binding_command(self, binding: str) -> str:
+        group, cluster = self.cluster
+        return (
+            f"az aks identity-binding delete -g {group or '<rg>'} --cluster-name {cluster or '<cluster>'} -n {binding}"
+        )
 
 
 @dataclass(frozen=True)
@@ -107,7 +153,40 @@ class PutRoleBinding:
         }
 
 
-BindingAction = PutBinding | PutRole | PutRoleBinding
+@dataclass(frozen=True)
+class DeleteRbac:
+    """Our ClusterRole or ClusterRoleBinding for a client id that left the pool: kept, it would go on granting
+    workspace ServiceAccounts the use of an identity the operator removed. Deleted at the resourceVersion read."""
+
+    client_id: str
+    resource: str  # "ClusterRoleBinding" or "ClusterRole"
+    name: str
+    version: str
+    removed: tuple[str, ...] = ()  # the namespaces (or other subjects) the ClusterRoleBinding named
+    phase: int = TIER_ROLE_BINDING  # the ClusterRoleBinding is planned before its ClusterRole
+
+    @property
+    def identity(self) -> str:
+        return self.client_id  # it has no pool name any more
+
+    @property
+    def kind(self) -> str:
+        return "rolebinding-delete" if self.resource == "ClusterRoleBinding" else "role-delete"
+
+    @property
+    def reason(self) -> str:
+        gone = f"; subjects -{len(self.removed)}" if self.resource == "ClusterRoleBinding" else ""
+        return f"client id left the pool{gone}"
+
+    def describe(self) -> dict[str, str]:
+        return _columns(self.phase, self.client_id, self.kind, self.name, "-", self.reason)
+
+    def document(self) -> dict[str, Any]:
+        return {**_document(self.phase, self.client_id, self.name, self.reason), "removed": list(self.removed)}
+
+
+BindingAction = PutBinding | PutRole | PutRoleBinding | DeleteRbac
+BINDING_ACTIONS = (PutBinding, PutRole, PutRoleBinding, DeleteRbac)
 
 
 def _document(phase: int, identity: str, name: str, reason: str) -> dict[str, Any]:

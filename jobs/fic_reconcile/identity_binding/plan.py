@@ -2,7 +2,7 @@
 identity binding, one ClusterRole that grants `use-managed-identity` on it, and one ClusterRoleBinding whose
 subjects are exactly the `workspace` ServiceAccounts of the namespaces placed on that identity.
 
-Placement is FIC mode's (placement.py): the ServiceAccount's client-id annotation, else the shard rule, so a
+Placement is FIC mode's (../placement.py): the ServiceAccount's client-id annotation, else the shard rule, so a
 namespace's pods may use, through the binding, exactly the identity they would have held a FIC on. No I/O, no
 clock; the same inputs in any order give the same plan.
 
@@ -15,55 +15,34 @@ every cluster's binding of that identity, never garbage-collected), so an identi
 cannot be bound: a finding (`binding-no-slot`), no write; the other identities proceed.
 
 Guard: removing a subject cuts a namespace off as surely as deleting its FIC, so subject removals count against
-the mass-delete threshold like FIC deletes do (--max-deletes, --allow-mass-delete).
+the mass-delete threshold like FIC deletes do (--max-deletes, --allow-mass-delete), and so do the subjects of a
+departed client id's ClusterRoleBinding, which left_pool.py deletes.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
 
-from jobs.fic_reconcile.binding_model import (
+from jobs.fic_reconcile.identity_binding.left_pool import plan_left_pool
+from jobs.fic_reconcile.identity_binding.model import (
     BINDING_FIC,
     RBAC_LABELS,
     USE_GROUP,
     USE_VERB,
     BindingAction,
+    BindingPolicy,
     PutBinding,
     PutRole,
     PutRoleBinding,
 )
+from jobs.fic_reconcile.identity_binding.ownership import binding_of, by_name, subject_label
 from jobs.fic_reconcile.model import IdentityState, Observed
 from jobs.fic_reconcile.placement import place_namespaces
 from jobs.fic_reconcile.plan import Policy, delete_threshold
-from lib.clients.arm_types import ObservedBinding, ObservedFic
-from lib.clients.rbac_types import ObservedRole, ObservedRoleBinding, Rule, Subject, carries
+from lib.clients.arm_types import ObservedFic
+from lib.clients.rbac_types import ObservedRoleBinding, Rule, Subject, carries
 from lib.model import Finding
-
-N = TypeVar("N", ObservedRole, ObservedRoleBinding)
-
-
-@dataclass(frozen=True)
-class BindingPolicy:
-    mode: str
-    subscription_id: str  # of the pool identities
-    resource_group: str
-    prefix: str  # --fic-prefix: it names our bindings, ClusterRoles and ClusterRoleBindings too
-
-    def identity_id(self, name: str) -> str:
-        return (
-            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-            f"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
-        )
-
-    def binding_name(self, client_id: str) -> str:
-        """ARM's binding names are `^[a-z][a-z0-9]{0,63}$` (no '-'): the prefix and the client id, unhyphenated."""
-        return re.sub(r"[^a-z0-9]", "", self.prefix.lower()) + re.sub(r"[^a-z0-9]", "", client_id.lower())
-
-    def role_name(self, client_id: str) -> str:
-        return f"{self.prefix}use-mi-{client_id.lower()}"
 
 
 @dataclass(frozen=True)
@@ -115,7 +94,7 @@ def plan_bindings(observed: Observed, policy: Policy, ib: BindingPolicy) -> Bind
         role_actions, role_state, role_findings, ready = plan_rbac(identity, observed, members, known, policy, ib)
         findings += role_findings
         actions += role_actions
-        observed_rb = _by_name(observed.ib.role_bindings).get(ib.role_name(identity.client_id))
+        observed_rb = by_name(observed.ib.role_bindings).get(ib.role_name(identity.client_id))
         have = _namespaces(observed_rb, policy.service_account) if observed_rb else set()
         subjects_total += len(have)
         for a in role_actions:
@@ -127,12 +106,18 @@ def plan_bindings(observed: Observed, policy: Policy, ib: BindingPolicy) -> Bind
         rows.append({"identity": identity.name, "client_id": identity.client_id, "binding": state,
                      "rbac": role_state, "observed_subjects": str(len(have)),
                      "placed_namespaces": str(len(members))})  # fmt: skip
+    left = plan_left_pool(observed, policy, ib)
+    actions += left.actions
+    findings += left.findings
+    diff += left.diff
+    removed_total += left.removed
+    subjects_total += left.removed
     refusal = subject_guard(removed_total, subjects_total, known and not live, policy)
     order = {i.name: n for n, i in enumerate(observed.identities)}
     return BindingPlan(
-        actions=tuple(sorted(actions, key=lambda a: (a.phase, order[a.identity]))),
+        actions=tuple(sorted(actions, key=lambda a: (a.phase, order.get(a.identity, len(order))))),
         findings=tuple(findings),
-        sections={"identity_bindings": rows, "rbac_diff": diff},
+        sections={"identity_bindings": rows, "rbac_diff": diff, **left.section},
         reserving=frozenset(reserving),
         in_place=frozenset(in_place),
         refusal=refusal,
@@ -170,17 +155,6 @@ def plan_binding(
     return None, [Finding("error", "binding-no-slot", identity.name, message)], "refused: no FIC slot"
 
 
-def binding_of(
-    identity: IdentityState, bindings: Sequence[ObservedBinding], ib: BindingPolicy
-) -> ObservedBinding | None:
-    """The cluster's binding of this identity, whoever named it (ARM ids compare case-insensitively)."""
-    wanted = ib.identity_id(identity.name).lower()
-    for b in sorted(bindings):
-        if b.identity_id.lower() == wanted or (b.client_id and b.client_id.lower() == identity.client_id.lower()):
-            return b
-    return None
-
-
 def plan_rbac(
     identity: IdentityState,
     observed: Observed,
@@ -193,8 +167,8 @@ def plan_rbac(
     if observed.ib.rbac_error:
         return [], "unknown", [], False
     name, client = ib.role_name(identity.client_id), identity.client_id
-    role = _by_name(observed.ib.roles).get(name)
-    binding = _by_name(observed.ib.role_bindings).get(name)
+    role = by_name(observed.ib.roles).get(name)
+    binding = by_name(observed.ib.role_bindings).get(name)
     for kind, obj in (("ClusterRole", role), ("ClusterRoleBinding", binding)):
         if obj is not None and not carries(obj.labels, RBAC_LABELS):
             message = (
@@ -218,7 +192,7 @@ def plan_rbac(
         have = binding.subjects if binding else ()
         if binding is None or tuple(sorted(have)) != want:
             added = tuple(ns for ns in members if Subject("ServiceAccount", policy.service_account, ns) not in have)
-            removed = tuple(sorted(_label(s, policy.service_account) for s in have if s not in want))
+            removed = tuple(sorted(subject_label(s, policy.service_account) for s in have if s not in want))
             version = binding.version if binding else ""
             actions.append(PutRoleBinding(identity.name, client, name, want, added, removed, binding is not None,
                                           version))  # fmt: skip
@@ -251,18 +225,8 @@ def observation_findings(observed: Observed) -> list[Finding]:
     return found
 
 
-def _by_name(objects: Sequence[N]) -> dict[str, N]:
-    return {o.name: o for o in objects}
-
-
 def _namespaces(binding: ObservedRoleBinding, service_account: str) -> set[str]:
     return {s.namespace for s in binding.subjects if s.kind == "ServiceAccount" and s.name == service_account}
-
-
-def _label(subject: Subject, service_account: str) -> str:
-    if subject.kind == "ServiceAccount" and subject.name == service_account:
-        return subject.namespace
-    return f"{subject.kind}:{subject.namespace + '/' if subject.namespace else ''}{subject.name}"
 
 
 def _diff_row(identity: IdentityState, action: PutRoleBinding) -> dict[str, str]:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from lib.logs import get_logger
 from lib.redact import register_secret
-from lib.settings import ConfigError, one_of, setting
+from lib.settings import AZURE, VAULT, ConfigError, one_of, setting
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -49,6 +49,7 @@ def azure_auth_setting() -> Any:
         "login), workload-identity, or azure-cli; never a chain, never the node's managed identity",
         parse=one_of(*AZURE_AUTH),
         default="auto",
+        group=AZURE,
     )
 
 
@@ -58,6 +59,7 @@ def vault_auth_setting() -> Any:
         "Vault login: auto (VAULT_TOKEN, else ~/.vault-token, else Kubernetes auth), token, or kubernetes",
         parse=one_of(*VAULT_AUTH),
         default="auto",
+        group=VAULT,
     )
 
 
@@ -214,6 +216,6 @@ def vault_login(auth: VaultAuth, addr: str, role: str, jwt_file: Path, mount: st
     """A client holding the chosen token, or a Kubernetes-auth login (whose token the run revokes at its end)."""
     from lib.clients.vault import VaultClient
 
-    if auth.method == "token":
-        return VaultClient(addr, auth.token)
+    if auth.method == "token":  # a refused token is named by where it came from (VAULT_TOKEN, ~/.vault-token)
+        return VaultClient(addr, auth.token, token_source=auth.source)
     return VaultClient.kubernetes_login(addr, role, jwt_file, mount)

@@ -7,6 +7,7 @@ Dry-run is not a flag threaded through the job: it is this module printing the p
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 import uuid
@@ -16,10 +17,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from lib import limits, logs, render
+from lib import limits, logs, render, runinfo
+from lib.cli import build_parser, effective, settings_named_in
 from lib.model import Plan, Report, action_counts, finding_counts, has_errors, outcome_counts, worst_at_least
 from lib.redact import scrub
-from lib.settings import ConfigError, RunOptions, build_parser, resolve
+from lib.settings import ConfigError, RunOptions, resolve, resolve_run
+from lib.version import version
 
 S = TypeVar("S")
 C = TypeVar("C")
@@ -38,11 +41,12 @@ class JobSpec(Generic[S, C, T]):
     plan: Callable[[T, S, datetime], Plan]
     apply: Callable[[Plan, C, S], Report]
     fail_at: Callable[[S], str] = lambda _s: "error"  # findings at/above this severity fail the run
-    publish: Callable[[Report, S, int], None] | None = None  # metrics (gets the exit code); never on dry-run
+    publish: Callable[[Report, S, int], None] | None = None  # metrics (gets the exit code); a dry-run too (cwj_dry_run)
     close: Callable[[C], None] | None = None  # release what connect took (e.g. revoke a Vault token)
     # the settings against the environment (which credential applies, a kubeconfig context): ConfigError here
     # is the same one line as a bad flag, before any log line or request; connect decides the same way again
     preflight: Callable[[S, Mapping[str, str]], None] | None = None
+    examples: tuple[str, ...] = ()  # command lines for --help's epilog
 
 
 def exit_code_for(report: Report, fail_at: str) -> int:
@@ -53,42 +57,109 @@ def exit_code_for(report: Report, fail_at: str) -> int:
     return EXIT_OK
 
 
+MAX_SUMMARY_FAILURES = 10  # run.summary names this many failures; the report has them all
+
+
+@dataclass
+class _Output:
+    """The plan or report, printed after run.summary so the readable report never sits between log lines."""
+
+    text: str = ""
+    document: Mapping[str, Any] | None = None
+    context: Mapping[str, Any] | None = None  # the run's own facts for the JSON document (render.plan_json)
+
+
 def run(spec: JobSpec[S, C, T], argv: Sequence[str], environ: Mapping[str, str]) -> int:
-    parser = build_parser(spec.name, spec.description, [RunOptions, spec.settings])
+    parser = build_parser(
+        spec.name, spec.description, [RunOptions, spec.settings], version=version(), examples=spec.examples
+    )
     parsed = parser.parse_args(list(argv))  # argparse itself exits 2 on unknown flags
+    run_id = uuid.uuid4().hex[:12]
+    started = time.monotonic()
     try:
-        options = resolve(RunOptions, parsed, environ)
-        settings = resolve(spec.settings, parsed, environ, allow_insecure_http=options.allow_insecure_http)
+        options, settings = resolve_run(spec.settings, parsed, environ)
         if spec.preflight is not None:
             spec.preflight(settings, environ)
     except ConfigError as exc:
-        print(f"{spec.name}: configuration error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _config_failure(spec, exc, parsed, environ, run_id, started)
     limits.set_limits(limits.Limits(options.request_timeout, options.retry_deadline))
-    run_id = uuid.uuid4().hex[:12]
+    runinfo.set_current(runinfo.RunInfo(spec.name, run_id, options.cluster, started, options.dry_run))
     logs.configure(spec.name, run_id, options.log_format, options.log_level)
     log = logs.get_logger()
+    shown = {"settings": effective(settings, parsed, environ), "options": effective(options, parsed, environ)}
+    log.info("run.start", version=version(), dry_run=options.dry_run, **shown)
     if options.allow_insecure_http:
         log.warning("run.insecure_http_allowed", note="http:// admitted to loopback hosts: local tests only")
-    started = time.monotonic()
     summary: dict[str, Any] = {"dry_run": options.dry_run}
+    out = _Output(context={"version": version(), "run_id": run_id, "dry_run": options.dry_run, **shown})
     code = EXIT_FAILED
     try:
-        code = _run_phases(spec, settings, options, summary, log)
+        code = _run_phases(spec, settings, options, summary, log, out)
     except ConfigError as exc:
-        print(f"{spec.name}: configuration error: {scrub(str(exc))}", file=sys.stderr)
-        log.error("run.config_error", error=str(exc))
+        for error in exc.errors:
+            print(f"{spec.name}: configuration error: {scrub(str(error))}", file=sys.stderr)
+        summary["error"] = f"configuration error: {exc}"
         code = EXIT_CONFIG
     except Exception as exc:
-        log.error("run.failed", error=f"{type(exc).__name__}: {exc}", exc_info=options.log_level == "debug")
-        print(f"{spec.name}: failed: {scrub(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
+        failure = f"{type(exc).__name__}: {exc}"
+        failure += settings_named_in(settings, failure)  # which setting pointed at the endpoint that failed
+        log.error("run.failed", error=failure, exc_info=options.log_level == "debug")
+        print(f"{spec.name}: failed: {scrub(failure)}", file=sys.stderr)
+        summary["error"] = failure
         code = EXIT_FAILED
+    if "failures" in summary:
+        summary["failures"] = [f + settings_named_in(settings, f) for f in summary["failures"]]
+        summary["error"] = summary["failures"][0]
+    if out.document is not None and options.output == "log":
+        log.info("run.report" if out.document.get("kind") == "report" else "run.plan", document=out.document)
     log.info("run.summary", exit_code=code, duration_s=round(time.monotonic() - started, 3), **summary)
+    if out.document is not None and options.output != "log":
+        print(render.as_json(out.document) if options.output == "json" else out.text, flush=True)
     return code
 
 
-def _run_phases(spec: JobSpec[S, C, T], settings: S, options: RunOptions, summary: dict[str, Any], log: Any) -> int:
+def _config_failure(
+    spec: JobSpec[S, C, T],
+    exc: ConfigError,
+    parsed: argparse.Namespace,
+    environ: Mapping[str, str],
+    run_id: str,
+    started: float,
+) -> int:
+    """Every bad setting on its own line, then run.summary like any other run (log format and level as set,
+    when those two were readable)."""
+    for error in exc.errors:  # every bad setting in one run, one line each
+        print(f"{spec.name}: configuration error: {error}", file=sys.stderr)
+    try:
+        options = resolve(RunOptions, parsed, environ)
+        log_format, log_level = options.log_format, options.log_level
+    except ConfigError:
+        log_format, log_level = "auto", "info"
+    logs.configure(spec.name, run_id, log_format, log_level)
+    logs.get_logger().info(
+        "run.summary",
+        exit_code=EXIT_CONFIG,
+        duration_s=round(time.monotonic() - started, 3),
+        error=f"configuration error: {'; '.join(str(e) for e in exc.errors)}",
+        config_errors=[str(e) for e in exc.errors],
+    )
+    return EXIT_CONFIG
+
+
+def _failures(report: Report) -> list[str]:
+    """One line per failed action and `error` finding, for run.summary (the report has every detail)."""
+    lines = [
+        f"{' '.join(str(v) for v in o.action.describe().values() if v)}: {o.detail}".strip(": ") for o in report.failed
+    ]
+    lines += [f"{f.rule} {f.subject}: {f.message}" for f in report.all_findings if f.severity == "error"]
+    return lines
+
+
+def _run_phases(
+    spec: JobSpec[S, C, T], settings: S, options: RunOptions, summary: dict[str, Any], log: Any, out: _Output
+) -> int:
     now = options.now or datetime.now(UTC)
+    context = {**(out.context or {}), "as_of": render.rfc3339(now)}  # --now, or the clock
     clients = spec.connect(settings)
     try:
         state = spec.observe(clients, settings)
@@ -96,12 +167,18 @@ def _run_phases(spec: JobSpec[S, C, T], settings: S, options: RunOptions, summar
         summary.update(planned=action_counts(plan), findings=finding_counts(plan.findings))
         log.info("plan.ready", actions=len(plan.actions), refusal=plan.refusal, **summary["planned"])
         if options.dry_run or plan.refusal:
-            _emit(render.plan_text(spec.name, plan), render.plan_json(spec.name, plan), options.output)
+            out.text, out.document = render.plan_text(spec.name, plan), render.plan_json(spec.name, plan, context)
             if plan.refusal:
                 log.warning("plan.refused", reason=plan.refusal)
+                summary["error"] = f"refused: {plan.refusal}"
                 return EXIT_REFUSED
             # A dry run that could not see everything is not a green light: same rule as a real run.
-            return EXIT_FAILED if has_errors(plan.findings) else EXIT_OK
+            errors = [f"{f.rule} {f.subject}: {f.message}" for f in plan.findings if f.severity == "error"]
+            if errors:
+                summary.update(error=errors[0], failures=errors[:MAX_SUMMARY_FAILURES])
+            code = EXIT_FAILED if errors else EXIT_OK
+            # its metrics say it was a dry-run (cwj_dry_run 1, never a success): a chart left on dryRun shows
+            return _publish(spec, Report(plan), settings, code, summary, log)
         report = spec.apply(plan, clients, settings)
     finally:
         if spec.close is not None:
@@ -114,20 +191,23 @@ def _run_phases(spec: JobSpec[S, C, T], settings: S, options: RunOptions, summar
     for finding in report.all_findings:
         log.warning("finding", **finding.describe())
     summary.update(results=outcome_counts(report), findings=finding_counts(report.all_findings))
-    _emit(render.report_text(spec.name, report), render.report_json(spec.name, report), options.output)
-    code = exit_code_for(report, spec.fail_at(settings))
+    failures = _failures(report)
+    if failures:
+        summary.update(error=failures[0], failures=failures[:MAX_SUMMARY_FAILURES])
+    out.text, out.document = render.report_text(spec.name, report), render.report_json(spec.name, report, context)
+    return _publish(spec, report, settings, exit_code_for(report, spec.fail_at(settings)), summary, log)
+
+
+def _publish(spec: JobSpec[S, C, T], report: Report, settings: S, code: int, summary: dict[str, Any], log: Any) -> int:
     if spec.publish is not None:
         try:
             spec.publish(report, settings, code)
         except Exception as exc:  # a metrics outage must not hide the run's own result, but it is not silent
             log.error("metrics.push_failed", error=f"{type(exc).__name__}: {exc}")
             summary["metrics_push_failed"] = True
+            summary.setdefault("error", f"metrics push failed: {type(exc).__name__}: {exc}")
             return EXIT_FAILED
     return code
-
-
-def _emit(text: str, document: Mapping[str, Any], output: str) -> None:
-    print(render.as_json(document) if output == "json" else text, flush=True)
 
 
 def main(spec: JobSpec[Any, Any, Any]) -> None:

@@ -18,6 +18,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from lib import limits
+from lib.retry import log_retry
+from lib.version import version
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # connect, read
 
@@ -67,10 +69,40 @@ def guarded_session() -> requests.Session:
     return session
 
 
-def retry_policy(total: int = 4, backoff: float = 0.5) -> Retry:
-    # POST is not retried: a token create that reached the server must not be replayed blindly.
+class _LoggedRetry(Retry):
+    """urllib3's Retry, logging each retry in the shape every client shares (lib.retry.log_retry) instead of
+    urllib3's own `Retrying (Retry(total=...))` text, which lib/logs.py silences."""
+
+    client = "http"
+
+    def new(self, **kw: Any) -> _LoggedRetry:
+        fresh = super().new(**kw)
+        fresh.client = self.client
+        return fresh
+
+    def increment(  # type: ignore[override]
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> Retry:
+        fresh = super().increment(method, url, response, error, _pool, _stacktrace)  # raises when spent
+        after = fresh.get_retry_after(response) if response is not None and fresh.respect_retry_after_header else None
+        wait = after if after is not None else fresh.get_backoff_time()
+        status = getattr(response, "status", None)
+        call = f"{method} {urlsplit(url or '').path}"
+        log_retry(self.client, call, len(fresh.history), wait, error, status=status)
+        return fresh
+
+
+def retry_policy(total: int = 4, backoff: float = 0.5, client: str = "http") -> Retry:
+    # POST is not retried: a token create that reached the server must not be replayed blindly. A refused
+    # connection or an unresolvable name is retried `connect` times, about 7 s in all (lib/reach.py's bound).
     cap = limits.deadline(30.0)  # no single wait (backoff or the server's Retry-After) beyond --retry-deadline
-    return Retry(
+    policy = _LoggedRetry(
         total=total,
         connect=total,
         read=2,
@@ -83,15 +115,21 @@ def retry_policy(total: int = 4, backoff: float = 0.5) -> Retry:
         respect_retry_after_header=True,
         raise_on_status=False,
     )
+    policy.client = client
+    return policy
 
 
 def make_session(
-    *, headers: dict[str, str] | None = None, timeout: tuple[float, float] = DEFAULT_TIMEOUT, retries: int = 4
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    retries: int = 4,
+    client: str = "http",
 ) -> requests.Session:
     session = guarded_session()
     bounded = (limits.timeout(timeout[0]), limits.timeout(timeout[1]))
-    adapter = _TimeoutAdapter(bounded, max_retries=retry_policy(total=retries))
+    adapter = _TimeoutAdapter(bounded, max_retries=retry_policy(total=retries, client=client))
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    session.headers.update({"User-Agent": "coder-wi-jobs/0.1", **(headers or {})})
+    session.headers.update({"User-Agent": f"coder-wi-jobs/{version()}", **(headers or {})})
     return session

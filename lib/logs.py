@@ -72,6 +72,9 @@ def configure(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)  # the SDKs are chatty at INFO (every HTTP request); keep their warnings
+    # but not urllib3's "Retrying (Retry(total=3, ...))": every retry is logged once, as event `retry`, by the
+    # client that retries (lib/retry.py, lib/http.py)
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 def get_logger(**bound: Any) -> Any:

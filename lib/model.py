@@ -70,6 +70,13 @@ class Report:
         return tuple(o for o in self.outcomes if o.result == "failed")
 
 
+def changes(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """`{field, before, after}` for every field whose value differs (all of `after` when there is no before), in
+    `after`'s order: what an update changes, for the plan a change ticket quotes."""
+    old = before or {}
+    return [{"field": k, "before": old.get(k), "after": v} for k, v in after.items() if old.get(k) != v]
+
+
 def worst_at_least(findings: tuple[Finding, ...], threshold: str) -> bool:
     if threshold == "never":
         return False

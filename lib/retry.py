@@ -10,7 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from lib import limits
+from lib import limits, reach
+from lib.logs import get_logger
 
 R = TypeVar("R")
 
@@ -65,7 +66,13 @@ def call_with_retry(
     on_retry: Callable[[Exception, int, float], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    client: str = "",
+    call: str = "",
 ) -> R:
+    """fn(), retried while `transient` says so, within the backoff's deadline (--retry-deadline caps it) and,
+    for a refused connection or a name that does not resolve, within reach.UNREACHABLE_WITHIN seconds. With
+    `client`, every retry is logged in the one shape all clients share: event `retry` with client, call,
+    attempt, wait_s, status and reason. The exception that ends it carries a note of how long it tried."""
     started = clock()
     deadline = limits.deadline(backoff.deadline)
     attempt = 0
@@ -74,11 +81,53 @@ def call_with_retry(
             return fn()
         except Exception as exc:
             attempt += 1
-            if not transient(exc) or attempt >= backoff.max_attempts:
-                raise
+            gone = reach.unreachable(exc) is not None
             wait = backoff.delay(attempt - 1, retry_after(exc))
-            if clock() - started + wait > deadline:
+            budget = min(deadline, reach.UNREACHABLE_WITHIN) if gone else deadline
+            if not transient(exc) or attempt >= backoff.max_attempts or clock() - started + wait > budget:
+                if attempt > 1 or gone:
+                    reach.gave_up(exc, attempt, clock() - started)
                 raise
+            if client:
+                log_retry(client, call, attempt, wait, exc)
             if on_retry is not None:
                 on_retry(exc, attempt, wait)
             sleep(wait)
+
+
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status an SDK's exception carries, whichever attribute that SDK uses."""
+    for name in ("status_code", "status", "code"):
+        value = getattr(exc, name, None)
+        if isinstance(value, int) and 100 <= value <= 599:
+            return value
+    return None
+
+
+def log_retry(
+    client: str,
+    call: str,
+    attempt: int,
+    wait: float,
+    exc: BaseException | None = None,
+    *,
+    status: int | None = None,
+    reason: str = "",
+    level: str = "warning",
+) -> None:
+    """The one log shape of a retry, whichever client retries and however (ours, urllib3's in lib/http.py, the
+    probe's rounds): event `retry` with client, call, attempt, wait_s, status and reason. `level` debug is for
+    retries that are the expected course (the probe waiting for Entra to propagate a new FIC)."""
+    if not reason and exc is not None:
+        reason = reach.describe(exc) or " ".join(str(exc).split())[:300] or type(exc).__name__
+    if exc is not None and status is None:
+        status = status_of(exc)
+    getattr(get_logger(), level)(
+        "retry",
+        client=client,
+        call=call,
+        attempt=attempt,
+        wait_s=round(wait, 2),
+        status=status,
+        reason=reason or f"HTTP {status}",
+    )

@@ -29,6 +29,35 @@ class ConfigError(Exception):
         self.setting = setting
         self.problem = problem
 
+    @property
+    def errors(self) -> tuple[ConfigError, ...]:
+        """Each problem on its own (one line each): a run reports every bad setting at once, not one per try."""
+        return (self,)
+
+
+class ConfigErrors(ConfigError):
+    """Several settings are missing or invalid; str() is one line per setting."""
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        flat = tuple(e for error in errors for e in error.errors)
+        super().__init__(", ".join(e.setting for e in flat), "; ".join(e.problem for e in flat))
+        self.args = ("\n".join(str(e) for e in flat),)
+        self._errors = flat
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    @property
+    def errors(self) -> tuple[ConfigError, ...]:
+        return self._errors
+
+
+def raise_all(errors: Sequence[ConfigError]) -> None:
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ConfigErrors(errors)
+
 
 class _Required:
     def __repr__(self) -> str:
@@ -36,6 +65,21 @@ class _Required:
 
 
 REQUIRED: Any = _Required()
+
+
+# --help groups, in the order they print; a setting without a group is the job's own (printed first).
+COMMON, AZURE, KUBERNETES, VAULT, CODER, SAFETY, OUTPUT = (
+    "common", "Azure", "Kubernetes", "Vault", "Coder", "safety", "output",
+)  # fmt: skip
+GROUP_TITLES = {
+    AZURE: "Azure",
+    KUBERNETES: "Kubernetes",
+    VAULT: "Vault",
+    CODER: "Coder",
+    SAFETY: "safety (what a run may write or delete)",
+    OUTPUT: "output, logs and metrics",
+    COMMON: "common (every job)",
+}
 
 
 @dataclass(frozen=True)
@@ -48,6 +92,9 @@ class Spec:
     repeatable: bool = False
     switch: bool = False  # a flag without a value (store_true); its env var takes true/false
     sensitive: bool = False  # a URL or secret-like value: never echoed in an error (a URL can be a credential)
+    group: str = ""  # a GROUP_TITLES key; "" is the job's own group
+    metavar: str = ""  # what the value is (DURATION, URL, FILE); "" derives it from the parser
+    secret: bool = False  # the value is a credential (a Slack webhook URL): logs show only whether it is set
 
     @property
     def label(self) -> str:
@@ -67,15 +114,30 @@ def setting(
     default: Any = REQUIRED,
     repeatable: bool = False,
     sensitive: bool | None = None,
+    group: str = "",
+    metavar: str = "",
+    secret: bool = False,
 ) -> Any:
-    """`sensitive` defaults to true for the URL parsers: their errors never show the value (see `_withhold`)."""
+    """`sensitive` defaults to true for the URL parsers: their errors never show the value (see `_withhold`).
+    `secret` (implies sensitive): the value is a credential, logged only as whether it is set (lib/cli.py)."""
     hidden = is_url_parser(parse) if sensitive is None else sensitive
-    spec = Spec(flag, env or default_env(flag), help, parse, default, repeatable, sensitive=hidden)
+    spec = Spec(
+        flag,
+        env or default_env(flag),
+        help,
+        parse,
+        default,
+        repeatable,
+        sensitive=hidden or secret,
+        group=group,
+        metavar=metavar,
+        secret=secret,
+    )
     return field(metadata={"cwj": spec})
 
 
-def switch(flag: str, help: str, *, env: str | None = None) -> Any:
-    spec = Spec(flag, env or default_env(flag), help, parse_bool, False, switch=True)
+def switch(flag: str, help: str, *, env: str | None = None, group: str = "") -> Any:
+    spec = Spec(flag, env or default_env(flag), help, parse_bool, False, switch=True, group=group)
     return field(metadata={"cwj": spec})
 
 
@@ -202,39 +264,55 @@ def check_transport(spec: Spec, value: Any, allow_insecure_http: bool) -> None:
         )
 
 
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
+@dataclass(frozen=True)
+class _AtLeast:
+    minimum: int
+
+    def __call__(self, raw: str) -> int:
         try:
             value = int(raw)
         except ValueError:
-            raise ValueError(f"expected a whole number >= {minimum}, got {raw!r}") from None
-        if value < minimum:
-            raise ValueError(f"expected a whole number >= {minimum}, got {raw!r}")
+            raise ValueError(f"expected a whole number >= {self.minimum}, got {raw!r}") from None
+        if value < self.minimum:
+            raise ValueError(f"expected a whole number >= {self.minimum}, got {raw!r}")
         return value
 
-    return parse
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    return _AtLeast(minimum)
+
+
+@dataclass(frozen=True)
+class _OneOf:
+    choices: tuple[str, ...]  # shown in --help as {a,b,c}
+
+    def __call__(self, raw: str) -> str:
+        if raw not in self.choices:
+            raise ValueError(f"expected one of {', '.join(self.choices)}, got {raw!r}")
+        return raw
+
+
+@dataclass(frozen=True)
+class _Between:
+    minimum: int
+    maximum: int
+
+    def __call__(self, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = self.minimum - 1
+        if not self.minimum <= value <= self.maximum:
+            raise ValueError(f"expected a whole number from {self.minimum} to {self.maximum}, got {raw!r}")
+        return value
 
 
 def int_between(minimum: int, maximum: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            value = minimum - 1
-        if not minimum <= value <= maximum:
-            raise ValueError(f"expected a whole number from {minimum} to {maximum}, got {raw!r}")
-        return value
-
-    return parse
+    return _Between(minimum, maximum)
 
 
 def one_of(*choices: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        if raw not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}, got {raw!r}")
-        return raw
-
-    return parse
+    return _OneOf(tuple(choices))
 
 
 def parse_uuid(raw: str) -> str:
@@ -342,6 +420,13 @@ def parse_kv_path(raw: str) -> str:
     return raw
 
 
+def parse_cluster_name(raw: str) -> str:
+    """A name that is safe as a Prometheus label value and as a Pushgateway path segment."""
+    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?", raw):
+        raise ValueError(f"expected 1-63 letters, digits, '.', '_' or '-', alphanumeric at both ends, got {raw!r}")
+    return raw
+
+
 def parse_readable_file(raw: str) -> Path:
     path = Path(raw).expanduser()
     if not path.is_file():
@@ -354,61 +439,64 @@ def parse_readable_file(raw: str) -> Path:
 
 @dataclass(frozen=True)
 class RunOptions:
-    dry_run: bool = switch("--dry-run", "observe and print the plan; write nothing")
-    output: str = setting("--output", "report format on stdout", parse=one_of("text", "json"), default="text")
+    dry_run: bool = switch("--dry-run", "observe and print the plan; write nothing", group=SAFETY)
+    output: str = setting(
+        "--output",
+        "the plan or report: a table (text) or one JSON document (json) on stdout after the last log line, or "
+        "one run.report / run.plan record among the JSON logs (log), for log pipelines",
+        parse=one_of("text", "json", "log"),
+        default="text",
+        group=OUTPUT,
+    )
     log_format: str = setting(
-        "--log-format", "log format on stderr", parse=one_of("auto", "json", "console"), default="auto"
+        "--log-format",
+        "log format on stderr (auto: JSON lines unless stderr is a terminal)",
+        parse=one_of("auto", "json", "console"),
+        default="auto",
+        group=OUTPUT,
     )
     log_level: str = setting(
         "--log-level",
         "lowest level logged",
         parse=one_of("debug", "info", "warning", "error"),
         default="info",
+        group=OUTPUT,
+    )
+    cluster: str = setting(
+        "--cluster",
+        "this cluster's name: the `cluster` label and Pushgateway group of every metric pushed, so clusters "
+        "sharing one Pushgateway never overwrite each other",
+        parse=parse_cluster_name,
+        default="default",
+        group=OUTPUT,
     )
     now: datetime | None = setting(
         "--now",
         "judge time-based rules as of this RFC 3339 instant (rehearsal); default the system clock",
         parse=parse_timestamp,
         default=None,
+        group=COMMON,
     )
     request_timeout: float | None = setting(
         "--request-timeout",
         "longest wait for one HTTP request to connect or answer, e.g. 10s; default each client's own (5-60s)",
         parse=parse_seconds,
         default=None,
+        group=COMMON,
     )
     retry_deadline: float | None = setting(
         "--retry-deadline",
         "most time one call spends retrying transient errors, e.g. 30s; default each call's own (45-120s)",
         parse=parse_seconds,
         default=None,
+        group=COMMON,
     )
     allow_insecure_http: bool = switch(
         "--allow-insecure-http",
         "local tests only: admit http:// to a loopback host (127.0.0.0/8, ::1, localhost) for the Vault, webhook "
         "and Pushgateway URLs; every other URL stays https",
+        group=SAFETY,
     )
-
-
-def _metavar(spec: Spec) -> str:
-    return spec.flag.lstrip("-").upper().replace("-", "_")
-
-
-def build_parser(prog: str, description: str, classes: Sequence[type[Any]]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    for cls in classes:
-        for name, spec in specs(cls):
-            default = "" if spec.default is REQUIRED else f"; default {spec.default!r}"
-            text = f"{spec.help} (env {spec.env}{default})".replace("%", "%%")  # argparse %-formats help
-            if spec.switch:
-                parser.add_argument(spec.flag, dest=name, action="store_const", const="true", help=text)
-            elif spec.repeatable:
-                parser.add_argument(
-                    spec.flag, dest=name, action="append", metavar=_metavar(spec), help=text + "; repeatable"
-                )
-            else:
-                parser.add_argument(spec.flag, dest=name, metavar=_metavar(spec), help=text)
-    return parser
 
 
 def _resolve(spec: Spec, from_flag: Any, environ: Mapping[str, str]) -> Any:
@@ -444,15 +532,41 @@ def _withhold(problem: str, raws: Sequence[str]) -> str:
 def resolve(
     cls: type[S], parsed: argparse.Namespace, environ: Mapping[str, str], *, allow_insecure_http: bool = False
 ) -> S:
-    """Parse every setting of `cls`; http:// URLs pass only under `allow_insecure_http` to a loopback host."""
-    values = {name: _resolve(spec, getattr(parsed, name), environ) for name, spec in specs(cls)}
+    """Every field, then the cross-field rules; every missing or invalid field is reported at once
+    (ConfigErrors), a single one as a plain ConfigError. http:// URLs pass only under `allow_insecure_http`
+    to a loopback host."""
+    values, errors = {}, []
     for name, spec in specs(cls):
-        check_transport(spec, values[name], allow_insecure_http)
+        try:
+            values[name] = _resolve(spec, getattr(parsed, name), environ)
+            check_transport(spec, values[name], allow_insecure_http)
+        except ConfigError as exc:
+            errors.append(exc)
+    raise_all(errors)
     instance = cls(**values)
     check = getattr(instance, "check", None)
     if callable(check):
         check()  # cross-field rules; raises ConfigError
     return instance
+
+
+def resolve_run(cls: type[S], parsed: argparse.Namespace, environ: Mapping[str, str]) -> tuple[RunOptions, S]:
+    """RunOptions and the job's settings, every error of both gathered into one ConfigErrors. The run's
+    --allow-insecure-http decides the job's URLs (off when RunOptions itself is bad)."""
+    errors: list[ConfigError] = []
+    options: RunOptions | None = None
+    try:
+        options = resolve(RunOptions, parsed, environ)
+    except ConfigError as exc:
+        errors.append(exc)
+    allow_http = options.allow_insecure_http if options is not None else False
+    try:
+        settings = resolve(cls, parsed, environ, allow_insecure_http=allow_http)
+    except ConfigError as exc:
+        errors.append(exc)
+    raise_all(errors)
+    assert options is not None  # raise_all raised otherwise
+    return options, settings
 
 
 def label_of(cls: type[Any], name: str) -> str:

@@ -3,6 +3,8 @@ asks for it, and a runner for the console scripts (the way a CronJob or an SRE r
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
 import subprocess
@@ -13,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+import structlog
 from hypothesis import settings
 
 import tests.machine_env  # noqa: F401  (first: it copies the environment before any fixture changes it)
@@ -25,6 +28,15 @@ LEAKS = LeakAudit()  # every secret any platform of this run issued: looked for 
 
 settings.register_profile("default", deadline=None, print_blob=True)  # 2-core CI: timing is not the property
 settings.load_profile("default")
+
+
+@pytest.fixture(autouse=True)
+def _logging_of_this_test_only() -> Iterator[None]:
+    """A test that runs the harness in-process configures structlog onto its captured stderr, which pytest closes
+    afterwards; a later test whose client logs a retry must not write there."""
+    yield
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()
 
 
 @pytest.fixture(scope="session")
@@ -130,6 +142,15 @@ def pushgateway_session(platform_session: Platform) -> Iterator[Pushgateway]:
 def pushgateway(pushgateway_session: Pushgateway) -> Pushgateway:
     pushgateway_session.wipe()
     return pushgateway_session
+
+
+def config_error_lines(stderr: str) -> list[str]:
+    """A configuration error's stderr: the plain lines (one per bad setting), after checking that it ends with
+    the run.summary record (exit code 2) as every run does (issue 22 point 5)."""
+    lines = stderr.splitlines()
+    summary = json.loads(lines[-1])
+    assert summary["event"] == "run.summary" and summary["exit_code"] == 2, lines[-1]
+    return [line for line in lines if not line.startswith("{")]
 
 
 def run_job(name: str, *args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:

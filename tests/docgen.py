@@ -9,11 +9,11 @@ from __future__ import annotations
 import importlib
 import re
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from lib.settings import REQUIRED, RunOptions, specs
+from lib.cli import format_default, metavar
+from lib.settings import REQUIRED, RunOptions, Spec, specs
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 JOBS = {
@@ -24,31 +24,21 @@ JOBS = {
 }
 
 
-def _default(value: Any) -> str:
-    if value is REQUIRED:
+def _default(spec: Spec) -> str:
+    """As --help prints it (lib.settings.format_default): `1d`, `600`, on/off."""
+    if spec.default is REQUIRED:
         return "required"
-    if value in (None, (), ""):
+    shown = format_default(spec)
+    if shown is None:
         return "—"
-    if isinstance(value, bool):
-        return "off" if value is False else "on"
-    if isinstance(value, timedelta):  # as the flag takes it: 1h, 30m, 1d
-        return f"`{_duration(value)}`"
-    return f"`{value}`"
-
-
-def _duration(value: timedelta) -> str:
-    seconds = int(value.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    return shown if isinstance(spec.default, bool) else f"`{shown}`"
 
 
 def table(cls: type[Any]) -> str:
     rows = ["| flag | env var | default | meaning |", "|---|---|---|---|"]
     for _, spec in specs(cls):
-        flag = spec.flag + ("" if spec.switch else " VALUE") + (" (repeatable)" if spec.repeatable else "")
-        rows.append(f"| `{flag}` | `{spec.env}` | {_default(spec.default)} | {spec.help} |")
+        flag = spec.flag + ("" if spec.switch else f" {metavar(spec)}") + (" (repeatable)" if spec.repeatable else "")
+        rows.append(f"| `{flag}` | `{spec.env}` | {_default(spec)} | {spec.help} |")
     return "\n".join(rows)
 
 

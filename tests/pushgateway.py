@@ -17,7 +17,7 @@ import re
 import ssl
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import urllib3
 from prometheus_client.parser import text_string_to_metric_families
@@ -36,6 +36,11 @@ STARTUP_SECONDS = 30.0
 # The Pushgateway's own series next to what was pushed (push_time_seconds etc., and its Go runtime's)
 OWN = re.compile(r"^(push_time_seconds|push_failure_time_seconds|pushgateway_|go_|process_|promhttp_)")
 
+# The jobs' two groups (lib/clients/pushgateway.py): /metrics/job/<job>/cluster/<cluster> (the run) and
+# .../outcome/success (the last success); every series carries its group's labels.
+RUN, SUCCESS = "run", "success"
+DEFAULT_CLUSTER = "default"  # lib/runinfo.py: a run without --cluster
+GROUPING = ("job", "instance", "cluster", "outcome")
 Sample = tuple[str, tuple[tuple[str, str], ...]]  # (metric name, sorted labels): as tests/e2e pushed_samples
 
 
@@ -142,24 +147,44 @@ class Pushgateway:
         assert resp.status == 200
         return str(resp.data.decode())
 
-    def samples(self, job: str) -> dict[Sample, float]:
-        """What the Pushgateway serves for `job`'s group: {(name, labels without job/instance): value}."""
+    def samples(self, job: str, *, group: str = RUN, cluster: str = DEFAULT_CLUSTER) -> dict[Sample, float]:
+        """What the Pushgateway serves for one of `job`'s groups on `cluster` (lib/clients/pushgateway.py): the
+        run group (RUN, replaced by every run that publishes) or the success group (SUCCESS, replaced only by a
+        successful run): {(name, labels without the grouping labels job/instance/cluster/outcome): value}."""
         out: dict[Sample, float] = {}
-        for family in text_string_to_metric_families(self.metrics()):
-            for s in family.samples:
-                if s.labels.get("job") != job or OWN.match(s.name):
-                    continue
-                labels = tuple(sorted((k, v) for k, v in s.labels.items() if k not in ("job", "instance")))
-                out[(s.name, labels)] = s.value
+        for s in self._group(job, group, cluster):
+            if OWN.match(s.name):
+                continue
+            labels = tuple(sorted((k, v) for k, v in s.labels.items() if k not in GROUPING))
+            out[(s.name, labels)] = s.value
         return out
 
-    def pushed_at(self, job: str) -> float | None:
-        """`push_time_seconds` of `job`'s group: when its last successful push arrived (None: never)."""
-        for family in text_string_to_metric_families(self.metrics()):
-            for s in family.samples:
-                if s.name == "push_time_seconds" and s.labels.get("job") == job:
-                    return float(s.value)
+    def pushed_at(self, job: str, *, group: str = RUN, cluster: str = DEFAULT_CLUSTER) -> float | None:
+        """`push_time_seconds` of one of `job`'s groups: when its last successful push arrived (None: never)."""
+        for s in self._group(job, group, cluster):
+            if s.name == "push_time_seconds":
+                return float(s.value)
         return None
+
+    def groups(self, job: str) -> set[tuple[str, str]]:
+        """Every (cluster, outcome) group `job` has here ("" outcome: the run group)."""
+        return {
+            (s.labels.get("cluster", ""), s.labels.get("outcome", ""))
+            for family in text_string_to_metric_families(self.metrics())
+            for s in family.samples
+            if s.labels.get("job") == job
+        }
+
+    def _group(self, job: str, group: str, cluster: str) -> list[Any]:
+        outcome = "" if group == RUN else group
+        return [
+            s
+            for family in text_string_to_metric_families(self.metrics())
+            for s in family.samples
+            if s.labels.get("job") == job
+            and s.labels.get("cluster", "") == cluster
+            and s.labels.get("outcome", "") == outcome
+        ]
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from jobs.coder_token_mint.guards import human
 
@@ -30,6 +31,18 @@ class MintToken:
             "params": f"lifetime {human(self.lifetime)}; scopes {scopes}; allow {allow}",
         }
 
+    def document(self) -> dict[str, Any]:
+        """Typed: an empty scopes list is the server's default scope, an empty allow list allows all."""
+        return {
+            "target": f"{self.user}/{self.name}",
+            "reason": self.reason,
+            "user": self.user,
+            "token_name": self.name,
+            "lifetime_seconds": int(self.lifetime.total_seconds()),
+            "scopes": list(self.scopes),
+            "allow": list(self.allow),
+        }
+
 
 @dataclass(frozen=True)
 class WriteEntry:
@@ -47,6 +60,14 @@ class WriteEntry:
             "params": f"check-and-set on version {self.cas}",
         }
 
+    def document(self) -> dict[str, Any]:
+        return {
+            "target": f"{self.mount}/data/{self.path}",
+            "reason": "store the token just minted",
+            "check_and_set": self.cas,
+            "changes": [{"field": "version", "before": self.cas, "after": self.cas + 1}],
+        }
+
 
 @dataclass(frozen=True)
 class RevokeToken:
@@ -58,6 +79,10 @@ class RevokeToken:
 
     def describe(self) -> dict[str, str]:
         return {"kind": self.kind, "target": f"{self.user}/{self.token_name} ({self.token_id})", "reason": self.reason}
+
+    def document(self) -> dict[str, Any]:
+        target = f"{self.user}/{self.token_name} ({self.token_id})"
+        return {"target": target, "reason": self.reason, "user": self.user, "token_id": self.token_id}
 
 
 @dataclass(frozen=True)
@@ -78,6 +103,18 @@ class ClearEntry:
             "target": f"{self.mount}/data/{self.path}",
             "reason": f"only if no successor is stored: the entry must not keep serving revoked {self.revoked_id}",
             "params": f"check-and-set on version {self.cas}; token emptied, status revoked",
+        }
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "target": f"{self.mount}/data/{self.path}",
+            "reason": f"only if no successor is stored: the entry must not keep serving revoked {self.revoked_id}",
+            "check_and_set": self.cas,
+            "revoked_token_id": self.revoked_id,
+            "changes": [
+                {"field": "version", "before": self.cas, "after": self.cas + 1},
+                {"field": "status", "before": None, "after": "revoked"},
+            ],
         }
 
 

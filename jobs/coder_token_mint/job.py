@@ -28,8 +28,8 @@ from jobs.coder_token_mint.plan import MintState
 from jobs.coder_token_mint.settings import MintSettings
 from lib import harness
 from lib.auth_choice import connect_vault, vault_auth, vault_login
+from lib.clients import pushgateway
 from lib.clients.coder import CoderClient, token_id
-from lib.clients.pushgateway import push, report_registry
 from lib.clients.vault import VaultClient, VaultError
 from lib.logs import get_logger
 from lib.model import Plan, Report
@@ -96,8 +96,14 @@ def close(clients: Clients) -> None:
 
 def publish(report: Report, s: MintSettings, code: int) -> None:
     if s.pushgateway_url:
-        registry = report_registry(SPEC.name, report, code == 0, extra=lambda r: bootstrap_gauge(r, report))
-        push(s.pushgateway_url, SPEC.name, registry)
+        pushgateway.publish(
+            s.pushgateway_url,
+            SPEC.name,
+            report,
+            exit_code=code,
+            succeeded=code == 0,
+            extra=lambda r: bootstrap_gauge(r, report),
+        )
 
 
 def bootstrap_gauge(registry: CollectorRegistry, report: Report) -> None:
@@ -127,6 +133,11 @@ SPEC = harness.JobSpec(
     publish=publish,
     close=close,
     preflight=preflight,
+    examples=(
+        "VAULT_TOKEN=$(vault print token) coder-token-mint --dry-run --coder-url https://coder.example.com \\",
+        "    --bootstrap-token-file ./bootstrap-token --user workspace-bot --vault-addr https://vault.example.com:8200",
+        "coder-token-mint --force-rotate  # a leaked token: mint, write, then revoke every other prefixed token",
+    ),
 )
 
 

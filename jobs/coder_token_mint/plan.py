@@ -137,10 +137,10 @@ def judge_token(token: CoderToken, state: MintState, policy: Policy, now: dateti
     return True, "superseded or orphaned: not the token in Vault"
 
 
-def token_rows(state: MintState, policy: Policy, now: datetime) -> tuple[list[dict[str, str]], list[RevokeToken]]:
+def token_rows(state: MintState, policy: Policy, now: datetime) -> tuple[list[dict[str, Any]], list[RevokeToken]]:
     """The user's prefixed tokens with their fate (shown in the plan), and the revocations."""
     entry_id = state.entry.token_id if state.entry else ""
-    rows: list[dict[str, str]] = []
+    rows: list[dict[str, Any]] = []
     revokes: list[RevokeToken] = []
     for token in owned(state.tokens, policy.prefix):
         if token.id == entry_id and not policy.rotate_all:
@@ -153,8 +153,8 @@ def token_rows(state: MintState, policy: Policy, now: datetime) -> tuple[list[di
             {
                 "id": token.id,
                 "name": token.name,
-                "created_at": rfc3339(token.created_at),
-                "expires_at": rfc3339(token.expires_at),
+                "created_at": rfc3339(token.created_at) or None,
+                "expires_at": rfc3339(token.expires_at) or None,
                 "fate": fate,
             }
         )
@@ -255,17 +255,17 @@ def findings(state: MintState, policy: Policy) -> tuple[Finding, ...]:
     return tuple(found)
 
 
-def sections(state: MintState, policy: Policy, decision: Decision, rows: list[dict[str, str]]) -> dict[str, Any]:
+def sections(state: MintState, policy: Policy, decision: Decision, rows: list[dict[str, Any]]) -> dict[str, Any]:
     entry = state.entry
-    current: dict[str, str] = {"kv": f"{policy.kv_mount}/data/{policy.kv_path}", "version": str(state.kv_version)}
+    current: dict[str, Any] = {"kv": f"{policy.kv_mount}/data/{policy.kv_path}", "version": state.kv_version}
     if entry is not None:
         current |= {
             "token_id": entry.token_id,
             "token_name": entry.token_name,
             "check": entry.check,
             "checked_by": entry.checked_by,
-            "expires_at": rfc3339(effective_expiry(state)),
-            "in_vault_since": rfc3339(in_vault_since(entry)),
+            "expires_at": rfc3339(effective_expiry(state)) or None,
+            "in_vault_since": rfc3339(in_vault_since(entry)) or None,
         }
     return {
         "decision": {
@@ -280,7 +280,7 @@ def sections(state: MintState, policy: Policy, decision: Decision, rows: list[di
     }
 
 
-def bootstrap_section(state: MintState) -> dict[str, str]:
+def bootstrap_section(state: MintState) -> dict[str, Any]:
     token = state.bootstrap
     if token is None:
         return {}
@@ -288,6 +288,6 @@ def bootstrap_section(state: MintState) -> dict[str, str]:
         "user": token.user,
         "name": token.name,
         "token_id": token.token_id,
-        "expires_at": rfc3339(token.expires_at),
-        "lifetime": human(token.lifetime) if token.lifetime else "",
+        "expires_at": rfc3339(token.expires_at) or None,  # typed: null when Coder reports none
+        "lifetime": human(token.lifetime) if token.lifetime else None,
     }

@@ -18,6 +18,10 @@ from jobs.coder_token_mint.plan import Policy, human
 from lib.auth_choice import vault_auth_setting
 from lib.clients.vault import POD_SA_TOKEN
 from lib.settings import (
+    CODER,
+    OUTPUT,
+    SAFETY,
+    VAULT,
     ConfigError,
     label_of,
     one_of,
@@ -111,39 +115,49 @@ def parse_allow(raw: str) -> str:
 
 @dataclass(frozen=True)
 class MintSettings:
-    coder_url: str = setting("--coder-url", "Coder deployment URL", env="CODER_URL", parse=parse_https_url)
+    coder_url: str = setting("--coder-url", "Coder deployment URL", env="CODER_URL", parse=parse_https_url, group=CODER)
     bootstrap_token_file: Path = setting(
         "--bootstrap-token-file",
         "file holding the long-lived bootstrap token (an Owner's token to mint for another --user)",
         env="CWJ_BOOTSTRAP_TOKEN_FILE",
         parse=parse_readable_file,
+        group=CODER,
     )
     user: str = setting(
         "--user",
         "whose token is minted: a dedicated non-privileged account; default the bootstrap token's own user, which "
         "is refused when privileged (an Owner always is)",
         default="",
+        group=CODER,
+        metavar="USER",
     )
     token_name_prefix: str = setting(
         "--token-name-prefix",
         "names are <prefix>-<env>-<yyyymmdd> (the token policy's naming rule); marks the tokens this job owns",
         parse=parse_prefix,
         default="coder-cli-session",
+        metavar="PREFIX",
     )
     env: str = setting(
         "--env",
         "the environment in the token names: dev, staging or prod (the naming rule's <environment>)",
         parse=one_of("dev", "staging", "prod"),
         default="prod",
+        group=CODER,
     )
     lifetime: timedelta = setting(
-        "--lifetime", "token lifetime: 30d, 720h, 1h30m", parse=parse_positive_duration, default=Duration(days=30)
+        "--lifetime",
+        "token lifetime: 30d, 720h, 1h30m",
+        parse=parse_positive_duration,
+        default=Duration(days=30),
+        metavar="DURATION",
     )
     renew_before: timedelta | None = setting(
         "--renew-before",
         "mint a successor when less than this is left; default a third of --lifetime",
         parse=parse_positive_duration,
         default=None,
+        metavar="DURATION",
     )
     revoke_grace: timedelta = setting(
         "--revoke-grace",
@@ -151,6 +165,7 @@ class MintSettings:
         "the External Secrets refresh interval",
         parse=parse_positive_duration,
         default=Duration(hours=24),
+        metavar="DURATION",
     )
     scope: tuple[str, ...] = setting(
         "--scope",
@@ -158,23 +173,30 @@ class MintSettings:
         parse=parse_scope,
         default=DEFAULT_SCOPES,
         repeatable=True,
+        group=CODER,
+        metavar="RESOURCE:ACTION",
     )
     allow: tuple[str, ...] = setting(
-        "--allow", "allow-list entry type:id", parse=parse_allow, default=(), repeatable=True
+        "--allow", "allow-list entry type:id", parse=parse_allow, default=(), repeatable=True, metavar="TYPE:ID"
     )
-    vault_addr: str = setting("--vault-addr", "Vault address", env="VAULT_ADDR", parse=parse_service_url)
+    vault_addr: str = setting("--vault-addr", "Vault address", env="VAULT_ADDR", parse=parse_service_url, group=VAULT)
     vault_auth: str = vault_auth_setting()
-    vault_role: str = setting("--vault-role", "Vault Kubernetes-auth role", default="coder-token-writer")
+    vault_role: str = setting(
+        "--vault-role", "Vault Kubernetes-auth role", default="coder-token-writer", group=VAULT, metavar="ROLE"
+    )
     vault_jwt_file: Path = setting(
         "--vault-jwt-file",
         "service-account JWT for Kubernetes auth, read fresh each run",
         parse=Path,
         default=POD_SA_TOKEN,
+        group=VAULT,
     )
-    vault_auth_mount: str = setting("--vault-auth-mount", "mount of the Kubernetes auth method", default="kubernetes")
-    kv_mount: str = setting("--kv-mount", "KV v2 mount", parse=parse_kv_path, default="secret")
+    vault_auth_mount: str = setting(
+        "--vault-auth-mount", "mount of the Kubernetes auth method", default="kubernetes", group=VAULT, metavar="PATH"
+    )
+    kv_mount: str = setting("--kv-mount", "KV v2 mount", parse=parse_kv_path, default="secret", group=VAULT)
     kv_path: str = setting(
-        "--kv-path", "KV v2 path of the entry", parse=parse_kv_path, default="coder-cli-session-token"
+        "--kv-path", "KV v2 path of the entry", parse=parse_kv_path, default="coder-cli-session-token", group=VAULT
     )
     privileged_roles: tuple[str, ...] = setting(
         "--privileged-roles",
@@ -182,41 +204,51 @@ class MintSettings:
         parse=parse_role,
         default=Items(PRIVILEGED_ROLES),
         repeatable=True,
+        group=SAFETY,
+        metavar="ROLE",
     )
     allow_privileged_user: bool = switch(
-        "--allow-privileged-user", "mint even when --user holds one of --privileged-roles (a warning, not a refusal)"
+        "--allow-privileged-user",
+        "mint even when --user holds one of --privileged-roles (a warning, not a refusal)",
+        group=SAFETY,
     )
     force_rotate: bool = switch(
         "--force-rotate",
         "rotate now: mint, write, then revoke every other prefixed token (a planned rotation; for a leak use "
         "--compromised)",
+        group=SAFETY,
     )
     compromised: bool = switch(
         "--compromised",
         "compromise response: revoke the token in Vault and every other prefixed token first, then mint, check "
         "and store a successor; if none can be stored, empty the entry (never serve the revoked token); exit 1 "
         "on any failure; report to --webhook-url",
+        group=SAFETY,
     )
     bootstrap_warn_before: timedelta = setting(
         "--bootstrap-warn-before",
         "warn when the bootstrap token expires within this (the token policy's warn_days)",
         parse=parse_positive_duration,
         default=Duration(days=14),
+        metavar="DURATION",
     )
     bootstrap_max_lifetime: timedelta = setting(
         "--bootstrap-max-lifetime",
         "warn when the bootstrap token's lifetime exceeds this (the token policy's max_lifetime_days)",
         parse=parse_positive_duration,
         default=Duration(days=90),
+        metavar="DURATION",
     )
     webhook_url: str = setting(
         "--webhook-url",
         "POST the outcome of a --compromised run here (Slack-compatible JSON); a credential: pass it by env",
         parse=parse_service_url,
         default="",
+        group=OUTPUT,
+        secret=True,
     )
     pushgateway_url: str = setting(
-        "--pushgateway-url", "Prometheus Pushgateway; empty: no push", parse=parse_service_url, default=""
+        "--pushgateway-url", "Prometheus Pushgateway; empty: no push", parse=parse_service_url, default="", group=OUTPUT
     )
 
     @property

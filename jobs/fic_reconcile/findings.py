@@ -30,6 +30,20 @@ def suppressed_finding(n: int) -> Finding:
     return Finding("error", "deletes-suppressed", "plan", f"{n} delete(s) withheld: an observation was incomplete")
 
 
+def scope_findings(observed: Observed, workspaces: int, ours: int, prefix: str) -> list[Finding]:
+    """What a dry-run must not pass as green: an issuer nobody could check, and a namespace scope that matches
+    nothing (a typo in the prefix or selector plans 0 actions, or deletes every FIC of ours)."""
+    findings = []
+    if observed.issuer_problem:
+        message = f"--issuer not checked against its discovery document: {observed.issuer_problem}"
+        findings.append(Finding("warning", "issuer-unverified", "issuer", message))
+    if observed.namespaces_complete and workspaces == 0:
+        held = f"; {ours} FIC(s) of ours exist, and the delete guard refuses deleting them all" if ours else ""
+        message = f"no namespace matches --namespace-prefix {prefix!r} (and --namespace-selector, if set){held}"
+        findings.append(Finding("warning", "no-workspace-namespaces", "namespaces", message))
+    return findings
+
+
 def observation_findings(observed: Observed, blind: set[str]) -> list[Finding]:
     findings = []
     if not observed.namespaces_complete:
@@ -90,8 +104,8 @@ def capacity_sections(
     limit: int,
 ) -> dict[str, object]:
     rows = [
-        {"identity": i.name, "client_id": i.client_id, "ours": str(len(ours[i.name])),
-         "unmanaged": str(unmanaged[i.name]), "limit": str(limit), "planned": str(after[i.name])}
+        {"identity": i.name, "client_id": i.client_id, "ours": len(ours[i.name]),
+         "unmanaged": unmanaged[i.name], "limit": limit, "planned": after[i.name]}
         for i in observed.identities
     ]  # fmt: skip
     caps = [max(0, limit - unmanaged[i.name]) for i in observed.identities]

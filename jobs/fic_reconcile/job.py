@@ -33,19 +33,17 @@ JOB = "fic-reconcile"
 def connect(s: FicSettings) -> Clients:
     from azure.core.exceptions import AzureError, HttpResponseError
 
-    from lib.clients.arm_msi import ArmError, ArmMsi, UnknownClientIds, describe_error, error_code, status_of
+    from lib.clients.arm_msi import ArmError, ArmMsi, UnknownClientIds, describe_error, error_code
 
     log = get_logger()
     state_namespace = cluster.state_namespace(s)  # a configuration error before any request
     tenant_id = probe_tenant(s, os.environ)
+    issuer_problem = verified_issuer(s)  # a wrong --issuer is a configuration error before any write
     target = s.arm_target()
     credential = connect_azure(s.azure_auth, label_of(FicSettings, "azure_auth"))
     log.info("arm.target", endpoint=target.endpoint, cloud=target.cloud, scope=target.scope)
 
-    def on_retry(exc: Exception, attempt: int, wait: float) -> None:
-        log.warning("arm.retry", status=status_of(exc), code=error_code(exc), attempt=attempt, wait_s=round(wait, 2))
-
-    arm = ArmMsi(credential, s.subscription_id, s.resource_group, target.endpoint, target.scope, on_retry)
+    arm = ArmMsi(credential, s.subscription_id, s.resource_group, target.endpoint, target.scope)
     try:
         pool = arm.resolve_pool(s.client_ids)
     except UnknownClientIds as exc:
@@ -63,9 +61,9 @@ def connect(s: FicSettings) -> Clients:
     if s.mode != "fic":
         from lib.clients.aks_bindings import AksBindings
 
-        aks = AksBindings(credential, s.cluster(), target.endpoint, target.scope, on_retry)
+        aks = AksBindings(credential, s.cluster(), target.endpoint, target.scope)
     budget = RunBudget(s.max_run_seconds, s.arm_writes_per_second)  # the clock starts before the first call
-    return Clients(arm, tuple(pool), state_namespace, budget, tenant_id, aks)
+    return Clients(arm, tuple(pool), state_namespace, budget, tenant_id, aks, issuer_problem)
 
 
 def probe_tenant(s: FicSettings, environ: Mapping[str, str]) -> str:
@@ -87,6 +85,24 @@ def preflight(s: FicSettings, environ: Mapping[str, str]) -> None:
     cluster.check_context(s, environ)
     probe_tenant(s, environ)  # before the credential: --probe's own need is the more specific message
     check_azure(s.azure_auth, environ, label_of(FicSettings, "azure_auth"))
+
+
+def verified_issuer(s: FicSettings) -> str:
+    """ "" when the issuer's discovery document names --issuer exactly; raises ConfigError when it names another
+    string (a FIC with it could never match); the reason as text when the document could not be read."""
+    from jobs.fic_reconcile import issuer
+
+    found = issuer.check(s.issuer, s.issuer_discovery_base)
+    if found.problem:
+        return found.problem
+    if not found.matches:
+        hint = " (only the trailing slash differs)" if found.published.rstrip("/") == s.issuer.rstrip("/") else ""
+        raise ConfigError(
+            label_of(FicSettings, "issuer"),
+            f"expected exactly the issuer its discovery document names, {found.published!r}{hint}: Entra compares "
+            f"a FIC's issuer with the token's as strings, so {s.issuer!r} would create FICs that never match",
+        )
+    return ""
 
 
 def _read_cluster(s: FicSettings, namespace: str) -> cluster.ClusterView:
@@ -117,6 +133,7 @@ def observe(c: Clients, s: FicSettings) -> Observed:
         state_problems=view.state_problems,
         state_version=view.state_version,
         ib=ib,
+        issuer_problem=c.issuer_problem,
     )
 
 
@@ -137,8 +154,9 @@ def publish(report: Report, s: FicSettings, code: int) -> None:
     from jobs.fic_reconcile.metrics import fic_gauges
     from lib.clients import pushgateway
 
-    registry = pushgateway.report_registry(JOB, report, code == 0, lambda r: fic_gauges(report, r))
-    pushgateway.push(s.pushgateway_url, JOB, registry)
+    pushgateway.publish(
+        s.pushgateway_url, JOB, report, exit_code=code, succeeded=code == 0, extra=lambda r: fic_gauges(report, r)
+    )
 
 
 def close(c: Clients) -> None:
@@ -158,6 +176,13 @@ SPEC = harness.JobSpec(
     publish=publish,
     close=close,
     preflight=preflight,
+    examples=(
+        "fic-reconcile --dry-run          # settings from the env: CWJ_OIDC_ISSUER, AZURE_CLIENT_IDS_JSON, ...",
+        "fic-reconcile --dry-run --output json --resource-group rg-pool --subscription-id <sub> \\",
+        '    --issuer "$(az aks show -g RG -n AKS --query oidcIssuerProfile.issuerUrl -o tsv)" \\',
+        '    --client-ids-json \'["<client-id-1>","<client-id-2>"]\'',
+        "fic-reconcile --allow-mass-delete --dry-run   # review a large delete before a one-off run that allows it",
+    ),
 )
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from jobs.fic_reconcile.identity_binding.model import BindingView
 from lib.clients.arm_types import FicSpec, ObservedFic
+from lib.model import changes as model_changes
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Observed:
     state_problems: tuple[str, ...] = ()  # record entries that did not parse (dropped: their clock restarts)
     state_version: str | None = None  # the record's resourceVersion; None: there is none yet
     ib: BindingView = field(default_factory=BindingView)  # identity bindings and RBAC (--mode other than fic)
+    issuer_problem: str = ""  # --issuer could not be checked against its discovery document
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class PutFic:
     phase: int = 0  # urgency tier: the apply starts lower tiers first (plan.py)
     update: bool = False
     namespace_created: datetime | None = field(default=None, compare=False)  # for time to credential
+    before: FicSpec | None = field(default=None, compare=False)  # an update's FIC as it is now
 
     @property
     def kind(self) -> str:
@@ -69,6 +73,11 @@ class PutFic:
 
     def describe(self) -> dict[str, str]:
         return _columns(self.phase, self.identity, self.kind, self.fic, self.namespace, self.reason)
+
+    def document(self) -> dict[str, Any]:
+        after = _spec_fields(self.spec)
+        changes = model_changes(_spec_fields(self.before) if self.before else None, after) if self.update else []
+        return {**_document(self.phase, self.identity, self.fic, self.namespace, self.reason), "changes": changes}
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,12 @@ class DeleteFic:
 
     def describe(self) -> dict[str, str]:
         return _columns(self.phase, self.identity, self.kind, self.fic, self.namespace, self.reason)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            **_document(self.phase, self.identity, self.fic, self.namespace, self.reason),
+            "replaced": self.replaced,
+        }
 
 
 @dataclass(frozen=True)
@@ -111,9 +126,34 @@ class RecordRelocations:
     def describe(self) -> dict[str, str]:
         return _columns(self.phase, "-", "record", "relocations", f"{len(self.relocations)} namespace(s)", self.reason)
 
+    def document(self) -> dict[str, Any]:
+        return {
+            "target": "relocation record",
+            "reason": self.reason,
+            "phase": self.phase,
+            "namespaces": sorted(r.namespace for r in self.relocations),
+            "finishing": sorted(r.namespace for r in self.finishing),
+        }
+
 
 FicAction = PutFic | DeleteFic
 Action = PutFic | DeleteFic | RecordRelocations
+
+
+def _document(phase: int, identity: str, fic: str, namespace: str, reason: str) -> dict[str, Any]:
+    """The JSON of a FIC action (lib.render.action_document adds kind and changes)."""
+    return {
+        "target": f"{identity}/{fic}",
+        "reason": reason,
+        "phase": phase,
+        "identity": identity,
+        "fic": fic,
+        "namespace": namespace,
+    }
+
+
+def _spec_fields(spec: FicSpec) -> dict[str, Any]:
+    return {"issuer": spec.issuer, "subject": spec.subject, "audiences": list(spec.audiences)}
 
 
 def _columns(phase: int, identity: str, kind: str, fic: str, namespace: str, reason: str) -> dict[str, str]:

@@ -26,6 +26,7 @@ from jobs.fic_reconcile.findings import (
     foreign_issuer_findings,
     foreign_issuer_section,
     observation_findings,
+    scope_findings,
     stuck_finding,
     suppressed_finding,
     unplaceable_findings,
@@ -111,6 +112,7 @@ def plan(observed: Observed, policy: Policy, now: datetime) -> Plan:
     kept = moves.record if deletes else tuple(sorted({*moves.record, *moves.finishing}))
     actions: list[Action] = [*fic_actions, *record_action(observed, kept, finishing, fic_actions, stuck)]
     n_ours = sum(len(v) for v in ours.values())
+    findings += scope_findings(observed, len(spaces), n_ours, policy.namespace_prefix)
     sections = capacity_sections(observed, ours, unmanaged, after, len(live), policy.limit)
     return Plan(
         actions=tuple(actions),
@@ -186,7 +188,16 @@ def wanted_puts(
             puts.append(PutFic(target, client[target], name, ns, want, reason, namespace_created=created.get(ns)))
         elif have.spec != want:
             puts.append(
-                PutFic(target, client[target], have.name, ns, want, "wrong " + _differs(have.spec, want), update=True)
+                PutFic(
+                    target,
+                    client[target],
+                    have.name,
+                    ns,
+                    want,
+                    "wrong " + _differs(have.spec, want),
+                    update=True,
+                    before=have.spec,
+                )
             )
     return puts
 

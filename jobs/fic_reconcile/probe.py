@@ -25,10 +25,11 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from jobs.fic_reconcile.settings import FicSettings
-from lib.logs import get_logger
 from lib.model import Finding
+from lib.retry import log_retry
 
 EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 FLOOR_S, FRACTION, CAP_S = 2.0, 0.2, 15.0  # the backoff: attempt_offsets
@@ -130,16 +131,18 @@ class ProbeResult:
     left_out: int  # created, but beyond --probe-max-namespaces
     window: float  # seconds the probe had: --probe-seconds, or less when the run budget had less left
 
-    def rows(self) -> list[dict[str, str]]:
-        def seconds(value: float | None) -> str:
-            return "" if value is None else f"{value:.1f}"
+    def rows(self) -> list[dict[str, Any]]:
+        """Typed for the JSON document (issue 22 point 6): counts as integers, seconds as numbers, null for none."""
+
+        def seconds(value: float | None) -> float | None:
+            return None if value is None else round(value, 1)
 
         return [
             {
                 "namespace": p.target.namespace,
                 "identity": p.target.identity,
                 "result": "usable" if p.usable_after_s is not None else "not usable",
-                "attempts": str(len(p.attempts)),
+                "attempts": len(p.attempts),
                 "refused_until_s": seconds(p.refused_until_s),
                 "usable_after_s": seconds(p.usable_after_s),
                 "time_to_usable_s": seconds(p.time_to_usable_s),
@@ -204,6 +207,7 @@ def run(
     concurrency: int,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    on_retry: Callable[[Created, Attempt, int, float], None] | None = None,
 ) -> tuple[Probed, ...]:
     """Rounds at attempt_offsets(window): every namespace not yet granted is tried, `concurrency` at a time. No
     attempt starts more than LATE_S after the window (the last round is due at its very end), and none waits longer
@@ -235,6 +239,10 @@ def run(
                 attempts[t.namespace] += [a] if a is not None else []
             pending = [t for t, a in zip(pending, tried, strict=True) if a and not (a.granted or a.final)]
             offset = next_offset(offsets, clock() - start)
+            if on_retry is not None and offset is not None:  # each refused namespace is tried again then
+                wait = max(0.0, start + offset - clock())
+                for t in pending:
+                    on_retry(t, attempts[t.namespace][-1], len(attempts[t.namespace]), wait)
     return tuple(Probed(t, tuple(attempts[t.namespace])) for t in targets)
 
 
@@ -266,7 +274,7 @@ def probe_created(
     if not targets or window <= 0:
         return ProbeResult(tuple(Probed(t) for t in targets), left_out, window)
     try:
-        api, log = kube_api(s), get_logger()
+        api = kube_api(s)
     except Exception as exc:  # the writes are done and reported; the probe that cannot start says so
         failed = Attempt(time.monotonic(), refusal=f"no Kubernetes client: {entra_refusal(exc)}", final=True)
         return ProbeResult(tuple(Probed(t, (failed,)) for t in targets), left_out, window)
@@ -284,7 +292,10 @@ def probe_created(
         try:
             exchange_assertion(tenant_id, client_id, token, scope, timeout)
         except Exception as exc:  # ClientAuthenticationError (Entra refused), a connection error, a timeout
-            log.debug("probe.refused", client_id=client_id, refusal=entra_refusal(exc))
             raise Refused(entra_refusal(exc)) from None
 
-    return ProbeResult(run(targets, window, mint, exchange, s.concurrency), left_out, window)
+    def on_retry(t: Created, last: Attempt, attempt: int, wait: float) -> None:
+        # the retry shape every client logs; debug: a refusal while Entra propagates a new FIC is the normal course
+        log_retry("entra", f"exchange {t.namespace} as {t.identity}", attempt, wait, reason=last.refusal, level="debug")
+
+    return ProbeResult(run(targets, window, mint, exchange, s.concurrency, on_retry=on_retry), left_out, window)

@@ -15,6 +15,10 @@ from jobs.fic_reconcile.state import DEFAULT_NAME
 from lib.arm_cloud import ArmTarget, ArmTargetError, arm_target
 from lib.auth_choice import azure_auth_setting
 from lib.settings import (
+    AZURE,
+    KUBERNETES,
+    OUTPUT,
+    SAFETY,
     ConfigError,
     int_at_least,
     label_of,
@@ -65,22 +69,33 @@ def _matching(what: str, pattern: str) -> Any:
 @dataclass(frozen=True)
 class FicSettings:
     issuer: str = setting(
-        "--issuer", "the cluster's OIDC issuer URL, exactly", env="CWJ_OIDC_ISSUER", parse=parse_https_url
+        "--issuer", "the cluster's OIDC issuer URL, exactly", env="CWJ_OIDC_ISSUER", parse=parse_https_url, group=AZURE
+    )
+    issuer_discovery_base: str = setting(
+        "--issuer-discovery-base",
+        "read the issuer's discovery document through this base URL (<base><host>/<path>/.well-known/...) instead "
+        "of the issuer's own host; only for test platforms whose issuer host does not resolve",
+        parse=parse_https_url,
+        default="",
+        group=AZURE,
     )
     client_ids: tuple[str, ...] = setting(
         "--client-ids-json",
         "the pool: ordered JSON array of client ids",
         env="AZURE_CLIENT_IDS_JSON",
         parse=parse_json_string_list,
+        group=AZURE,
     )
     subscription_id: str = setting(
-        "--subscription-id", "subscription of the pool", env="AZURE_SUBSCRIPTION_ID", parse=parse_uuid
+        "--subscription-id", "subscription of the pool", env="AZURE_SUBSCRIPTION_ID", parse=parse_uuid, group=AZURE
     )
     resource_group: str = setting(
         "--resource-group",
         "resource group of the pool identities",
         env="CWJ_IDENTITY_RESOURCE_GROUP",
         parse=_matching("a resource group name (1-90 of letters, digits, -_.())", r"[-\w.()]{0,89}[-\w()]"),
+        group=AZURE,
+        metavar="NAME",
     )
     arm_endpoint: str = setting(
         "--arm-endpoint",
@@ -89,16 +104,19 @@ class FicSettings:
         env="CWJ_ARM_ENDPOINT",
         parse=parse_https_url,
         default="https://management.azure.com",
+        group=AZURE,
     )
     allow_custom_arm_endpoint: bool = switch(
         "--allow-custom-arm-endpoint",
         "accept an --arm-endpoint outside the known clouds (an emulator, Azure Stack); needs --arm-audience",
+        group=AZURE,
     )
     arm_audience: str | None = setting(
         "--arm-audience",
         "token audience for a custom --arm-endpoint (known clouds use their own)",
         parse=parse_https_url,
         default=None,
+        group=AZURE,
     )
     azure_auth: str = azure_auth_setting()
     kube_context: str | None = setting(
@@ -106,33 +124,46 @@ class FicSettings:
         "kubeconfig context to read the cluster through, even in a pod (default: the pod's own cluster, else the "
         "kubeconfig's current context)",
         default=None,
+        group=KUBERNETES,
+        metavar="CONTEXT",
     )
     namespace_prefix: str = setting(
         "--namespace-prefix",
         "workspace namespaces start with this",
         parse=_matching("lower-case letters, digits and '-'", r"[a-z0-9-]*"),
         default="ameide-ws-",
+        group=KUBERNETES,
+        metavar="PREFIX",
     )
     namespace_selector: str | None = setting(
-        "--namespace-selector", "label selector for workspace namespaces", default=None
+        "--namespace-selector",
+        "label selector for workspace namespaces",
+        default=None,
+        group=KUBERNETES,
+        metavar="SELECTOR",
     )
     service_account: str = setting(
         "--service-account",
         "service account the workspace pods run as",
         parse=_matching("a DNS-1123 name", r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"),
         default="workspace",
+        group=KUBERNETES,
+        metavar="NAME",
     )
-    fic_prefix: str = setting("--fic-prefix", "FIC name prefix; it marks the FICs this job owns", default="coder-ws-")
+    fic_prefix: str = setting(
+        "--fic-prefix", "FIC name prefix; it marks the FICs this job owns", default="coder-ws-", metavar="PREFIX"
+    )
     max_fics_per_identity: int = setting(
-        "--max-fics-per-identity", "FIC limit per identity (Entra: 20)", parse=int_at_least(1), default=20
+        "--max-fics-per-identity", "FIC limit per identity (Entra: 20)", parse=int_at_least(1), default=20, group=AZURE
     )
     max_deletes: int | None = setting(
         "--max-deletes",
         "refuse plans deleting more (default: max(10, 25% of ours))",
         parse=int_at_least(0),
         default=None,
+        group=SAFETY,
     )
-    allow_mass_delete: bool = switch("--allow-mass-delete", "override the delete guard")
+    allow_mass_delete: bool = switch("--allow-mass-delete", "override the delete guard", group=SAFETY)
     shard_hash: str = setting(
         "--shard-hash",
         "the shard rule for namespaces whose ServiceAccount names no identity: crc32 or sha1 (a Terraform "
@@ -151,12 +182,16 @@ class FicSettings:
         "namespace of the relocation record ConfigMap (default: the pod's own namespace)",
         parse=_matching("a DNS-1123 label", r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"),
         default=None,
+        group=KUBERNETES,
+        metavar="NAMESPACE",
     )
     state_configmap: str = setting(
         "--state-configmap",
         "name of the ConfigMap in which this job records relocations",
         parse=_matching("a DNS-1123 name", r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"),
         default=DEFAULT_NAME,
+        group=KUBERNETES,
+        metavar="NAME",
     )
     concurrency: int = setting("--concurrency", "identities written in parallel", parse=int_at_least(1), default=4)
     max_run_seconds: float = setting(
@@ -165,12 +200,15 @@ class FicSettings:
         "deferred to the next run",
         parse=parse_positive_seconds,
         default=600.0,
+        metavar="SECONDS",
     )
     arm_writes_per_second: float = setting(
         "--arm-writes-per-second",
         "pace FIC writes and deletes to this rate (bursts of 4 s worth), well under ARM's throttle",
         parse=parse_rate,
         default=5.0,
+        group=AZURE,
+        metavar="PER_SECOND",
     )
     mode: str = setting(
         "--mode",
@@ -187,6 +225,8 @@ class FicSettings:
         env="CWJ_AKS_CLUSTER_ID",
         parse=parse_cluster_id,
         default=None,
+        group=AZURE,
+        metavar="RESOURCE_ID",
     )
     known_issuers: tuple[str, ...] = setting(
         "--known-issuers",
@@ -195,9 +235,10 @@ class FicSettings:
         parse=parse_https_url,
         default=(),
         repeatable=True,
+        group=AZURE,
     )
     pushgateway_url: str | None = setting(
-        "--pushgateway-url", "Prometheus Pushgateway", parse=parse_service_url, default=None
+        "--pushgateway-url", "Prometheus Pushgateway", parse=parse_service_url, default=None, group=OUTPUT
     )
     probe: bool = switch(
         "--probe",

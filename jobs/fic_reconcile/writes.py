@@ -41,6 +41,7 @@ class Clients:
     budget: RunBudget
     tenant_id: str = ""  # the pool's tenant, for --probe's exchanges
     aks: AksBindings | None = None  # the cluster's identity bindings (--mode other than fic)
+    issuer_problem: str = ""  # the issuer's discovery document could not be read (issuer.py): a warning
 
 
 def read_identity(arm: ArmMsi, p: PoolIdentity) -> IdentityState:
@@ -180,6 +181,6 @@ def verify(c: Clients, s: FicSettings, p: Plan, done: Sequence[Outcome]) -> tupl
     for row in rows:
         if row["identity"] in now:
             ours = sum(1 for f in now[row["identity"]] if is_ours(f, s.fic_prefix, s.issuer))
-            row.update(ours=str(ours), unmanaged=str(len(now[row["identity"]]) - ours))
+            row.update(ours=ours, unmanaged=len(now[row["identity"]]) - ours)
         row.pop("planned", None)
     return findings, rows

@@ -113,8 +113,9 @@ def publish(report: Report, settings: Settings, code: int) -> None:
         for kind in ("copy", "recover-copy", "adopt", "update", "prune"):
             deferred.labels(kind).set(counts[kind])
 
-    registry = pushgateway.report_registry(NAME, report, code == harness.EXIT_OK, extra)
-    pushgateway.push(settings.pushgateway_url, NAME, registry)
+    pushgateway.publish(
+        settings.pushgateway_url, NAME, report, exit_code=code, succeeded=code == harness.EXIT_OK, extra=extra
+    )
 
 
 SPEC = JobSpec(
@@ -127,6 +128,11 @@ SPEC = JobSpec(
     apply=apply,
     publish=publish,
     preflight=preflight,
+    examples=(
+        "keyvault-sync --dry-run --source-vault-url https://kv-seed.vault.azure.net \\",
+        "    --target-vault-url https://kv-aks1.vault.azure.net --allowlist-file allowlist.yaml",
+        "keyvault-sync --prune            # also soft-delete secrets this job wrote that left the allowlist",
+    ),
 )
 
 

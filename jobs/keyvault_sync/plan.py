@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from jobs.keyvault_sync.allowlist import Allowlist, Entry
 from jobs.keyvault_sync.detect import (
@@ -28,6 +28,7 @@ from jobs.keyvault_sync.detect import (
 )
 from lib.clients.keyvault_types import Props, SecretMeta
 from lib.model import Finding, Plan
+from lib.model import changes as model_changes
 
 __all__ = ["OWNER_TAG", "OWNER_VALUE", "SOURCE_UPDATED_TAG", "SOURCE_VERSION_TAG", "is_ours"]
 MAX_TAGS = 15  # Key Vault's limit per secret
@@ -69,6 +70,9 @@ class Copy:
     def describe(self) -> dict[str, str]:
         return {"kind": self.kind, "target": self.target, "source": self.source, "reason": self.reason}
 
+    def document(self) -> dict[str, Any]:
+        return {"target": self.target, "reason": self.reason, "source": self.source}
+
 
 @dataclass(frozen=True)
 class RecoverCopy:
@@ -86,6 +90,9 @@ class RecoverCopy:
     def describe(self) -> dict[str, str]:
         return {"kind": self.kind, "target": self.target, "source": self.source, "reason": self.reason}
 
+    def document(self) -> dict[str, Any]:
+        return {"target": self.target, "reason": self.reason, "source": self.source, "already_current": self.current}
+
 
 @dataclass(frozen=True)
 class Adopt:
@@ -102,6 +109,9 @@ class Adopt:
         reason = f"not written by this job: tag it if the value is equal, else {otherwise}"
         return {"kind": self.kind, "target": self.target, "source": self.source, "reason": reason}
 
+    def document(self) -> dict[str, Any]:
+        return {**self.describe(), "overwrite": self.overwrite}
+
 
 @dataclass(frozen=True)
 class UpdateProperties:
@@ -112,9 +122,15 @@ class UpdateProperties:
     props: Props
     reason: str
     kind: str = "update"
+    before: Props | None = field(default=None, compare=False)  # the target's properties now
 
     def describe(self) -> dict[str, str]:
         return {"kind": self.kind, "target": self.target, "source": self.source, "reason": self.reason}
+
+    def document(self) -> dict[str, Any]:
+        before = props_fields(self.before) if self.before is not None else None
+        changes = model_changes(before, props_fields(self.props))
+        return {"target": self.target, "reason": self.reason, "source": self.source, "changes": changes}
 
 
 @dataclass(frozen=True)
@@ -124,6 +140,20 @@ class Prune:
 
     def describe(self) -> dict[str, str]:
         return {"kind": self.kind, "target": self.target, "source": "", "reason": "ours, no longer allowlisted"}
+
+    def document(self) -> dict[str, Any]:
+        return {"target": self.target, "reason": "ours, no longer allowlisted", "source": None}
+
+
+def props_fields(props: Props) -> dict[str, Any]:
+    """A secret's properties as JSON (times in Unix seconds, as Key Vault's wire has them)."""
+    return {
+        "content_type": props.content_type,
+        "tags": dict(sorted(props.tags.items())),
+        "enabled": props.enabled,
+        "expires_on": props.expires_on,
+        "not_before": props.not_before,
+    }
 
 
 Action = Copy | RecoverCopy | Adopt | UpdateProperties | Prune
@@ -281,7 +311,8 @@ def _props_action(
         return "in-sync", None, []
     if not patch_can_reach(target.props, desired):
         return "copy", Copy(entry.source, entry.target, f"{why}{drift} differ (needs a new version)"), []
-    return "update", UpdateProperties(entry.source, entry.target, desired, f"{why}{drift} differ"), []
+    update = UpdateProperties(entry.source, entry.target, desired, f"{why}{drift} differ", before=target.props)
+    return "update", update, []
 
 
 def _recover_action(

@@ -10,6 +10,9 @@ from jobs.keyvault_sync.allowlist import Allowlist, load_allowlist
 from jobs.keyvault_sync.plan import Options
 from lib.auth_choice import azure_auth_setting
 from lib.settings import (
+    AZURE,
+    OUTPUT,
+    SAFETY,
     int_at_least,
     int_between,
     parse_bool,
@@ -27,16 +30,21 @@ WRITE_CONCURRENCY = 8  # BENCHMARKS.md "keyvault-sync at Key Vault's limits": en
 
 @dataclass(frozen=True)
 class Settings:
-    source_vault_url: str = setting("--source-vault-url", "seed Key Vault URL", parse=parse_https_url)
-    target_vault_url: str = setting("--target-vault-url", "cluster Key Vault URL", parse=parse_https_url)
+    source_vault_url: str = setting("--source-vault-url", "seed Key Vault URL", parse=parse_https_url, group=AZURE)
+    target_vault_url: str = setting("--target-vault-url", "cluster Key Vault URL", parse=parse_https_url, group=AZURE)
     allowlist: Allowlist = setting(
         "--allowlist-file",
         "YAML list of secret names or {source, target} entries to copy",
         env="CWJ_ALLOWLIST_FILE",
         parse=load_allowlist,
+        metavar="FILE",
     )
-    adopt: bool = switch("--adopt", "overwrite target secrets not written by this job even if their value differs")
-    prune: bool = switch("--prune", "soft-delete target secrets written by this job that left the allowlist")
+    adopt: bool = switch(
+        "--adopt", "overwrite target secrets not written by this job even if their value differs", group=SAFETY
+    )
+    prune: bool = switch(
+        "--prune", "soft-delete target secrets written by this job that left the allowlist", group=SAFETY
+    )
     recover_timeout: timedelta = setting(
         "--recover-timeout",
         "how long to wait for a recovered secret to answer",
@@ -49,6 +57,8 @@ class Settings:
         "per 10 s",
         parse=parse_rate,
         default=25.0,
+        group=AZURE,
+        metavar="PER_SECOND",
     )
     concurrency: int = setting(
         "--concurrency", "seed secrets whose versions are listed in parallel", parse=int_at_least(1), default=8
@@ -68,7 +78,11 @@ class Settings:
         default=480.0,
     )
     pushgateway_url: str | None = setting(
-        "--pushgateway-url", "Prometheus Pushgateway to push run metrics to", parse=parse_service_url, default=None
+        "--pushgateway-url",
+        "Prometheus Pushgateway to push run metrics to",
+        parse=parse_service_url,
+        default=None,
+        group=OUTPUT,
     )
     azure_auth: str = azure_auth_setting()
     verify_challenge_resource: bool = setting(
@@ -76,6 +90,7 @@ class Settings:
         "check that the vault's auth challenge names a Key Vault domain; false only for local emulators",
         parse=parse_bool,
         default=True,
+        group=AZURE,
     )
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from jobs.token_expiry_check.policy import Rules
 from lib.clients.coder import Token
@@ -41,6 +42,16 @@ class Alert:
             "id": self.token_id,
             "reason": self.reason,
             "expires_at": self.expires_at,
+        }
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "target": f"{self.user}/{self.token_name}",
+            "reason": self.reason,
+            "user": self.user,
+            "token_name": self.token_name,
+            "token_id": self.token_id,
+            "expires_at": self.expires_at or None,
         }
 
     def text(self) -> str:

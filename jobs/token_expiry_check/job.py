@@ -225,8 +225,14 @@ def publish(report: Report, settings: ExpirySettings, code: int) -> None:
         return
     # the check saw everything and delivered its alerts
     succeeded = not report.failed and not has_errors(report.all_findings)
-    registry = pushgateway.report_registry(NAME, report, succeeded, extra=lambda r: token_gauges(r, report))
-    pushgateway.push(settings.pushgateway_url, NAME, registry)
+    pushgateway.publish(
+        settings.pushgateway_url,
+        NAME,
+        report,
+        exit_code=code,
+        succeeded=succeeded,
+        extra=lambda r: token_gauges(r, report),
+    )
 
 
 def token_gauges(registry: CollectorRegistry, report: Report) -> None:
@@ -255,6 +261,10 @@ SPEC = harness.JobSpec(
     publish=publish,
     close=close,
     preflight=preflight,
+    examples=(
+        "token-expiry-check --coder-url https://coder.example.com --token-file ./owner-token --all-users",
+        "token-expiry-check --user workspace-bot --fail-on warning --now 2026-07-01T00:00:00Z   # what alerts then?",
+    ),
 )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from jobs.token_expiry_check.alerts import DAY, Alert, new_alert
 from jobs.token_expiry_check.policy import Policy, Rules
@@ -69,7 +70,7 @@ class Observation:
 @dataclass(frozen=True)
 class Evaluation:
     findings: tuple[Finding, ...]
-    rows: tuple[dict[str, str], ...]
+    rows: tuple[dict[str, Any], ...]
     alerts: tuple[Alert, ...]
     sliding_observed: int  # tokens whose expires_at moved past created_at + lifetime
 
@@ -82,7 +83,7 @@ def evaluate(
     renew_before: timedelta | None = None,
 ) -> Evaluation:
     findings: list[Finding] = []
-    rows: list[dict[str, str]] = []
+    rows: list[dict[str, Any]] = []
     alerts: list[Alert] = []
     for account in sorted(observed.accounts, key=lambda a: a.name):
         rules = policy.for_user(account.user.username if account.user else account.name)
@@ -267,7 +268,7 @@ def usage_findings(subject: str, token: Token, rules: Rules, now: datetime) -> l
     return []
 
 
-def token_row(user: str, token: Token, now: datetime, superseded: bool) -> dict[str, str]:
+def token_row(user: str, token: Token, now: datetime, superseded: bool) -> dict[str, Any]:
     life = lifetime(token)
     expires = token.expires_at
     if expires is None:
@@ -280,12 +281,12 @@ def token_row(user: str, token: Token, now: datetime, superseded: bool) -> dict[
         "user": user,
         "token_name": token.token_name,
         "id": token.id,
-        "created_at": rfc3339(token.created_at),
-        "expires_at": rfc3339(expires),
-        "days_left": days(expires - now) if expires else "",
-        "lifetime_days": days(life) if life is not None else "",
-        "scopes": ",".join(token.scopes),
-        "last_used": rfc3339(token.last_used) or "never",
+        "created_at": rfc3339(token.created_at) or None,
+        "expires_at": rfc3339(expires) or None,
+        "days_left": day_count(expires - now) if expires else None,
+        "lifetime_days": day_count(life) if life is not None else None,
+        "scopes": list(token.scopes),
+        "last_used": rfc3339(token.last_used) or None,  # None: never used
         "status": status,
     }
 
@@ -346,3 +347,8 @@ def renew_window(held: VaultHeld, renew_before: timedelta | None) -> tuple[timed
 
 def days(delta: timedelta) -> str:
     return f"{delta.total_seconds() / 86400:.1f}"
+
+
+def day_count(delta: timedelta) -> float:
+    """Days to one decimal, as a number (the JSON row's type; the text table prints it as it is)."""
+    return round(delta.total_seconds() / 86400, 1)

@@ -12,6 +12,9 @@ from jobs.token_expiry_check.policy import Policy, load_policy_file
 from lib.auth_choice import vault_auth_setting
 from lib.clients.vault import POD_SA_TOKEN
 from lib.settings import (
+    CODER,
+    OUTPUT,
+    VAULT,
     ConfigError,
     label_of,
     one_of,
@@ -28,43 +31,64 @@ from lib.settings import (
 
 @dataclass(frozen=True)
 class ExpirySettings:
-    coder_url: str = setting("--coder-url", "Coder base URL", env="CODER_URL", parse=parse_https_url)
+    coder_url: str = setting("--coder-url", "Coder base URL", env="CODER_URL", parse=parse_https_url, group=CODER)
     token_file: Path = setting(
         "--token-file",
         "file holding a Coder token that can read the accounts' tokens (Owner: Coder hides them from Auditors)",
         env="CWJ_CODER_TOKEN_FILE",
         parse=parse_readable_file,
+        group=CODER,
     )
-    users: tuple[str, ...] = setting("--user", "check this user (username or id)", default=(), repeatable=True)
-    all_users: bool = switch("--all-users", "check every user the token can list")
+    users: tuple[str, ...] = setting(
+        "--user", "check this user (username or id)", default=(), repeatable=True, group=CODER, metavar="USER"
+    )
+    all_users: bool = switch("--all-users", "check every user the token can list", group=CODER)
     policy_file: Policy | None = setting(
         "--policy-file",
         "YAML token policy (defaults plus per-user overrides); built-in defaults when unset",
         env="CWJ_POLICY_FILE",
         parse=load_policy_file,
         default=None,
+        metavar="FILE",
     )
-    vault_check: bool = switch("--vault-check", "also check the Vault-held workspace token from coder-token-mint")
+    vault_check: bool = switch(
+        "--vault-check", "also check the Vault-held workspace token from coder-token-mint", group=VAULT
+    )
     vault_addr: str = setting(
         "--vault-addr",
         "Vault address (for --vault-check)",
         env="VAULT_ADDR",
         parse=optional(parse_service_url, ""),
         default="",
+        group=VAULT,
     )
     vault_auth: str = vault_auth_setting()
-    vault_role: str = setting("--vault-role", "Vault Kubernetes-auth role", default="token-expiry-check")
+    vault_role: str = setting(
+        "--vault-role", "Vault Kubernetes-auth role", default="token-expiry-check", group=VAULT, metavar="ROLE"
+    )
     vault_jwt_file: Path = setting(
-        "--vault-jwt-file", "service-account JWT for Vault Kubernetes auth", parse=Path, default=POD_SA_TOKEN
+        "--vault-jwt-file",
+        "service-account JWT for Vault Kubernetes auth",
+        parse=Path,
+        default=POD_SA_TOKEN,
+        group=VAULT,
     )
     vault_auth_mount: str = setting(
-        "--vault-auth-mount", "mount of the Kubernetes auth method", parse=parse_kv_path, default="kubernetes"
+        "--vault-auth-mount",
+        "mount of the Kubernetes auth method",
+        parse=parse_kv_path,
+        default="kubernetes",
+        group=VAULT,
     )
     kv_mount: str = setting(
-        "--kv-mount", "KV v2 mount coder-token-mint writes to", parse=parse_kv_path, default="secret"
+        "--kv-mount", "KV v2 mount coder-token-mint writes to", parse=parse_kv_path, default="secret", group=VAULT
     )
     kv_path: str = setting(
-        "--kv-path", "KV v2 path of coder-token-mint's entry", parse=parse_kv_path, default="coder-cli-session-token"
+        "--kv-path",
+        "KV v2 path of coder-token-mint's entry",
+        parse=parse_kv_path,
+        default="coder-cli-session-token",
+        group=VAULT,
     )
     renew_before: timedelta | None = setting(
         "--renew-before",
@@ -72,6 +96,7 @@ class ExpirySettings:
         "lifetime, the mint's own default",
         parse=parse_duration,
         default=None,
+        group=VAULT,
     )
     fail_on: str = setting(
         "--fail-on",
@@ -80,10 +105,19 @@ class ExpirySettings:
         default="critical",
     )
     webhook_url: str | None = setting(
-        "--webhook-url", "POST new alerts here (Slack-compatible JSON)", parse=parse_service_url, default=None
+        "--webhook-url",
+        "POST new alerts here (Slack-compatible JSON)",
+        parse=parse_service_url,
+        default=None,
+        group=OUTPUT,
+        secret=True,
     )
     pushgateway_url: str | None = setting(
-        "--pushgateway-url", "push metrics to this Prometheus Pushgateway", parse=parse_service_url, default=None
+        "--pushgateway-url",
+        "push metrics to this Prometheus Pushgateway",
+        parse=parse_service_url,
+        default=None,
+        group=OUTPUT,
     )
     schedule_interval: timedelta = setting(
         "--schedule-interval",

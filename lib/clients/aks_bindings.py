@@ -66,6 +66,7 @@ class AksBindings:
             lambda: [_observed(b) for b in ops.list_by_managed_cluster(self.resource_group, self.cluster)],
             self._backoff,
             self._on_retry,
+            what=f"list identity bindings of {self.cluster}",
         )
 
     def create(self, name: str, identity_id: str, within: float | None = None) -> ObservedBinding:
@@ -82,6 +83,7 @@ class AksBindings:
             self._backoff,
             self._on_retry,
             within,
+            what=f"put identity binding {self.cluster}/{name}",
         )
         # A failed poll resumes the same operation from the PUT's continuation token (a new poller, no second PUT):
         # retrying the PUT instead meets ARM's 409 OperationNotAllowed while the first operation runs, and hides
@@ -99,7 +101,7 @@ class AksBindings:
                 return ObservedBinding(name, identity_id, "", "Creating")
             return _observed(done)
 
-        return call_arm(wait, self._backoff, self._on_retry, left)
+        return call_arm(wait, self._backoff, self._on_retry, left, what=f"poll identity binding {self.cluster}/{name}")
 
     def close(self) -> None:
         self._client.close()

@@ -13,11 +13,11 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.msi.models import FederatedIdentityCredential
 
-from lib import limits
+from lib import limits, reach
 from lib.clients.arm_types import FicSpec, ObservedFic
 from lib.redact import first_line
 from lib.retry import Backoff, call_with_retry, retry_after_of
@@ -77,6 +77,10 @@ def describe_error(exc: Exception) -> str:
     first = first_line(message) or type(exc).__name__
     if status and status >= 400:
         return f"ARM {status} {error_code(exc)}: {first}".replace(" :", ":")
+    # ARM itself unreachable; a credential that could not reach Entra ID keeps its own words below
+    unreachable = None if isinstance(exc, ClientAuthenticationError) else reach.describe(exc)
+    if unreachable:
+        return f"ARM {unreachable}"
     return f"ARM {type(exc).__name__}: {first}"
 
 
@@ -99,13 +103,23 @@ def call_arm(
     backoff: Backoff,
     on_retry: Callable[[Exception, int, float], None] | None,
     within: float | None = None,
+    what: str = "",
 ) -> R:
     """Retry what ARM calls transient (is_transient), for at most the backoff's deadline or `within` seconds if
-    less; every ARM client of this package retries this one way."""
+    less; every ARM client of this package retries this one way, and logs each retry in the one shape (`retry`,
+    client arm, the call `what`)."""
     if within is not None:
         backoff = replace(backoff, deadline=min(backoff.deadline, within))
     budget = _TransientBudget()
-    return call_with_retry(fn, transient=budget, retry_after=retry_after_of, backoff=backoff, on_retry=on_retry)
+    return call_with_retry(
+        fn,
+        transient=budget,
+        retry_after=retry_after_of,
+        backoff=backoff,
+        on_retry=on_retry,
+        client="arm",
+        call=what,
+    )
 
 
 class ArmMsi:
@@ -139,15 +153,16 @@ class ArmMsi:
             read_timeout=limits.timeout(60),
         )
 
-    def call(self, fn: Callable[[], R], within: float | None = None) -> R:
+    def call(self, fn: Callable[[], R], within: float | None = None, what: str = "") -> R:
         """Retry what ARM calls transient, for at most the backoff's deadline or `within` seconds if less (a
         caller with a run budget: a Retry-After past it ends the call with that 429)."""
-        return call_arm(fn, self._backoff, self._on_retry, within)
+        return call_arm(fn, self._backoff, self._on_retry, within, what=what)
 
     def resolve_pool(self, client_ids: Sequence[str]) -> list[PoolIdentity]:
         """The pool's client ids, in pool order, as identity names in the resource group."""
         listed = self.call(
-            lambda: list(self._client.user_assigned_identities.list_by_resource_group(self.resource_group))
+            lambda: list(self._client.user_assigned_identities.list_by_resource_group(self.resource_group)),
+            what=f"list identities in {self.resource_group}",
         )
         by_client = {str(i.client_id).lower(): str(i.name) for i in listed if i.client_id}
         missing = [c for c in client_ids if c.lower() not in by_client]
@@ -158,7 +173,9 @@ class ArmMsi:
     def list_fics(self, identity: str) -> list[ObservedFic]:
         """Every FIC of the identity, across all pages (the pager follows nextLink)."""
         fics = self._client.federated_identity_credentials
-        return self.call(lambda: [_observed(f) for f in fics.list(self.resource_group, identity)])
+        return self.call(
+            lambda: [_observed(f) for f in fics.list(self.resource_group, identity)], what=f"list FICs of {identity}"
+        )
 
     def put_fic(self, identity: str, name: str, spec: FicSpec, within: float | None = None) -> None:
         body = FederatedIdentityCredential(issuer=spec.issuer, subject=spec.subject, audiences=list(spec.audiences))
@@ -167,11 +184,14 @@ class ArmMsi:
                 self.resource_group, identity, name, body
             ),
             within,
+            what=f"put FIC {identity}/{name}",
         )
 
     def delete_fic(self, identity: str, name: str, within: float | None = None) -> None:
         fics = self._client.federated_identity_credentials
-        self.call(lambda: fics.delete(self.resource_group, identity, name), within)
+        self.call(
+            lambda: fics.delete(self.resource_group, identity, name), within, what=f"delete FIC {identity}/{name}"
+        )
 
     def close(self) -> None:
         self._client.close()  # type: ignore[no-untyped-call]

@@ -10,6 +10,7 @@ exception text.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -17,11 +18,11 @@ from urllib.parse import quote
 
 import requests
 
+from lib import reach
 from lib.clients.coder_scopes import can_whoami
 from lib.clients.coder_types import Malformed, Token, TokenFormatError, TokenList, User, parse_time
 from lib.http import make_session
-from lib.logs import get_logger
-from lib.redact import clip, first_line, register_secret, scrub
+from lib.redact import clip, first_line, one_line, register_secret, scrub
 from lib.retry import Backoff, call_with_retry, retry_after_seconds
 
 NS_PER_SECOND = 1_000_000_000
@@ -86,21 +87,30 @@ class CoderClient:
     def __init__(self, url: str, token: str, session: requests.Session | None = None) -> None:
         register_secret(token)
         self.url = url.rstrip("/")
-        self.session = session or make_session()
+        self.session = session or make_session(client="coder")
         self.session.headers[SESSION_HEADER] = token
 
     def _call(self, method: str, path: str, *, params: dict[str, str] | None = None, json: Any = None) -> Any:
+        started = time.monotonic()
         try:
             response = self.session.request(method, f"{self.url}/api/v2{path}", params=params, json=json)
         # its text names the URL and the cause; keep the first line. A token that is no valid header value (a
         # wrong entry in Vault) fails here too, before any request: InvalidHeader, or http.client's latin-1 error.
         except (requests.RequestException, UnicodeError) as exc:
-            raise CoderError(0, f"{type(exc).__name__}: {first_line(exc)}", "", method, path) from None
+            unreachable = reach.describe(exc)
+            if unreachable:  # urllib3 retried the connection (lib/http.py); say what and for how long
+                message = f"{self.url}: {unreachable}; gave up after {time.monotonic() - started:.1f} s"
+            else:
+                message = f"{type(exc).__name__}: {first_line(exc)}"
+            raise CoderError(0, message, "", method, path) from None
         if response.status_code >= 400:
             try:
                 body = response.json()
             except ValueError:
                 body = None
+            gateway = response.status_code >= 500 or response.status_code == 429  # a proxy's own page is normal
+            if (not isinstance(body, dict) or "message" not in body) and not gateway:
+                raise CoderError(response.status_code, self._not_coder(response, "not Coder's"), "", method, path)
             if not isinstance(body, dict):
                 body = {"message": clip(response.text, 200)}  # scrubbed, then cut: no half secret left
             detail = body.get("detail", "") or "; ".join(
@@ -119,7 +129,16 @@ class CoderClient:
         try:
             return response.json()
         except ValueError:
-            raise CoderError(response.status_code, "the answer is not JSON", "", method, path) from None
+            raise CoderError(response.status_code, self._not_coder(response, "not JSON"), "", method, path) from None
+
+    def _not_coder(self, response: requests.Response, what: str) -> str:
+        """Coder answers every error with JSON carrying `message` (codersdk.Response) and every success with
+        JSON: anything else comes from another service (Vault, an ingress page) at the configured URL."""
+        snippet = clip(one_line(response.text), 80)  # scrubbed before it is cut (lib/redact.py)
+        return (
+            f"the answer is {what} ({snippet!r}): {self.url} does not look like a Coder deployment; "
+            "point it at the URL `coder login` uses (its /api/v2/buildinfo answers with a version)"
+        )
 
     # ---- users ----------------------------------------------------------------------------------------
 
@@ -183,11 +202,6 @@ class CoderClient:
             body["allow_list"] = list(allow)
         path = f"/users/{quote(user, safe='')}/keys/tokens"
 
-        def on_retry(exc: Exception, attempt: int, wait: float) -> None:
-            get_logger(client="coder").warning(
-                "coder.retry", call=f"POST {path}", attempt=attempt, wait_s=round(wait, 2)
-            )
-
         # Only a 429 is retried: Coder's rate limit (go-chi/httprate middleware in front of every route, httprate
         # limiter.go) refuses the request before the handler runs, and answers Retry-After (its window), so no
         # token was made. A 5xx or a timeout is not replayed: the token may exist; the caller leaves it to a later
@@ -197,7 +211,8 @@ class CoderClient:
             transient=lambda e: isinstance(e, CoderError) and e.status == 429,
             retry_after=lambda e: e.retry_after if isinstance(e, CoderError) else None,
             backoff=CREATE_BACKOFF,
-            on_retry=on_retry,
+            client="coder",
+            call=f"POST {path}",
         )
         key = str(data["key"])
         register_secret(key)

@@ -29,7 +29,7 @@ from azure.core.exceptions import (
 )
 from azure.keyvault.secrets import SecretClient, SecretProperties
 
-from lib import limits
+from lib import limits, reach
 from lib.clients.keyvault_types import KeyVaultError, Props, SecretMeta, SecretValue
 from lib.logs import get_logger
 from lib.redact import first_line, one_line, register_secret
@@ -89,11 +89,16 @@ def is_transient(exc: Exception) -> bool:
     return status == 409 and error_codes(exc)[1] in TRANSIENT_CONFLICTS
 
 
-def describe_error(label: str, what: str, exc: Exception, needs: str = "") -> KeyVaultError:
+def describe_error(label: str, what: str, exc: Exception, needs: str = "", url: str = "") -> KeyVaultError:
     """One line naming the vault, the call and the service's answer; on a 403 (other than a disabled secret)
     also what the job's identity needs there (`needs`, e.g. "the Key Vault Secrets Officer role on this vault")."""
     if isinstance(exc, HttpResponseError) and (exc.status_code or 0) >= 400:  # not a 200 that failed to decode
         outer, inner = error_codes(exc)
+        status = exc.status_code or 0
+        if not outer and status < 500 and status != 429:  # Key Vault's own errors always carry error.code
+            return KeyVaultError(
+                f"{label} vault: {what} -> {status}: {_not_key_vault(exc, url)}"
+            )  # no status: not a 404 of Key Vault
         message = getattr(getattr(exc, "error", None), "message", None) or exc.reason or ""
         codes = "/".join(c for c in (outer, inner) if c)
         head = f"{label} vault: {what} -> {exc.status_code} {codes}: "
@@ -103,7 +108,25 @@ def describe_error(label: str, what: str, exc: Exception, needs: str = "") -> Ke
         denied = exc.status_code == 403 and inner != "SecretDisabled" and needs
         hint = f" (the job's identity needs {needs})" if denied else ""
         return KeyVaultError(f"{head}{message}{hint}", exc.status_code, outer, inner, label)
+    # the vault itself unreachable; a credential that could not reach Entra ID keeps its own words below
+    unreachable = None if isinstance(exc, ClientAuthenticationError) else reach.describe(exc)
+    if unreachable:
+        return KeyVaultError(f"{label} vault: {what} -> {unreachable}")
     return KeyVaultError(f"{label} vault: {what} -> {type(exc).__name__}: {first_line(exc)}")
+
+
+def _not_key_vault(exc: HttpResponseError, url: str) -> str:
+    """Key Vault answers every error as JSON `{"error": {"code", "message"}}` (NOTES.md §2.3); anything else at
+    the URL is another service (or a proxy's page), so the URL, not the secret, is what is wrong."""
+    try:
+        text = exc.response.text() if exc.response is not None else ""
+    except (AttributeError, ValueError):
+        text = ""
+    snippet = " ".join(str(text).split())[:80]
+    return (
+        f"the answer ({snippet!r}) is not Key Vault's: {url or 'the vault URL'} does not look like a Key Vault; "
+        "expected https://<vault-name>.vault.azure.net (az keyvault show --query properties.vaultUri)"
+    )
 
 
 def _rbac_text(message: str, needs: str) -> str:
@@ -165,17 +188,17 @@ class KeyVault:
         """Retry what Key Vault calls transient (honouring Retry-After) for at most the backoff's deadline, or
         `within` seconds when that is less (a run budget's time left: a call still throttled then gives up)."""
         backoff = self.backoff if within is None else replace(self.backoff, deadline=min(self.backoff.deadline, within))
-
-        def on_retry(exc: Exception, attempt: int, wait: float) -> None:
-            status = getattr(exc, "status_code", None)
-            self._log.warning("keyvault.retry", call=what, status=status, attempt=attempt, wait_s=round(wait, 2))
-
         try:
             return call_with_retry(
-                fn, transient=is_transient, retry_after=retry_after_of, backoff=backoff, on_retry=on_retry
+                fn,
+                transient=is_transient,
+                retry_after=retry_after_of,
+                backoff=backoff,
+                client="keyvault",
+                call=f"{self.label} vault {self.url}: {what}",
             )
         except (HttpResponseError, ServiceRequestError, ServiceResponseError, ClientAuthenticationError) as exc:
-            raise describe_error(self.label, what, exc, self.needs) from None
+            raise describe_error(self.label, what, exc, self.needs, self.url) from None
         except ValueError as exc:
             if "challenge resource" not in str(exc):
                 raise

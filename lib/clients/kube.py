@@ -22,7 +22,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from lib import limits
+from lib import limits, reach
 from lib.redact import first_line, register_secret
 from lib.retry import Backoff, call_with_retry, retry_after_seconds
 
@@ -139,6 +139,8 @@ def _paged(what: str, fetch: Callable[..., Any], convert: Callable[[Any], T], pa
                 transient=_is_transient,
                 retry_after=lambda e: retry_after_seconds(getattr(e, "headers", None)),
                 backoff=LIST_BACKOFF,
+                client="kubernetes",
+                call=what,
             )
         except ApiException as exc:
             if exc.status != 410:
@@ -149,6 +151,9 @@ def _paged(what: str, fetch: Callable[..., Any], convert: Callable[[Any], T], pa
 
 
 def _transport_error(exc: Exception) -> KubeError:
+    unreachable = reach.describe(exc)
+    if unreachable:
+        return KubeError(f"the Kubernetes API server: {unreachable}")
     return KubeError(f"{type(exc).__name__}: {first_line(exc)}")
 
 
@@ -283,6 +288,7 @@ def _retrying(fn: Callable[[], R]) -> R:
             transient=_is_transient,
             retry_after=lambda e: retry_after_seconds(getattr(e, "headers", None)),
             backoff=LIST_BACKOFF,
+            client="kubernetes",
         )
     except ApiException as exc:
         error = KubeConflict if exc.status == 409 else KubeError

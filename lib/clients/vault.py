@@ -10,6 +10,7 @@ JWT, the Vault token, the values read from KV) is registered with the redactor b
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,9 +22,8 @@ import hvac.adapters
 import hvac.exceptions as hx
 import requests
 
-from lib import limits
+from lib import limits, reach
 from lib.http import guarded_session
-from lib.logs import get_logger
 from lib.redact import clip, is_secret_key, one_line, register_secret, scrub
 from lib.retry import Backoff, call_with_retry, retry_after_of
 
@@ -56,12 +56,13 @@ POD_SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 
 class VaultError(Exception):
-    """A Vault call that failed for good: what we tried, the status, and Vault's own reason."""
+    """A Vault call that failed for good: what we tried, where, the status, and Vault's own reason."""
 
-    def __init__(self, action: str, status: int | None, reason: str) -> None:
+    def __init__(self, action: str, status: int | None, reason: str, addr: str = "") -> None:
         self.action, self.status, self.reason = action, status, scrub(reason)  # callers quote the reason
         where = f" ({status})" if status else ""
-        super().__init__(scrub(f"Vault {action} failed{where}: {reason}"))
+        at = f" at {addr}" if addr else ""
+        super().__init__(scrub(f"Vault {action}{at} failed{where}: {reason}"))
 
 
 class CheckAndSetMismatch(VaultError):
@@ -69,7 +70,11 @@ class CheckAndSetMismatch(VaultError):
 
 
 def vault_reason(exc: Exception) -> str:
-    """Vault's `errors` joined on one line (the ACL denial is a multi-line multierror), else the body text."""
+    """Vault's `errors` joined on one line (the ACL denial is a multi-line multierror), else the body text; for an
+    endpoint that refused the connection or does not resolve, which and where (lib/reach.py)."""
+    unreachable = reach.describe(exc)
+    if unreachable:
+        return unreachable
     if isinstance(exc, hx.VaultError):
         if exc.errors:
             return " ".join(one_line(e) for e in exc.errors)
@@ -81,6 +86,19 @@ def vault_reason(exc: Exception) -> str:
 
 def is_transient(exc: Exception) -> bool:
     return isinstance(exc, _TRANSIENT)
+
+
+def is_vault_answer(exc: hx.VaultError) -> bool:
+    """Vault (and OpenBao) answer every error as JSON `{"errors": [...]}` (an empty list for a missing path); an
+    HTML page or another API's JSON means the address is not Vault's API (an ingress, Coder, a proxy's 404)."""
+    text = (exc.text or "").strip()
+    if not text:
+        return True
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(body, dict) and "errors" in body
 
 
 @dataclass(frozen=True)
@@ -124,8 +142,17 @@ def parse_vault_time(value: Any) -> datetime | None:
 
 
 class VaultClient:
-    def __init__(self, addr: str, token: str, *, owns_token: bool = False, backoff: Backoff = Backoff()) -> None:
+    def __init__(
+        self,
+        addr: str,
+        token: str,
+        *,
+        owns_token: bool = False,
+        backoff: Backoff = Backoff(),
+        token_source: str = "",
+    ) -> None:
         register_secret(token)
+        self.token_source = token_source  # named when Vault refuses the token, e.g. VAULT_TOKEN
         # token="" (not None) keeps hvac from picking up VAULT_TOKEN or ~/.vault-token behind our back.
         # No redirect is followed (lib/http.py): requests would re-send X-Vault-Token, and on a 307 the login
         # JWT in the body, to wherever Location points; a redirect fails the call naming its target instead.
@@ -140,7 +167,6 @@ class VaultClient:
         self.addr = addr
         self.owns_token = owns_token  # a Kubernetes-auth login is ours to revoke; an SRE's VAULT_TOKEN is not
         self._backoff = backoff
-        self._log = get_logger(client="vault")
 
     # ---- construction -----------------------------------------------------------------------------------
 
@@ -164,24 +190,37 @@ class VaultClient:
     # ---- calls --------------------------------------------------------------------------------------------
 
     def _call(self, action: str, fn: Callable[[], R]) -> R:
-        def on_retry(exc: Exception, attempt: int, wait: float) -> None:
-            self._log.warning(
-                "vault.retry", action=action, attempt=attempt, wait_s=round(wait, 2), error=vault_reason(exc)
-            )
-
         try:
             result = call_with_retry(
-                fn, transient=is_transient, retry_after=retry_after_of, backoff=self._backoff, on_retry=on_retry
+                fn,
+                transient=is_transient,
+                retry_after=retry_after_of,
+                backoff=self._backoff,
+                client="vault",
+                call=action,
             )
         except hx.VaultError as exc:
+            status = _STATUS.get(type(exc))
+            if not is_vault_answer(exc):  # status None: a 404 from elsewhere must not read as "no such entry"
+                raise VaultError(action, None, self._not_vault(status, exc.text or ""), self.addr) from None
             reason = vault_reason(exc)
+            if status in (401, 403) and self.token_source:
+                reason += f" (the Vault token from {self.token_source})"
             kind = CheckAndSetMismatch if CAS_MISMATCH in reason else VaultError
-            raise kind(action, _STATUS.get(type(exc)), reason) from None
+            raise kind(action, status, reason, self.addr) from None
         except requests.RequestException as exc:
-            raise VaultError(action, None, vault_reason(exc)) from None
+            raise VaultError(action, None, vault_reason(exc), self.addr) from None
         if isinstance(result, requests.Response) and result.content:  # hvac hands back a 2xx it could not parse
-            raise VaultError(action, result.status_code, "the answer is not JSON")
+            reason = self._not_vault(result.status_code, result.text)
+            raise VaultError(action, result.status_code, reason, self.addr)
         return result
+
+    def _not_vault(self, status: int | None, text: str) -> str:
+        snippet = clip(one_line(text), 80)  # scrubbed before it is cut (lib/redact.py)
+        return (
+            f"the answer ({status or 'error'}: {snippet!r}) is not Vault's; check that {self.addr} is the address of "
+            "the Vault API (the one `vault status` uses), not an ingress page or another service"
+        )
 
     def read_kv(self, mount: str, path: str) -> KvEntry:
         """The latest version of a KV v2 entry. Missing -> version 0 (or the metadata's current version when

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 import requests
 
+from lib import reach
 from lib.http import make_session
 from lib.redact import register_secret
 from lib.retry import Backoff, call_with_retry, retry_after_seconds
@@ -63,13 +64,16 @@ class Webhook:
             transient=lambda e: isinstance(e, WebhookError) and e.transient,
             retry_after=lambda e: e.retry_after if isinstance(e, WebhookError) else None,
             backoff=self._backoff,
+            client="webhook",
+            call=f"POST {self.host}",
         )
 
     def _post_once(self, payload: Mapping[str, Any], key: str) -> None:
         try:
             response = self._session.post(self._url, json=dict(payload), headers={IDEMPOTENCY_HEADER: key})
-        except requests.RequestException as exc:  # its text names the URL: keep only the class
-            raise WebhookError(self.host, type(exc).__name__) from None
+        except requests.RequestException as exc:  # its text names the URL (a secret): keep the class and the kind
+            kind = reach.unreachable(exc)
+            raise WebhookError(self.host, type(exc).__name__ + (f" ({kind})" if kind else "")) from None
         if response.status_code >= 300:
             raise WebhookError(
                 self.host, f"HTTP {response.status_code}", response.status_code, retry_after_seconds(response.headers)

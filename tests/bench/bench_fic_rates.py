@@ -220,8 +220,8 @@ def bench_time_to_usable(platform: Platform, scale: float, prefix: str) -> None:
         must_exit(run, 0, f"{prefix} cycle {cycle + 1}")
         document = json.loads(run.stdout)
         ttc, ttu, rows = document["time_to_credential"], document["time_to_usable"], document["probe"]
-        after = sorted(float(r["usable_after_s"]) for r in rows if r["usable_after_s"])
-        refused = sorted(float(r["refused_until_s"]) for r in rows if r["refused_until_s"])
+        after = sorted(float(r["usable_after_s"]) for r in rows if r["usable_after_s"] is not None)
+        refused = sorted(float(r["refused_until_s"]) for r in rows if r["refused_until_s"] is not None)
         exchanges = len(platform.log.entries("entra", "token")) - 1  # less the job's own ARM token
         info(f"{prefix}: cycle {cycle + 1}: {run.wall_s:.2f} s real; time_to_credential {ttc}; time_to_usable {ttu}")
         grants = f"min {after[0]:.2f} / max {after[-1]:.2f}" if after else "none"

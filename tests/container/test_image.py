@@ -150,20 +150,33 @@ def test_each_entrypoint_prints_help_read_only_without_network(image: Image, ent
     assert "--dry-run" in done.stdout
 
 
-def test_a_job_with_no_settings_exits_2_with_one_line_naming_the_setting(image: Image) -> None:
+def test_a_job_with_no_settings_exits_2_naming_every_missing_setting_one_line_each(image: Image) -> None:
     done = image.run("fic-reconcile")
     assert done.returncode == 2
     assert done.stdout == ""  # nothing planned, nothing written
-    assert done.stderr == "fic-reconcile: configuration error: --issuer (CWJ_OIDC_ISSUER): is required\n"
+    missing = [
+        "--issuer (CWJ_OIDC_ISSUER)",
+        "--client-ids-json (AZURE_CLIENT_IDS_JSON)",
+        "--subscription-id (AZURE_SUBSCRIPTION_ID)",
+        "--resource-group (CWJ_IDENTITY_RESOURCE_GROUP)",
+    ]
+    lines = [line for line in done.stderr.splitlines() if line.startswith("fic-reconcile: configuration error: ")]
+    assert lines == [f"fic-reconcile: configuration error: {name}: is required" for name in missing]
 
 
 def test_a_bad_setting_is_named_inside_the_image_too(image: Image) -> None:
     done = image.run("coder-token-mint", env={"CODER_URL": "http://coder.example"})
     assert done.returncode == 2
-    assert done.stderr == (
+    *lines, summary = done.stderr.splitlines()  # every bad setting (the two unset ones too), then run.summary
+    assert lines[0] == (
         "coder-token-mint: configuration error: --coder-url (CODER_URL): expected an https:// URL, "
-        "got http:// for coder.example\n"
+        "got http:// for coder.example"
     )
+    assert lines[1:] == [
+        "coder-token-mint: configuration error: --bootstrap-token-file (CWJ_BOOTSTRAP_TOKEN_FILE): is required",
+        "coder-token-mint: configuration error: --vault-addr (VAULT_ADDR): is required",
+    ]
+    assert json.loads(summary)["event"] == "run.summary" and json.loads(summary)["exit_code"] == 2
 
 
 def test_running_the_image_without_a_command_names_the_four_jobs(image: Image) -> None:

@@ -105,7 +105,7 @@ def test_fic_reconcile_dry_run_in_the_container_prints_the_plan_and_writes_nothi
     pool = [platform.baseline.pool_identity_name(i) for i in range(platform.baseline.pool_size)]
     expected = {(f"coder-ws-{ns}", ns, pool[zlib.crc32(ns.encode()) % len(pool)]) for ns in workspaces}
     assert plan["kind"] == "plan" and plan["refusal"] is None
-    assert {a["action"] for a in plan["actions"]} == {"create"}
+    assert {a["kind"] for a in plan["actions"]} == {"create"}
     assert {(a["fic"], a["namespace"], a["identity"]) for a in plan["actions"]} == expected
     summary = json.loads(done.stderr.strip().splitlines()[-1])
     assert (summary["event"], summary["dry_run"], summary["exit_code"]) == ("run.summary", True, 0)

@@ -23,7 +23,7 @@ import requests
 
 from tests.conftest import BIN, Control, run_job
 from tests.emulators.platform import Platform
-from tests.pushgateway import Pushgateway
+from tests.pushgateway import SUCCESS, Pushgateway
 from tests.receivers import receiver, redirector
 
 pytestmark = pytest.mark.e2e
@@ -229,7 +229,7 @@ def test_a_soft_deleted_entry_is_replaced_with_check_and_set_on_its_version(worl
     world.vault().secrets.kv.v2.delete_latest_version_of_secret(path=KV_PATH, mount_point="secret")
     code, doc = world.run()
     assert code == 0 and results(doc) == [("mint", "ok"), ("write-kv", "ok")]
-    assert "check-and-set on version 1" in doc["outcomes"][1]["params"]
+    assert doc["outcomes"][1]["check_and_set"] == 1
     assert world.entry()[0] == 2
 
 
@@ -389,7 +389,7 @@ def test_lifetime_over_coders_cap_is_minted_at_the_cap_and_the_dry_run_shows_it(
     code, doc = world.run("--dry-run", "--revoke-grace", "12h")
     assert code == 0
     assert doc["terms"] == {"requested_lifetime": "30d", "coder_cap": "3d", "lifetime": "3d", "renew_before": "1d"}
-    assert "lifetime 3d" in doc["actions"][0]["params"]
+    assert doc["actions"][0]["lifetime_seconds"] == 3 * 86400  # typed (issue 22 point 6): the cap, in seconds
     (capped,) = [f for f in doc["findings"] if f["rule"] == "lifetime-capped"]
     assert capped["severity"] == "warning" and "3d" in capped["message"]
     code, doc = world.run("--revoke-grace", "12h")
@@ -621,13 +621,19 @@ def test_text_output_and_logs_name_actions_but_no_token(world: World) -> None:
     assert os.path.exists(world.env["CWJ_VAULT_JWT_FILE"])
 
 
-def test_metrics_are_pushed_after_a_run_but_not_after_a_dry_run(world: World, pushgateway: Pushgateway) -> None:
+def test_metrics_are_pushed_after_a_run_and_a_dry_run_says_it_was_one(world: World, pushgateway: Pushgateway) -> None:
+    """A dry-run pushes only its run group, with cwj_dry_run 1 and no actions, never a success: a chart left on
+    dryRun is visible in the metrics (issue 22, point 3)."""
     env = {**world.env, **pushgateway.env}  # a real Pushgateway over HTTPS (tests/pushgateway.py)
     assert world.run("--pushgateway-url", pushgateway.url, "--dry-run", env=env)[0] == 0
-    assert pushgateway.pushed_at("coder-token-mint") is None and pushgateway.samples("coder-token-mint") == {}
+    assert pushgateway.groups("coder-token-mint") == {("default", "")}  # the run group only
+    dry = pushgateway.samples("coder-token-mint")
+    assert dry[("cwj_dry_run", ())] == 1 and not any(name == "cwj_actions" for name, _ in dry)
     assert world.run("--pushgateway-url", pushgateway.url, env=env)[0] == 0
-    samples = pushgateway.samples("coder-token-mint")  # what Prometheus would scrape, grouped by job
+    assert pushgateway.groups("coder-token-mint") == {("default", ""), ("default", "success")}  # the run, the success
+    samples = pushgateway.samples("coder-token-mint")  # the run group, as Prometheus would scrape it
     assert samples[("cwj_actions", (("kind", "mint"), ("result", "ok")))] == 1
     assert samples[("cwj_actions", (("kind", "write-kv"), ("result", "ok")))] == 1
-    assert ("cwj_last_success_timestamp_seconds", ()) in samples
+    assert samples[("cwj_last_run_exit_code", ())] == 0 and samples[("cwj_dry_run", ())] == 0
+    assert list(pushgateway.samples("coder-token-mint", group=SUCCESS)) == [("cwj_last_success_timestamp_seconds", ())]
     assert pushgateway.pushed_at("coder-token-mint") is not None

@@ -23,7 +23,7 @@ from lib.clients.kube import core_api
 from tests.conftest import Control, run_job
 from tests.e2e import pushed_samples
 from tests.emulators.platform import Platform
-from tests.pushgateway import Pushgateway
+from tests.pushgateway import SUCCESS, Pushgateway
 from tests.receivers import receiver
 
 pytestmark = pytest.mark.e2e
@@ -207,7 +207,7 @@ def test_a_github_fic_on_a_pool_identity_is_an_error_finding_and_a_metric_and_is
     assert report["foreign_issuer_credentials"] == [
         {"identity": target, "fic": "ci-deploy", "issuer": GITHUB, "subject": subject}
     ]
-    assert [(o["action"], o["result"]) for o in report["outcomes"]] == [("create", "ok")] * len(names)
+    assert [(o["kind"], o["result"]) for o in report["outcomes"]] == [("create", "ok")] * len(names)
     converged(platform, names)
     samples = pushed_samples(rec.requests[0].body.decode())
     counts = {i: samples[("cwj_fic_foreign_issuer_credentials", (("identity", i),))] for i in pool_names(platform)}
@@ -297,7 +297,7 @@ def test_5_more_than_20_on_one_identity_reports_the_overflow_by_name_and_applies
     assert control.count("arm", "fic.put") == 25
     converged(platform, sorted(crowded)[:20] + others)
     first = next(r for r in report["capacity"] if r["identity"] == pool_names(platform)[0])
-    assert first["planned"] == "20"
+    assert first["planned"] == 20
 
 
 # ---- 6: faults ---------------------------------------------------------------------------------------------
@@ -313,7 +313,10 @@ def test_6_concurrent_write_409_and_429_with_retry_after_converge(
     code, _report, stderr = run(env)
     assert code == 0, stderr
     assert control.count("arm", "fic.put") == 12 + 5
-    assert stderr.count('"arm.retry"') == 5
+    retries = [json.loads(line) for line in stderr.splitlines() if '"event": "retry"' in line]
+    assert [r["client"] for r in retries] == ["arm"] * 5  # the one retry shape every client logs
+    assert sorted(r["status"] for r in retries) == [409, 409, 409, 429, 429]
+    assert all(r["call"].startswith("put FIC ") for r in retries)
     converged(platform, names)
 
 
@@ -414,7 +417,7 @@ def test_8_bad_input_exits_2_naming_the_setting_with_zero_writes(
         override = {"AZURE_CLIENT_IDS_JSON": json.dumps([*pool, "00000000-0000-4000-8000-000000000000"])}
     proc = run_job("fic-reconcile", env={**env, **override})
     assert proc.returncode == 2
-    lines = [line for line in proc.stderr.splitlines() if "configuration error" in line]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("fic-reconcile: configuration error: ")]
     assert len(lines) == 1 and setting in lines[0], proc.stderr
     assert writes(control) == 0 and proc.stdout == ""
 
@@ -428,8 +431,8 @@ def test_10_dry_run_prints_the_plan_and_writes_nothing(
     create_namespaces(namespaces(6))
     code, plan, _ = run(env, "--dry-run")
     assert code == 0 and plan["kind"] == "plan"
-    assert len(plan["actions"]) == 6 and {a["action"] for a in plan["actions"]} == {"create"}
-    assert set(plan["actions"][0]) == {"phase", "identity", "action", "fic", "namespace", "reason"}
+    assert len(plan["actions"]) == 6 and {a["kind"] for a in plan["actions"]} == {"create"}
+    assert set(plan["actions"][0]) == {"kind", "target", "reason", "changes", "phase", "identity", "fic", "namespace"}
     assert writes(control) == 0
     text = run_job("fic-reconcile", "--dry-run", env=env).stdout
     assert "IDENTITY" in text and "coder-ws-ameide-ws-000" in text and "pool_capacity" in text
@@ -445,10 +448,15 @@ def test_metrics_push_actions_occupancy_and_last_success(
     names = namespaces(7)
     create_namespaces(names)
     assert run({**env, **pushgateway.env}, "--pushgateway-url", pushgateway.url)[0] == 0
-    samples = pushgateway.samples("fic-reconcile")  # read back from the real Pushgateway, grouped by job
+    assert pushgateway.groups("fic-reconcile") == {
+        ("default", ""),
+        ("default", "success"),
+    }  # the run, then (it succeeded) the success
+    samples = pushgateway.samples("fic-reconcile")  # the run group, read back from the real Pushgateway
     assert samples[("cwj_actions", (("kind", "create"), ("result", "ok")))] == 7
     for i, identity in enumerate(pool_names(platform)):
         expected = sum(1 for n in names if shard(n, 3) == i)
         assert samples[("cwj_fic_identity_fics", (("identity", identity), ("owner", "ours")))] == expected
         assert samples[("cwj_fic_identity_limit", (("identity", identity),))] == 20
-    assert ("cwj_last_success_timestamp_seconds", ()) in samples
+    assert samples[("cwj_last_run_exit_code", ())] == 0 and samples[("cwj_last_run_duration_seconds", ())] > 0
+    assert list(pushgateway.samples("fic-reconcile", group=SUCCESS)) == [("cwj_last_success_timestamp_seconds", ())]

@@ -20,7 +20,8 @@ from kubernetes import client as k8s
 
 from lib.clients.azure_auth import azure_credential
 from lib.clients.kube import api_client, core_api
-from tests.conftest import Control, run_job
+from tests.conftest import Control, config_error_lines, run_job
+from tests.e2e.test_output_schema import VALIDATOR
 from tests.e2e.workload_exchange import exchange
 from tests.emulators.platform import Platform
 from tests.helm.chart import CHART
@@ -221,7 +222,7 @@ def test_2_migration_fic_both_identity_binding_every_workspace_exchanges_at_ever
         code, report, stderr = run(env, "--mode", "identity-binding")
         assert code == 0, stderr
         runs += 1
-        pruned = [o for o in report["outcomes"] if o["action"] == "delete"]
+        pruned = [o for o in report["outcomes"] if o["kind"] == "delete"]
         assert all(o["reason"].startswith("migrated:") and o["result"] == "ok" for o in pruned)
         assert 0 < len(pruned) <= 10 and len(our_fics(platform)) == before - len(pruned)
         assert all_exchange(platform, names, "identity-binding") == {}  # at every step, every workspace
@@ -313,8 +314,10 @@ def test_5_the_dry_run_shows_the_rbac_diff_per_identity_and_writes_nothing(
         row = by_identity[identity]
         assert (row["added"].split(), row["removed"].split()) == (added or ["-"], removed or ["-"])
         assert row["change"] == "update"
-    actions = [a for a in plan["actions"] if a["action"] == "rolebinding-update"]
+    actions = [a for a in plan["actions"] if a["kind"] == "rolebinding-update"]
     assert len(actions) == len(by_identity)
+    assert [e.message for e in VALIDATOR.iter_errors(plan)] == []  # docs/output.schema.json (issue 22 point 6)
+    assert all(c["field"] == "subjects" and c["after"] != c["before"] for a in actions for c in a["changes"])
     # the text table says the same
     proc = run_job("fic-reconcile", "--mode", "identity-binding", "--dry-run", env=env)
     assert "rbac_diff:" in proc.stdout and "ameide-ws-new-a" in proc.stdout and "ameide-ws-000" in proc.stdout
@@ -341,7 +344,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     environ = {k: v for k, v in {**env, **extra}.items() if v}
     proc = run_job("fic-reconcile", *args, env=environ)
     assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
+    lines = config_error_lines(proc.stderr)  # one line, then run.summary (issue 22 point 5)
     assert len(lines) == 1 and names in lines[0], lines
     assert control.count("arm") == 0 and writes(control) == 0
     assert control.count("kube", "rbac.list") == 0
@@ -406,7 +409,7 @@ def test_the_charts_rbac_without_escalate_or_bind_is_enough_for_the_job_as_its_o
     code, report, _ = run(as_job, "--mode", "identity-binding")
     assert code == 1
     failed = [o for o in report["outcomes"] if o["result"] == "failed"]
-    assert sorted(o["action"] for o in failed) == ["role-create"] * b.pool_size
+    assert sorted(o["kind"] for o in failed) == ["role-create"] * b.pool_size
     assert all("403" in o["detail"] for o in failed)
 
 
@@ -478,7 +481,7 @@ def test_a_kubernetes_rbac_list_failure_writes_no_rbac_and_prunes_no_fic(
     assert code == 1
     assert ("observe-failed", "rbac") in {(f["rule"], f["subject"]) for f in report["findings"]}
     assert sum(control.count("kube", op) for op in RBAC_WRITES) == 0
-    assert [o for o in report["outcomes"] if o["action"] == "delete"] == []
+    assert [o for o in report["outcomes"] if o["kind"] == "delete"] == []
     assert len(our_fics(platform)) == len(names)  # the gone namespace's FIC too: no delete on a partial view
     assert ("deletes-suppressed", "plan") in {(f["rule"], f["subject"]) for f in report["findings"]}
 
@@ -542,7 +545,7 @@ def test_a_binding_of_ours_that_failed_for_want_of_a_slot_is_put_again_once_a_sl
     control.clear_requests()
     code, report, stderr = run(env, "--mode", "identity-binding", "--known-issuers", github)
     assert code == 0, stderr
-    retried = [o for o in report["outcomes"] if o["action"] == "binding-create"]
+    retried = [o for o in report["outcomes"] if o["kind"] == "binding-create"]
     assert [(o["object"], o["reason"], o["result"]) for o in retried] == [(name, "retry: Failed", "ok")]
     assert bindings(platform)[name].properties.provisioning_state == "Succeeded"
     assert "aks-identity-binding" in fics(platform, identity)

@@ -27,7 +27,7 @@ def test_3_a_budget_too_small_defers_the_rest_urgent_creates_first_and_the_next_
     # 1 write/s after a 4-write burst, and 7 s of which 5 s are the reserve: far less than 26 writes
     code, report, stderr = run(env, "--arm-writes-per-second", "1", "--max-run-seconds", "7", "--allow-mass-delete")
     assert code == 0, stderr  # deferral alone is not a failure
-    results = [(o["action"], o["result"]) for o in report["outcomes"]]
+    results = [(o["kind"], o["result"]) for o in report["outcomes"]]
     assert ("create", "deferred") in results and ("delete", "deferred") in results
     assert ("delete", "ok") not in results  # prunes wait for every create for a namespace without a credential
     assert [f["rule"] for f in report["findings"]] == ["deferred"]

@@ -91,7 +91,7 @@ def test_2_a_terminating_namespace_stays_listed_and_loses_its_fic(
     control.clear_requests()
     code, report, stderr = run(env)
     assert code == 0, stderr
-    assert [(o["action"], o["namespace"], o["reason"]) for o in report["outcomes"]] == [
+    assert [(o["kind"], o["namespace"], o["reason"]) for o in report["outcomes"]] == [
         ("delete", held, "stale: namespace terminating")
     ]
     assert holders(platform, held) == [] and holders(platform, kept) == [shard(kept, 3)]
@@ -126,8 +126,8 @@ def test_3_an_annotation_flip_creates_at_once_and_deletes_the_old_fic_only_after
     code, report, _ = run(env, *at(t0 + timedelta(minutes=65)))
     assert code == 0 and holders(platform, ns) == [second]
     delete, done = report["outcomes"]  # the old FIC, then the record without this finished relocation
-    assert done["action"] == "record" and done["result"] == "ok"
-    assert delete["action"] == "delete" and delete["reason"].startswith(f"relocated: on {pool_names(platform)[second]}")
+    assert done["kind"] == "record" and done["result"] == "ok"
+    assert delete["kind"] == "delete" and delete["reason"].startswith(f"relocated: on {pool_names(platform)[second]}")
     assert run(env, *at(t0 + timedelta(minutes=66)))[0] == 0 and record(platform) == {}
 
 
@@ -141,7 +141,7 @@ def test_3_a_conflicting_record_write_fails_the_run_and_the_next_one_converges(
     annotate(ns, platform.baseline.pool_client_ids[(shard(ns, 3) + 2) % 3])
     control.fault("kube", "configmaps.create", status=409, count=1)
     code, report, _ = run(env)
-    assert code == 1 and [o["result"] for o in report["outcomes"] if o["action"] == "record"] == ["failed"]
+    assert code == 1 and [o["result"] for o in report["outcomes"] if o["kind"] == "record"] == ["failed"]
     assert run(env)[0] == 0 and ns in record(platform)
 
 
@@ -201,7 +201,7 @@ def test_8_bad_input_exits_2_naming_the_setting_with_zero_requests(
     control.clear_requests()
     proc = run_job("fic-reconcile", env={**env, **override})
     assert proc.returncode == 2 and proc.stdout == ""
-    [line] = [line for line in proc.stderr.splitlines() if "configuration error" in line]
+    [line] = [line for line in proc.stderr.splitlines() if line.startswith("fic-reconcile: configuration error: ")]
     assert setting in line
     assert all(control.count(service) == 0 for service in ("arm", "kube", "entra"))
 
@@ -239,7 +239,7 @@ def test_4_after_a_pool_grows_a_service_account_naming_the_old_identity_keeps_it
     grown = {**env, "AZURE_CLIENT_IDS_JSON": json.dumps([*platform.baseline.pool_client_ids, new.client_id])}
     t0 = datetime.now(UTC)
     code, report, _ = run(grown, *at(t0))
-    assert code == 0 and {o["namespace"] for o in report["outcomes"] if o["action"] == "create"} == set(free)
+    assert code == 0 and {o["namespace"] for o in report["outcomes"] if o["kind"] == "create"} == set(free)
     assert {f["subject"] for f in report["findings"] if f["rule"] == "shard-disagrees"} == set(pinned)
     assert run(grown, *at(t0 + timedelta(hours=2)))[0] == 0
     for ns in pinned:

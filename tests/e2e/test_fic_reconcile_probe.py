@@ -21,10 +21,12 @@ from lib.clients.kube import core_api
 from tests.conftest import Control, run_job
 from tests.e2e import pushed_samples
 from tests.e2e.test_fic_reconcile import create_namespaces, namespaces, run, shard
+from tests.e2e.test_output_schema import VALIDATOR
 from tests.e2e.workload_exchange import ARM_SCOPE, FIC_AUDIENCE, ExchangeResult, exchange, workspace_token
 from tests.e2e.workload_exchange import credential as workload_credential
 from tests.emulators.platform import Platform
 
+RUN_GROUP = "/metrics/job/fic-reconcile/cluster/default"  # lib/clients/pushgateway.py, no --cluster
 pytestmark = pytest.mark.e2e
 
 
@@ -93,6 +95,7 @@ def test_4_the_probe_sees_refusals_until_propagation_then_a_grant_and_reports_ti
         platform.clock.advance(platform.entra.settings["fic_propagation_seconds"])  # Entra catches up
         code, report, stderr = running.result(timeout=120)
     assert code == 0, stderr
+    assert [e.message for e in VALIDATOR.iter_errors(report)] == []  # docs/output.schema.json: typed probe rows
     [row] = report["probe"]
     assert (row["namespace"], row["identity"], row["result"]) == (
         ns,
@@ -111,7 +114,11 @@ def test_4_the_probe_sees_refusals_until_propagation_then_a_grant_and_reports_ti
     assert (summary["probed"], summary["usable"], summary["not_usable"], summary["not_probed"]) == (1, 1, 0, 0)
     assert summary["max_s"] == pytest.approx(float(row["time_to_usable_s"]), abs=0.051)
     assert report["findings"] == []
-    assert '"probe.refused"' in stderr and "AADSTS70021" in stderr  # the debug lines ran, and held no token
+    retries = [json.loads(line) for line in stderr.splitlines() if '"event": "retry"' in line]
+    assert [r["attempt"] for r in retries] == list(range(1, attempts))  # each refusal, in the one retry shape
+    assert all(r["client"] == "entra" and r["reason"].startswith("AADSTS70021") for r in retries)
+    assert all(r["call"] == f"exchange {ns} as {row['identity']}" and r["wait_s"] >= 0 for r in retries), retries
+    assert [r.path for r in rec.requests] == [RUN_GROUP, f"{RUN_GROUP}/outcome/success"]  # the probe's in the run's
     samples = pushed_samples(rec.requests[0].body.decode())
     assert samples[("cwj_fic_probe_namespaces", (("result", "usable"),))] == 1
     assert samples[("cwj_fic_time_to_usable_max_seconds", ())] == pytest.approx(summary["max_s"])
@@ -137,7 +144,8 @@ def test_not_usable_within_the_bound_is_a_warning_naming_why_and_the_run_still_p
         in (findings[no_account]["message"])
     )
     rows = {r["namespace"]: r for r in report["probe"]}
-    assert {r["result"] for r in rows.values()} == {"not usable"} and rows[propagating]["usable_after_s"] == ""
+    assert [e.message for e in VALIDATOR.iter_errors(report)] == []
+    assert {r["result"] for r in rows.values()} == {"not usable"} and rows[propagating]["usable_after_s"] is None
     assert report["time_to_usable"] == {
         "probed": 2, "usable": 0, "not_usable": 2, "not_probed": 0, "window_s": 5.0
     }  # fmt: skip
@@ -201,6 +209,7 @@ def test_without_probe_nothing_is_minted_and_nothing_reported(
     assert code == 0, stderr
     assert "probe" not in report and "time_to_usable" not in report
     assert control.count("kube", "tokenrequest.create") == 0
+    assert rec.requests[0].path == RUN_GROUP
     pushed = {name for name, _ in pushed_samples(rec.requests[0].body.decode())}
     assert "cwj_fic_time_to_credential_max_seconds" in pushed  # the run pushed; the probe's families hold no sample
     assert not {"cwj_fic_probe_namespaces", "cwj_fic_time_to_usable_seconds"} & pushed

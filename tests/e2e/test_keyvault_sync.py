@@ -339,8 +339,9 @@ def test_a_malformed_allowlist_exits_2_naming_the_line_before_any_request(
     proc = sync(env, "--allowlist-file", str(path))
     assert proc.returncode == 2
     assert proc.stdout == ""
-    line = proc.stderr.strip()
-    assert "\n" not in line and "--allowlist-file (CWJ_ALLOWLIST_FILE)" in line and where in line, line
+    line, summary = proc.stderr.strip().splitlines()  # one line naming the setting, then run.summary
+    assert "--allowlist-file (CWJ_ALLOWLIST_FILE)" in line and where in line, line
+    assert '"event": "run.summary"' in summary and '"exit_code": 2' in summary
     assert control.count(SOURCE) == control.count(TARGET) == control.count("entra") == 0
 
 
@@ -360,7 +361,8 @@ def test_throttling_and_transient_errors_on_either_vault_converge(
     assert proc.returncode == 0, proc.stderr
     assert set(results(report(proc)).values()) == {"copy.ok"}
     assert all(target.get_secret(name).value == value for name, value in values.items())
-    retries = [json.loads(line) for line in proc.stderr.splitlines() if '"keyvault.retry"' in line]
+    retries = [json.loads(line) for line in proc.stderr.splitlines() if '"event": "retry"' in line]
+    assert {r["client"] for r in retries} == {"keyvault"}  # the one retry shape every client logs
     assert sorted(r["status"] for r in retries) == [429, 429, 429, 500, 503, 503]
     assert {r["wait_s"] for r in retries if r["status"] == 429} == {1.0}  # Retry-After honoured
 
@@ -448,10 +450,11 @@ def test_metrics_are_pushed_with_names_only(
     assert proc.returncode == 1  # "absent" is not seeded
     CAPTURED.append(pushgateway.metrics())  # all the Pushgateway serves: checked for secret values below
     samples = pushgateway.samples("keyvault-sync")
+    assert pushgateway.groups("keyvault-sync") == {("default", "")}  # a failed run: the run group only
     assert samples[("cwj_keyvault_sync_entries", (("state", "copy"),))] == 1
     assert samples[("cwj_keyvault_sync_entries", (("state", "source-missing"),))] == 1
     assert samples[("cwj_actions", (("kind", "copy"), ("result", "ok")))] == 1
-    assert ("cwj_last_success_timestamp_seconds", ()) not in samples
+    assert ("cwj_last_success_timestamp_seconds", ()) not in samples and samples[("cwj_last_run_exit_code", ())] == 1
 
 
 # ---- 10: no value anywhere --------------------------------------------------------------------------------------

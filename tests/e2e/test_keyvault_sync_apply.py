@@ -24,8 +24,9 @@ from tests.e2e.test_keyvault_sync import (
     writes,
 )
 from tests.e2e.test_keyvault_sync_rbac import assign, vault_wide
+from tests.e2e.test_output_schema import VALIDATOR
 from tests.emulators.platform import Platform
-from tests.pushgateway import Pushgateway
+from tests.pushgateway import SUCCESS, Pushgateway
 
 pytestmark = pytest.mark.e2e
 
@@ -104,6 +105,7 @@ def test_a_budget_too_small_defers_the_rest_exits_0_and_the_next_run_finishes(
     spent = "run budget spent: the next run continues"
     assert all(o["detail"] == spent for o in doc["outcomes"] if o["result"] == "deferred")
     assert [(f["severity"], f["rule"]) for f in doc["findings"]] == [("warning", "deferred")]
+    assert [e.message for e in VALIDATOR.iter_errors(doc)] == []  # deferrals fit docs/output.schema.json
     assert control.count(TARGET, "secret.set") == len(copied)  # nothing deferred was started
     assert {p.name for p in target.list_properties_of_secrets()} == set(copied)
     summary = json.loads(first.stderr.splitlines()[-1])
@@ -112,7 +114,8 @@ def test_a_budget_too_small_defers_the_rest_exits_0_and_the_next_run_finishes(
     samples = pushgateway.samples("keyvault-sync")
     assert samples[("cwj_keyvault_sync_deferred_actions", (("kind", "copy"),))] == len(deferred)
     assert samples[("cwj_actions", (("kind", "copy"), ("result", "deferred")))] == len(deferred)
-    assert ("cwj_last_success_timestamp_seconds", ()) in samples
+    assert samples[("cwj_last_run_exit_code", ())] == 0  # a deferral is not a failure: the success group too
+    assert ("cwj_last_success_timestamp_seconds", ()) in pushgateway.samples("keyvault-sync", group=SUCCESS)
 
     settle(control)
     second = sync(env, "--allowlist-file", path)  # the defaults: the whole rest fits

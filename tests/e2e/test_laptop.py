@@ -24,7 +24,7 @@ from kubernetes import client as k8s
 from lib.auth_choice import WORKLOAD_IDENTITY_ENV
 from lib.clients.azure_auth import azure_credential
 from lib.clients.kube import core_api
-from tests.conftest import Control, run_job
+from tests.conftest import Control, config_error_lines, run_job
 from tests.e2e.az_cli import AzCli, install
 from tests.emulators.platform import Platform
 
@@ -77,7 +77,7 @@ def test_fic_reconcile_dry_run_on_a_laptop_uses_the_cli_for_the_arm_audience(
     proc, events = job("fic-reconcile", laptop, "--dry-run", "--output", "json")
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout)
-    assert [(a["action"], a["fic"]) for a in plan["actions"]] == [("create", "coder-ws-ameide-ws-laptop")]
+    assert [(a["kind"], a["fic"]) for a in plan["actions"]] == [("create", "coder-ws-ameide-ws-laptop")]
     assert credential_of(events)["method"] == "azure-cli"
     calls = az.calls()
     assert calls and all(argv[:4] == ["account", "get-access-token", "--output", "json"] for argv in calls)
@@ -121,7 +121,7 @@ def test_a_laptop_without_any_azure_credential_exits_2_in_one_line(
     control.clear_requests()
     proc = run_job("keyvault-sync", "--dry-run", "--allowlist-file", str(allowlist), env=no_az)
     assert proc.returncode == 2
-    (line,) = proc.stderr.splitlines()
+    (line,) = config_error_lines(proc.stderr)
     assert line.startswith("keyvault-sync: configuration error: --azure-auth (CWJ_AZURE_AUTH): auto found no")
     assert "az" in line and "AZURE_FEDERATED_TOKEN_FILE" in line
     assert control.count("entra") == 0
@@ -180,7 +180,7 @@ def test_in_a_pod_without_workload_identity_env_the_azure_jobs_exit_2_naming_it(
         else (run_job(name, "--dry-run", env=pod))
     )
     assert proc.returncode == 2 and proc.stdout == ""
-    (line,) = proc.stderr.splitlines()
+    (line,) = config_error_lines(proc.stderr)
     assert line.startswith(f"{name}: configuration error: --azure-auth (CWJ_AZURE_AUTH): auto in a pod")
     assert all(variable in line for variable in WORKLOAD_IDENTITY_ENV)
     assert az.calls() == [] and control.count("entra") == 0 and control.count("arm") == 0  # no CLI, no IMDS
@@ -215,7 +215,7 @@ def test_kube_context_selects_the_cluster(laptop: dict[str, str], tmp_path: Path
     assert unread, current.stdout
     unknown = run_job("fic-reconcile", "--dry-run", "--kube-context", "aks-prd", env=env)
     assert unknown.returncode == 2
-    (line,) = unknown.stderr.splitlines()
+    (line,) = config_error_lines(unknown.stderr)
     assert "--kube-context (CWJ_KUBE_CONTEXT): expected one of the kubeconfig's contexts (aks-prod, dev)" in line
 
 
@@ -271,7 +271,7 @@ def test_with_no_vault_credential_at_all_the_error_names_all_three(
     control.clear_requests()
     proc = run_job(name, *args, "--dry-run", "--vault-jwt-file", jwt, env=laptop)
     assert proc.returncode == 2 and proc.stdout == ""
-    (line,) = proc.stderr.splitlines()
+    (line,) = config_error_lines(proc.stderr)
     assert line.startswith(f"{name}: configuration error: --vault-auth (CWJ_VAULT_AUTH): auto found no Vault")
     assert "VAULT_TOKEN" in line and str(Path(laptop["HOME"]) / ".vault-token") in line and jwt in line
     assert control.count("vault") == 0 and control.count("coder") == 0

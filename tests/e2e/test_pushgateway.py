@@ -1,6 +1,7 @@
 """The real Pushgateway the metrics tests read back (tests/pushgateway.py): HTTPS only, with the platform's CA,
-and the grouping the jobs rely on (lib/clients/pushgateway.py pushes with PUT, grouped by job only: each run
-replaces the previous run's series instead of piling up)."""
+and the grouping the jobs rely on (lib/clients/pushgateway.py pushes with PUT to two groups keyed by job and
+cluster: the run group, which each run replaces instead of piling up, and the success group, which a failed
+run's push leaves alone)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
 from tests.emulators.platform import Platform
-from tests.pushgateway import Pushgateway
+from tests.pushgateway import DEFAULT_CLUSTER, SUCCESS, Pushgateway
 
 
-def _push(gateway: Pushgateway, **gauges: float) -> None:
+def _push(gateway: Pushgateway, group: dict[str, str] | None = None, **gauges: float) -> None:
     registry = CollectorRegistry()
     for name, value in gauges.items():
         Gauge(name, name, registry=registry).set(value)
@@ -32,7 +33,8 @@ def _push(gateway: Pushgateway, **gauges: float) -> None:
 
         return send
 
-    push_to_gateway(gateway.url, job="probe", registry=registry, handler=handler)
+    key = {"cluster": DEFAULT_CLUSTER, **(group or {})}
+    push_to_gateway(gateway.url, job="probe", registry=registry, grouping_key=key, handler=handler)
 
 
 def test_a_put_replaces_the_jobs_group_and_the_gateway_stamps_it(pushgateway: Pushgateway) -> None:
@@ -42,6 +44,16 @@ def test_a_put_replaces_the_jobs_group_and_the_gateway_stamps_it(pushgateway: Pu
     _push(pushgateway, cwj_a=3)  # the next run: cwj_b is gone, not kept from the last push
     assert pushgateway.samples("probe") == {("cwj_a", ()): 3.0}
     assert first is not None and (pushgateway.pushed_at("probe") or 0) >= first
+
+
+def test_a_put_to_the_run_group_leaves_the_success_group(pushgateway: Pushgateway) -> None:
+    """What lets the staleness alert work while a job fails: the failed run's PUT names only the run group."""
+    _push(pushgateway, cwj_last_run_exit_code=0)
+    _push(pushgateway, {"outcome": "success"}, cwj_last_success_timestamp_seconds=100)
+    _push(pushgateway, cwj_last_run_exit_code=1)  # the next run failed: the run group only
+    assert pushgateway.samples("probe") == {("cwj_last_run_exit_code", ()): 1.0}
+    assert pushgateway.samples("probe", group=SUCCESS) == {("cwj_last_success_timestamp_seconds", ()): 100.0}
+    assert pushgateway.groups("probe") == {(DEFAULT_CLUSTER, ""), (DEFAULT_CLUSTER, "success")}
 
 
 def test_it_serves_https_only_with_the_platforms_ca(pushgateway: Pushgateway, platform: Platform) -> None:

@@ -14,7 +14,7 @@ import requests
 
 from tests.conftest import Control, run_job
 from tests.emulators.platform import Platform
-from tests.pushgateway import Pushgateway
+from tests.pushgateway import SUCCESS, Pushgateway
 from tests.receivers import receiver
 
 pytestmark = pytest.mark.e2e
@@ -177,7 +177,7 @@ def test_each_rule_broken_once_yields_exactly_those_findings(
     rows = {r["token_name"]: r for r in report["tokens"]}
     # the expired token is listed: Coder (and the emulator) hide expired tokens unless include_expired=true
     assert len(rows) == 7 and rows["ci-old-prod-20260101"]["status"] == "expired"
-    assert rows["ci-web-prod-20260101"]["days_left"] == "10.0"
+    assert rows["ci-web-prod-20260101"]["days_left"] == 10.0
     assert_no_token_value(coder, proc.stdout, proc.stderr)
     assert check(control, *args, "--fail-on", "never", env=owner_env).returncode == 0
     assert check(control, *args, "--fail-on", "warning", env=owner_env).returncode == 1
@@ -256,13 +256,18 @@ def test_pushed_metrics_parse_and_carry_the_values(
     env = {**owner_env, **pushgateway.env}
     proc = check(control, "--user", "ci-bot", "--policy-file", policy, "--pushgateway-url", pushgateway.url, env=env)
     assert proc.returncode == 1  # lifetime-over-max is critical
-    samples = pushgateway.samples("token-expiry-check")  # read back from the real Pushgateway
+    assert pushgateway.groups("token-expiry-check") == {
+        ("default", ""),
+        ("default", "success"),
+    }  # it saw everything it was asked to
+    samples = pushgateway.samples("token-expiry-check")  # the run group, read back from the real Pushgateway
     for name in ("ci-web-prod-20260101", "ci-api-prod-20260101"):
         expected = datetime.fromisoformat(coder.record("ci-bot", name)["expires_at"].replace("Z", "+00:00"))
         key = ("cwj_token_expiry_timestamp_seconds", (("token_name", name), ("user", "ci-bot")))
         assert samples[key] == pytest.approx(expected.timestamp(), abs=1)
     assert samples[("cwj_findings", (("rule", "lifetime-over-max"), ("severity", "critical")))] == 1
-    assert ("cwj_last_success_timestamp_seconds", ()) in samples  # the check saw everything it was asked to
+    assert samples[("cwj_last_run_exit_code", ())] == 1
+    assert ("cwj_last_success_timestamp_seconds", ()) in pushgateway.samples("token-expiry-check", group=SUCCESS)
     assert_no_token_value(coder, pushgateway.metrics())
 
 
@@ -274,6 +279,7 @@ def test_a_blind_check_pushes_no_last_success(
     run_env = {**env, **pushgateway.env}
     proc = check(control, "--user", "ci-sa", "--pushgateway-url", pushgateway.url, env=run_env)  # the auditor token
     assert proc.returncode == 1
+    assert pushgateway.groups("token-expiry-check") == {("default", "")}  # the success group never pushed
     names = {name for name, _ in pushgateway.samples("token-expiry-check")}
     assert "cwj_last_run_timestamp_seconds" in names and "cwj_last_success_timestamp_seconds" not in names
 
@@ -350,10 +356,10 @@ def test_the_seed_documents_examples(coder: Coder, control: Control, owner_env: 
     assert findings(failing) == {("critical", "lifetime-over-max", "ci-legacy/ci-legacy-prod-20241216")}
 
 
-# ---- done-means 6: dry-run sends and pushes nothing; sliding expiry is reported -------------------------------------
+# ---- done-means 6: dry-run sends nothing and pushes only that it was one; sliding expiry is reported ----------------
 
 
-def test_dry_run_prints_findings_but_sends_and_pushes_nothing(
+def test_dry_run_prints_findings_but_sends_nothing_and_pushes_only_that_it_was_a_dry_run(
     coder: Coder, control: Control, owner_env: dict[str, str], platform: Platform, pushgateway: Pushgateway
 ) -> None:
     coder.user("ci-bot")
@@ -373,7 +379,9 @@ def test_dry_run_prints_findings_but_sends_and_pushes_nothing(
             "json",
             env={**owner_env, **pushgateway.env},
         )
-        assert hook.requests == [] and pushgateway.pushed_at("token-expiry-check") is None
+        assert hook.requests == []
+        assert pushgateway.groups("token-expiry-check") == {("default", "")}  # the run group only: never a success
+        assert pushgateway.samples("token-expiry-check")[("cwj_dry_run", ())] == 1
     assert proc.returncode == 0
     plan = json.loads(proc.stdout)
     assert plan["kind"] == "plan" and [a["reason"] for a in plan["actions"]] == ["14d"]
@@ -395,7 +403,7 @@ def test_sliding_expiry_is_observed_and_lifetime_still_judged_by_lifetime_second
     assert proc.returncode == 0 and findings(proc) == set()
     assert report["server"]["version"] == "v2.24.0"
     assert report["server"]["expiry"].startswith("sliding expiry observed on 1 token(s)")
-    assert report["tokens"][0]["lifetime_days"] == "60.0"
+    assert report["tokens"][0]["lifetime_days"] == 60.0
 
 
 # ---- --vault-check: the workspace token coder-token-mint keeps in Vault ---------------------------------------------

@@ -302,6 +302,8 @@ class Platform:
             "CWJ_AKS_CLUSTER_ID": b.cluster_id,  # identity bindings live on this managed cluster (arm/aks.py)
             "AZURE_CLIENT_IDS_JSON": json.dumps(b.pool_client_ids, separators=(",", ":")),
             "CWJ_OIDC_ISSUER": b.oidc_issuer,
+            # its discovery document, through the kube emulator: the issuer's host does not resolve
+            "CWJ_ISSUER_DISCOVERY_BASE": f"{self.kube.url}/_issuer/",
             "CWJ_STATE_NAMESPACE": b.jobs_namespace,  # where fic-reconcile keeps its relocation record
             "CWJ_SOURCE_VAULT_URL": self.kv_source.url,
             "CWJ_TARGET_VAULT_URL": self.kv_target.url,

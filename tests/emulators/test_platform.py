@@ -27,6 +27,7 @@ CONTRACT = {
     "CWJ_AKS_CLUSTER_ID",
     "AZURE_CLIENT_IDS_JSON",
     "CWJ_OIDC_ISSUER",
+    "CWJ_ISSUER_DISCOVERY_BASE",  # beyond DESIGN.md's table: the issuer's discovery document (issue 22, point 3)
     "CWJ_STATE_NAMESPACE",
     "CWJ_SOURCE_VAULT_URL",
     "CWJ_TARGET_VAULT_URL",
@@ -40,8 +41,8 @@ CONTRACT = {
     "CWJ_CODER_TOKEN_FILE",
     "KUBECONFIG",
     "CWJ_EMULATOR_CONTROL_URL",
-}  # DESIGN.md's env-file table, plus the two ARM override settings its emulator needs (lib/arm_cloud.py) and
-# the managed cluster of the identity bindings (issue 20)
+}  # DESIGN.md's env-file table, plus the two ARM override settings its emulator needs (lib/arm_cloud.py),
+# the managed cluster of the identity bindings (issue 20) and the issuer discovery base (issue 22)
 
 
 def test_up_prints_ready_writes_the_env_file_and_stops_on_sigterm(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from lib.retry import Backoff, call_with_retry
 
 @pytest.fixture(autouse=True)
 def restore() -> Iterator[None]:
+    limits.set_limits(limits.Limits())  # an in-process harness.run of another test may have set them
     yield
     limits.set_limits(limits.Limits())
 

@@ -57,13 +57,14 @@ def series_names(registry: CollectorRegistry) -> set[str]:
     return names
 
 
-def published_registries() -> dict[str, CollectorRegistry]:
-    """Each job's own publish (console script -> module -> SPEC.publish) on an empty report, with the push to the
-    Pushgateway intercepted: the registry it would have PUT, per job."""
-    pushed: dict[str, CollectorRegistry] = {}
+def published_registries() -> dict[str, list[CollectorRegistry]]:
+    """Each job's own publish (console script -> module -> SPEC.publish) on an empty report of a run that
+    succeeded, with the push to the Pushgateway intercepted: the registries it would have PUT (its run group
+    and its success group), per job."""
+    pushed: dict[str, list[CollectorRegistry]] = {}
 
-    def capture(url: str, job: str, registry: CollectorRegistry, timeout: float = 10.0) -> None:
-        pushed[job] = registry
+    def capture(url: str, job: str, registry: CollectorRegistry, timeout: float = 10.0, grouping: Any = None) -> None:
+        pushed.setdefault(job, []).append(registry)
 
     settings = SimpleNamespace(pushgateway_url="http://pushgateway.invalid:9091")
     for job in VALUE_KEYS:
@@ -77,7 +78,9 @@ def published_registries() -> dict[str, CollectorRegistry]:
 
 
 def pushed_metric_names() -> set[str]:
-    return {name for registry in published_registries().values() for name in series_names(registry)}
+    return {
+        name for pushes in published_registries().values() for registry in pushes for name in series_names(registry)
+    }
 
 
 def metrics_in_code() -> set[str]:
@@ -297,6 +300,7 @@ def test_every_metric_the_dashboard_names_is_pushed_by_a_job(board: dict[str, An
         "cwj_fic_identity_fics", "cwj_fic_identity_limit", "cwj_fic_pool_namespaces", "cwj_fic_pool_safe_namespaces",
         "cwj_fic_shard_disagreements", "cwj_keyvault_sync_entries", "cwj_token_expiry_timestamp_seconds",
         "cwj_last_run_timestamp_seconds", "cwj_last_success_timestamp_seconds", "cwj_actions", "cwj_findings",
+        "cwj_last_run_exit_code",
     } | PLACEHOLDER_METRICS  # fmt: skip
     assert expected - named == set()
 

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from jobs.token_expiry_check.job import token_gauges
-from lib.clients.pushgateway import report_registry
+from lib.clients.pushgateway import run_registry
 from lib.model import Plan, Report
 from tests.helm.chart import CHART, FULL, VALUE_KEYS, kinds, template
 from tests.helm.helm_binary import run_helm
@@ -33,7 +33,7 @@ def pushed_metric_names() -> set[str]:
     """Every series name token-expiry-check pushes, taken from the code that builds its registry."""
     row = {"user": "u", "token_name": "t", "expires_at": "2030-01-01T00:00:00Z"}
     report = Report(plan=Plan(sections={"tokens": [row]}))
-    registry = report_registry("token-expiry-check", report, succeeded=True, extra=lambda r: token_gauges(r, report))
+    registry = run_registry(report, 0, extra=lambda r: token_gauges(r, report))
     return {sample.name for metric in registry.collect() for sample in metric.samples}
 
 
@@ -42,11 +42,11 @@ def test_prometheus_rule_shape_and_alerts(full: list[dict[str, Any]]) -> None:
     assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"  # the ruleSelector label from values
     found = rules(full)
     assert [r["alert"] for r in found] == ["CoderWiJobFailed"] + ["CoderWiJobLastSuccessTooOld"] * 4 + [
-        "CoderWiFicForeignIssuer",
-        "CoderTokenExpiring",
-    ]
+        "CoderWiJobPushedSuccessTooOld"
+    ] * 4 + ["CoderWiJobFinding", "CoderWiJobDryRunLeftOn", "CoderWiFicForeignIssuer", "CoderTokenExpiring"]
     for r in found:
-        assert set(r) == {"alert", "expr", "labels", "annotations"}
+        assert set(r) - {"for"} == {"alert", "expr", "labels", "annotations"}
+        assert set(r["annotations"]) == {"summary", "description", "runbook_url"}
         assert r["labels"]["severity"] and r["labels"]["team"] == "platform"
         assert r["expr"].count("(") == r["expr"].count(")") and r["expr"].count("{") == r["expr"].count("}")
         assert "{{" not in r["expr"]  # helm rendered everything; only the annotations keep Prometheus templates
@@ -86,7 +86,7 @@ def test_foreign_issuer_alert_uses_the_metric_fic_reconcile_pushes(full: list[di
     (metric,) = re.findall(r"(cwj_\w+)\{", alert["expr"])
     row = {"identity": "id-0", "ours": "0", "unmanaged": "0", "limit": "20"}
     report = Report(plan=Plan(sections={"capacity": [row]}), sections={"occupancy_after": [row]})
-    registry = report_registry("fic-reconcile", report, succeeded=True, extra=lambda r: fic_gauges(report, r))
+    registry = run_registry(report, 0, extra=lambda r: fic_gauges(report, r))
     assert metric in {sample.name for m in registry.collect() for sample in m.samples}
     assert 'job="fic-reconcile"' in alert["expr"] and alert["expr"].endswith("> 0")
     assert set(re.findall(r"\$labels\.(\w+)", alert["annotations"]["summary"])) == {"identity"}

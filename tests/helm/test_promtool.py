@@ -80,7 +80,9 @@ def test_rendered_rules_pass_promtool_check_with_every_lint(
     done = pt.run_promtool("check", "rules", "--lint=all", "--lint-fatal", str(rules), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"SUCCESS: {count} rules found" in done.stdout
-    assert count == (1 if "jobs.keyvaultSync.enabled=false" in " ".join(extra) else 7)
+    # each job: last success too old (kube-state-metrics) and pushed success too old; one failed-run, one
+    # findings, one dry-run, one foreign-issuer and one token-expiry rule
+    assert count == (1 if "jobs.keyvaultSync.enabled=false" in " ".join(extra) else 13)
 
 
 def test_alerts_fire_and_stay_quiet_as_documented(promtool: Path, full: list[dict[str, Any]], tmp_path: Path) -> None:
@@ -97,7 +99,7 @@ def test_unit_tests_notice_a_threshold_that_differs_from_the_defaults(
     code, output = run_unit_tests(template(home, "-f", str(FULL), "--set", overrides), tmp_path)
     assert code == 1, output
     failed = {line.split(",")[0].split(": ")[1] for line in output.splitlines() if "alertname:" in line}
-    assert failed == {"CoderWiJobLastSuccessTooOld", "CoderTokenExpiring"}
+    assert failed == {"CoderWiJobLastSuccessTooOld", "CoderWiJobPushedSuccessTooOld", "CoderTokenExpiring"}
 
 
 def test_missing_package_lists_tell_you_to_run_apt_get_update(tmp_path: Path) -> None:

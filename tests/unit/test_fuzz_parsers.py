@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import subprocess
 from collections.abc import Callable, Iterator
@@ -175,7 +176,7 @@ def env_names(cls: type[Any]) -> list[str]:
 @pytest.mark.parametrize("job", sorted(settings_classes()))
 @given(data=st.data())
 @settings(max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_any_env_value_loads_or_is_a_one_line_config_error_naming_the_setting(
+def test_any_env_value_loads_or_is_one_line_per_bad_setting_naming_it(
     job: str, data: st.DataObject, files: dict[str, str]
 ) -> None:
     cls = settings_classes()[job]
@@ -185,9 +186,11 @@ def test_any_env_value_loads_or_is_a_one_line_config_error_naming_the_setting(
     try:
         resolve(cls, unset, environ)
     except ConfigError as exc:
-        one_line(exc)
         flags = {spec.flag for _, spec in specs(cls)} | {"VAULT_TOKEN"}
-        assert any(flag in exc.setting for flag in flags), str(exc)
+        assert 1 <= len(exc.errors) <= len(overrides)  # each bad value named once, or one cross-field rule
+        for error in exc.errors:  # every bad setting of the run, each one line naming it
+            one_line(error)
+            assert any(flag in error.setting for flag in flags), str(error)
 
 
 # ---- whole processes: exit 2, one line on stderr, nothing else --------------------------------------------------
@@ -221,14 +224,15 @@ def run_with(job: str, files: dict[str, str], **env: str) -> subprocess.Complete
 @pytest.mark.parametrize(
     ("job", "name", "value", "label"), PROCESS_CASES, ids=[f"{c[0]}-{c[1]}" for c in PROCESS_CASES]
 )
-def test_a_bad_value_exits_2_with_one_line_naming_the_setting(
+def test_a_bad_value_exits_2_with_one_line_naming_the_setting_then_run_summary(
     job: str, name: str, value: str, label: str, files: dict[str, str], bad_files: dict[str, str]
 ) -> None:
     proc = run_with(job, files, **{name: bad_files.get(value, value)})
     assert proc.returncode == 2, proc.stderr
     assert proc.stdout == ""
-    (line,) = proc.stderr.splitlines()
+    line, summary = proc.stderr.splitlines()  # the setting named, then run.summary like every run
     assert line.startswith(f"{job}: configuration error: {label}: ") and "expected" in line, line
+    assert json.loads(summary)["event"] == "run.summary" and json.loads(summary)["exit_code"] == 2
 
 
 @given(job=st.sampled_from(sorted(JOBS)), raw=ANY_TEXT.filter(lambda s: "\x00" not in s), data=st.data())
@@ -237,13 +241,16 @@ def test_fuzzed_settings_in_a_real_process_never_end_in_a_traceback(
     job: str, raw: str, data: st.DataObject, files: dict[str, str], env: dict[str, str]
 ) -> None:
     """Against the emulated platform, dry-run: a value that loads runs (exit 0, or 1 when it points somewhere
-    unreachable); one that does not exits 2 with one line. coder-token-mint mints for the platform's Owner
-    (`admin`) only with --allow-privileged-user; a fuzzed value that turns that off meets its guard (exit 3)."""
+    unreachable); one that does not exits 2 with one line (and run.summary). coder-token-mint mints for the
+    platform's Owner (`admin`) only with --allow-privileged-user; a fuzzed value that turns that off meets its
+    guard (exit 3)."""
     name = data.draw(st.sampled_from(env_names(settings_classes()[job])))
     bounded = {"CWJ_DRY_RUN": "true", "CWJ_REQUEST_TIMEOUT": "1s", "CWJ_RETRY_DEADLINE": "1s"}
     owner = {"CWJ_USER": "admin", "CWJ_ALLOW_PRIVILEGED_USER": "true"}
     proc = run_job(job, env={**good_env(files), **env, **owner, **bounded, name: raw}, timeout=60)
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode in ((0, 1, 2, 3) if job == "coder-token-mint" else (0, 1, 2)), proc.stderr
-    if proc.returncode == 2:
-        assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    if proc.returncode == 2:  # one line naming the setting; every other line is a JSON log record
+        plain = [line for line in proc.stderr.splitlines() if not line.startswith("{")]
+        assert len(plain) == 1 and ": configuration error: " in plain[0], proc.stderr
+        assert json.loads(proc.stderr.splitlines()[-1])["event"] == "run.summary", proc.stderr

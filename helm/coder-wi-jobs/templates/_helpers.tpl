@@ -99,6 +99,8 @@ automountServiceAccountToken: false
 {{- with .root.Values.pushgatewayUrl }}
 - name: CWJ_PUSHGATEWAY_URL
   value: {{ . | quote }}
+- name: CWJ_CLUSTER
+  value: {{ required "clusterName is required with pushgatewayUrl: every pushed metric is grouped by it, and two clusters pushing under one name overwrite each other (e.g. --set clusterName=aks-prod-westeurope)" $.root.Values.clusterName | quote }}
 {{- end }}
 {{- end -}}
 
@@ -278,4 +280,46 @@ secret:
   items:
     - key: {{ .key }}
       path: {{ .key }}
+{{- end -}}
+
+{{/*
+The period of a cron schedule in minutes, for the forms whose period is fixed: @hourly, @daily, @weekly, every N
+minutes, minute M of every hour or of every N hours, a daily time, a weekly day and time; "" for any other
+(the check is then skipped).
+arg: the schedule string
+*/}}
+{{- define "cwj.cronPeriodMinutes" -}}
+{{- $s := trim . -}}
+{{- $macros := dict "@hourly" "60" "@daily" "1440" "@midnight" "1440" "@weekly" "10080" -}}
+{{- if hasKey $macros $s -}}
+{{- get $macros $s -}}
+{{- else -}}
+{{- $f := regexSplit "\\s+" $s -1 -}}
+{{- if eq (len $f) 5 -}}
+{{- $m := index $f 0 }}{{ $h := index $f 1 }}{{ $rest := join " " (slice $f 2 5) -}}
+{{- $num := "^[0-9]+$" -}}
+{{- if and (regexMatch "^\\*/[0-9]+$" $m) (eq $h "*") (eq $rest "* * *") -}}
+{{- trimPrefix "*/" $m -}}
+{{- else if and (regexMatch $num $m) (eq $h "*") (eq $rest "* * *") -}}
+60
+{{- else if and (regexMatch $num $m) (regexMatch "^\\*/[0-9]+$" $h) (eq $rest "* * *") -}}
+{{- mul 60 (trimPrefix "*/" $h | int) -}}
+{{- else if and (regexMatch $num $m) (regexMatch $num $h) (eq $rest "* * *") -}}
+1440
+{{- else if and (regexMatch $num $m) (regexMatch $num $h) (regexMatch "^\\* \\* [0-7]$" $rest) -}}
+10080
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A duration as the jobs take it (30m, 24h, 1d, 1h30m, 2w) in whole minutes; "" when it has seconds or less. */}}
+{{- define "cwj.durationMinutes" -}}
+{{- $units := dict "m" 1 "h" 60 "d" 1440 "w" 10080 -}}
+{{- $total := 0 -}}
+{{- $ok := regexMatch "^([0-9]+[mhdw])+$" (toString .) -}}
+{{- range regexFindAll "[0-9]+[mhdw]" (toString .) -1 -}}
+{{- $total = add $total (mul (trimSuffix (substr (sub (len .) 1 | int) (len .) .) . | int) (get $units (substr (sub (len .) 1 | int) (len .) .))) -}}
+{{- end -}}
+{{- if $ok }}{{ $total }}{{ end -}}
 {{- end -}}

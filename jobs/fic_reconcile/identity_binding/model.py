@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from lib.clients.arm_types import ObservedBinding
 from lib.clients.rbac_types import ObservedRole, ObservedRoleBinding, Subject
@@ -91,6 +92,9 @@ class PutBinding:
     def describe(self) -> dict[str, str]:
         return _columns(self.phase, self.identity, self.kind, self.binding, "-", self.reason)
 
+    def document(self) -> dict[str, Any]:
+        return {**_document(self.phase, self.identity, self.binding, self.reason), "identity_id": self.identity_id}
+
 
 @dataclass(frozen=True)
 class PutRole:
@@ -108,6 +112,9 @@ class PutRole:
 
     def describe(self) -> dict[str, str]:
         return _columns(self.phase, self.identity, self.kind, self.role, "-", self.reason)
+
+    def document(self) -> dict[str, Any]:
+        return {**_document(self.phase, self.identity, self.role, self.reason), "update": self.update}
 
 
 @dataclass(frozen=True)
@@ -132,6 +139,18 @@ class PutRoleBinding:
 
     def describe(self) -> dict[str, str]:
         return _columns(self.phase, self.identity, self.kind, self.name, "-", self.reason)
+
+    def document(self) -> dict[str, Any]:
+        """Typed, with the subjects' namespaces before -> after (issue 22 point 6)."""
+        after = sorted(s.namespace for s in self.subjects)
+        before = sorted({*after, *self.removed} - set(self.added))
+        return {
+            **_document(self.phase, self.identity, self.name, self.reason),
+            "update": self.update,
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "changes": [{"field": "subjects", "before": before if self.update else None, "after": after}],
+        }
 
 
 @dataclass(frozen=True)
@@ -162,9 +181,17 @@ class DeleteRbac:
     def describe(self) -> dict[str, str]:
         return _columns(self.phase, self.client_id, self.kind, self.name, "-", self.reason)
 
+    def document(self) -> dict[str, Any]:
+        return {**_document(self.phase, self.client_id, self.name, self.reason), "removed": list(self.removed)}
+
 
 BindingAction = PutBinding | PutRole | PutRoleBinding | DeleteRbac
 BINDING_ACTIONS = (PutBinding, PutRole, PutRoleBinding, DeleteRbac)
+
+
+def _document(phase: int, identity: str, name: str, reason: str) -> dict[str, Any]:
+    """The JSON of a binding action (lib.render.action_document adds kind and changes)."""
+    return {"target": f"{identity}/{name}", "reason": reason, "phase": phase, "identity": identity, "object": name}
 
 
 def _columns(phase: int, identity: str, kind: str, name: str, namespace: str, reason: str) -> dict[str, str]:

@@ -211,6 +211,25 @@ class KubeEmulator(CoreObjectsApi, BatchApi, AuthnApi, RbacApi, AuthzApi, Emulat
 
     # ---- routes ---------------------------------------------------------------------------------------
 
+    # The cluster's OIDC issuer discovery document, as AKS publishes it at the issuer URL and the kube-apiserver
+    # serves it (ServiceAccountIssuerDiscovery, pkg/serviceaccount/openidmetadata.go: issuer, jwks_uri, and the
+    # three supported lists). The issuer hosts (oidc.aks.emulator.test, any other a test names) do not resolve,
+    # so the document of issuer https://<host>/<path> is served here at /_issuer/<host>/<path>; the issuer it
+    # names keeps AKS's trailing slash, whatever the request's spelling.
+    @route("GET", r"/_issuer/(?P<host>[^/]+)/(?P<path>(?:[^/]+/)*)\.well-known/openid-configuration", "discovery.oidc")
+    def oidc_discovery(self, req: Request) -> Response:
+        issuer = f"https://{req.params['host']}/{req.params['path']}"
+        return Response(
+            200,
+            {
+                "issuer": issuer,
+                "jwks_uri": f"{issuer}openid/v1/jwks",
+                "response_types_supported": ["id_token"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+            },
+        )
+
     @route("GET", r"/version", "discovery.version")
     def version(self, req: Request) -> Response:
         return Response(200, {"major": "1", "minor": "33", "gitVersion": "v1.33.0-emulator", "platform": "linux/amd64"})

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from jobs.coder_token_mint.settings import MintSettings
-from lib.settings import ConfigError, build_parser, resolve
+from lib.cli import build_parser
+from lib.settings import ConfigError, resolve
 
 
 @pytest.fixture

@@ -212,7 +212,7 @@ def test_another_clusters_fics_are_never_touched_but_count_toward_the_limit() ->
     p = run(Observed(spaces(ns, "ws-other"), True, pool(theirs)))  # "ws-theirs-*" are not our namespaces
     assert fic_actions(p) == [("create", "id-0", ns)]  # 19 + 1 = 20: ws-other does not fit
     assert [f.subject for f in p.findings if f.rule == "unplaceable"] == ["ws-other"]
-    assert p.sections["capacity"][0]["unmanaged"] == "19"
+    assert p.sections["capacity"][0]["unmanaged"] == 19
 
 
 def test_a_name_collision_with_another_cluster_is_reported_not_written() -> None:
@@ -314,9 +314,9 @@ def test_capacity_section_counts_ours_unmanaged_and_planned() -> None:
     [ns] = names_on(0, 2, 1)
     p = run(Observed(spaces(ns), True, pool((unmanaged("x"),), (ours("ws-gone"),))))
     rows = {r["identity"]: r for r in p.sections["capacity"]}
-    assert rows["id-0"] == {"identity": "id-0", "client_id": "client-0", "ours": "0", "unmanaged": "1",
-                            "limit": "20", "planned": "2"}  # fmt: skip
-    assert rows["id-1"]["ours"] == "1" and rows["id-1"]["planned"] == "0"
+    assert rows["id-0"] == {"identity": "id-0", "client_id": "client-0", "ours": 0, "unmanaged": 1,
+                            "limit": 20, "planned": 2}  # fmt: skip
+    assert rows["id-1"]["ours"] == 1 and rows["id-1"]["planned"] == 0
     cap = p.sections["pool_capacity"]
     assert cap["pool_size"] == 2 and cap["namespaces"] == 1
     assert cap["safe_namespaces"] == safe_namespace_count([19, 20])

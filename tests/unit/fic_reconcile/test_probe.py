@@ -92,8 +92,8 @@ def test_a_grant_after_refusals_reports_both_bounds_and_time_to_usable() -> None
     assert (probed.refused_until_s, probed.usable_after_s, probed.time_to_usable_s) == (3.0, 5.5, 8.5)
     result = ProbeResult((probed,), left_out=4, window=60.0)
     assert result.rows() == [
-        {"namespace": "ws-a", "identity": "id-pool-0", "result": "usable", "attempts": "3", "refused_until_s": "3.0",
-         "usable_after_s": "5.5", "time_to_usable_s": "8.5", "last_refusal": REFUSED}
+        {"namespace": "ws-a", "identity": "id-pool-0", "result": "usable", "attempts": 3, "refused_until_s": 3.0,
+         "usable_after_s": 5.5, "time_to_usable_s": 8.5, "last_refusal": REFUSED}
     ]  # fmt: skip
     assert result.summary() == {
         "probed": 1, "usable": 1, "not_usable": 0, "not_probed": 4, "window_s": 60.0,

@@ -10,7 +10,9 @@ import pytest
 from jobs.fic_reconcile.job import SPEC
 from jobs.fic_reconcile.settings import FicSettings
 from lib import harness
-from lib.settings import ConfigError, build_parser, resolve
+from lib.cli import build_parser
+from lib.settings import ConfigError, resolve
+from tests.conftest import config_error_lines
 
 CLIENTS = ["11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"]
 GOOD = {
@@ -95,8 +97,9 @@ def test_the_longest_prefix_that_still_fits_is_accepted() -> None:
 def test_missing_required_settings_exit_2_before_any_request(capsys: pytest.CaptureFixture[str]) -> None:
     environ = {k: v for k, v in GOOD.items() if k != "AZURE_SUBSCRIPTION_ID"}
     assert harness.run(SPEC, [], environ) == harness.EXIT_CONFIG
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["fic-reconcile: configuration error: --subscription-id (AZURE_SUBSCRIPTION_ID): is required"]
+    line, summary = capsys.readouterr().err.strip().splitlines()
+    assert line == "fic-reconcile: configuration error: --subscription-id (AZURE_SUBSCRIPTION_ID): is required"
+    assert '"event": "run.summary"' in summary and '"exit_code": 2' in summary
 
 
 def test_http_issuer_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -151,5 +154,5 @@ def test_a_bad_mode_or_cluster_id_exits_2_naming_the_setting(
     env: dict[str, str], argv: list[str], names: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert harness.run(SPEC, argv, {**GOOD, **env}) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = config_error_lines(capsys.readouterr().err)  # the one line, then run.summary (issue 22 point 5)
     assert len(err) == 1 and names in err[0], err

@@ -23,6 +23,7 @@ from lib.auth_choice import (
 from lib.model import Plan, Report
 from lib.redact import MASK, scrub
 from lib.settings import ConfigError, setting
+from tests.conftest import config_error_lines
 
 LABEL = "--azure-auth (CWJ_AZURE_AUTH)"
 WI = {
@@ -195,5 +196,5 @@ def test_a_preflight_refusal_is_one_line_and_nothing_runs(capsys: pytest.Capture
     code = harness.run(spec, [], {**POD})
     out, err = capsys.readouterr()
     assert code == harness.EXIT_CONFIG and not connected and out == ""
-    (line,) = err.splitlines()
+    (line,) = config_error_lines(err)
     assert line.startswith(f"demo: configuration error: {LABEL}: auto in a pod")

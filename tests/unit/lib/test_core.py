@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from lib import harness, logs
+from lib.cli import build_parser
 from lib.model import Finding, Outcome, Plan, Report
 from lib.redact import MASK, Redactor, is_secret_key, register_secret
 from lib.settings import (
     ConfigError,
     RunOptions,
-    build_parser,
     int_at_least,
     parse_duration,
     parse_https_url,
@@ -247,7 +247,8 @@ def test_harness_failed_action_exit_1_and_others_still_applied(capsys: pytest.Ca
 def test_harness_dry_run_prints_plan_and_writes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_toy(["--name", "a", "--dry-run", "--output", "json"], capsys)
     assert code == 0 and World.writes == []
-    assert json.loads(out)["actions"] == [{"action": "touch", "name": "a"}]
+    # an action without document(): its describe() columns, under the keys every job's actions have
+    assert json.loads(out)["actions"] == [{"kind": "touch", "target": "", "reason": "", "changes": [], "name": "a"}]
 
 
 def test_harness_refusal_exit_3_and_writes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
@@ -261,11 +262,13 @@ def test_harness_error_finding_exit_1_warning_exit_0(capsys: pytest.CaptureFixtu
     assert run_toy(["--finding", "warning"], capsys)[0] == 0
 
 
-def test_harness_config_error_exit_2_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+def test_harness_config_error_exit_2_one_line_then_run_summary(capsys: pytest.CaptureFixture[str]) -> None:
     code = harness.run(TOY, ["--output", "yaml"], {})
-    _, err = capsys.readouterr()
-    assert code == 2
-    assert err.strip() == "toy: configuration error: --output (CWJ_OUTPUT): expected one of text, json, got 'yaml'"
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    line, summary = err.strip().splitlines()
+    assert line == "toy: configuration error: --output (CWJ_OUTPUT): expected one of text, json, log, got 'yaml'"
+    assert json.loads(summary)["event"] == "run.summary" and json.loads(summary)["exit_code"] == 2
 
 
 def test_harness_now_option_is_what_plan_sees(capsys: pytest.CaptureFixture[str]) -> None:

@@ -48,7 +48,7 @@ def test_an_identity_that_left_the_pool_loses_its_rbac_keeps_its_binding_and_its
     code, report, stderr = run(shrunk, "--mode", "identity-binding")
     assert code == 0, stderr  # a warning: the run did all it should
     name = f"coder-ws-use-mi-{departed}"
-    done = {(o["action"], o["object"], o["result"]) for o in report["outcomes"] if o["action"].endswith("-delete")}
+    done = {(o["kind"], o["object"], o["result"]) for o in report["outcomes"] if o["kind"].endswith("-delete")}
     assert done == {("rolebinding-delete", name, "ok"), ("role-delete", name, "ok")}
     roles, bound = ours_rbac()
     assert sorted(roles) == sorted(bound) == sorted(f"coder-ws-use-mi-{c}" for c in kept)

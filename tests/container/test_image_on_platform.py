@@ -37,7 +37,7 @@ KUBECONFIG = "/etc/kubeconfig/config"
 POD_ENV = (
     "AZURE_AUTHORITY_HOST", "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_SUBSCRIPTION_ID", "AZURE_CLIENT_IDS_JSON",
     "CWJ_ARM_ENDPOINT", "CWJ_ALLOW_CUSTOM_ARM_ENDPOINT", "CWJ_ARM_AUDIENCE", "CWJ_IDENTITY_RESOURCE_GROUP",
-    "CWJ_OIDC_ISSUER",
+    "CWJ_OIDC_ISSUER", "CWJ_ISSUER_DISCOVERY_BASE",  # the emulated issuer's discovery document (issue 22 point 3)
 )  # fmt: skip
 WRITES = ("fic.put", "fic.delete", "identity.put", "identity.delete")
 

@@ -23,8 +23,7 @@ from azure.mgmt.containerservice.models import (
     IdentityBindingProperties,
 )
 
-from lib import limits
-from lib.clients.arm_msi import WRITE_BACKOFF, call_arm
+from lib.clients.arm_msi import WRITE_BACKOFF, call_arm, sdk_transport
 from lib.clients.arm_types import ObservedBinding
 from lib.retry import Backoff
 
@@ -50,13 +49,7 @@ class AksBindings:
             base_url=endpoint,
             credential_scopes=[scope],
             polling_interval=POLL_SECONDS,
-            retry_total=3,
-            retry_connect=3,
-            retry_read=1,
-            retry_status=0,
-            retry_backoff_factor=limits.backoff_factor(0.8, 3),
-            connection_timeout=limits.timeout(10),
-            read_timeout=limits.timeout(60),
+            **sdk_transport(),
         )
 
     def list(self) -> list[ObservedBinding]:

@@ -122,6 +122,20 @@ def call_arm(
     )
 
 
+def sdk_transport() -> dict[str, Any]:
+    """The azure-mgmt clients' own pipeline settings: connection errors retried by azure-core, HTTP statuses
+    left to call_arm (retry_status=0), so one retry loop decides and logs, each wait within the process limits."""
+    return {
+        "retry_total": 3,
+        "retry_connect": 3,
+        "retry_read": 1,
+        "retry_status": 0,
+        "retry_backoff_factor": limits.backoff_factor(0.8, 3),
+        "connection_timeout": limits.timeout(10),
+        "read_timeout": limits.timeout(60),
+    }
+
+
 class ArmMsi:
     def __init__(
         self,
@@ -144,13 +158,7 @@ class ArmMsi:
             subscription_id,
             base_url=endpoint,
             credential_scopes=[scope],
-            retry_total=3,
-            retry_connect=3,
-            retry_read=1,
-            retry_status=0,
-            retry_backoff_factor=limits.backoff_factor(0.8, 3),
-            connection_timeout=limits.timeout(10),
-            read_timeout=limits.timeout(60),
+            **sdk_transport(),
         )
 
     def call(self, fn: Callable[[], R], within: float | None = None, what: str = "") -> R:

@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 import requests
 import structlog
+from azure.keyvault.secrets import SecretClient
 from hypothesis import settings
 
 import tests.machine_env  # noqa: F401  (first: it copies the environment before any fixture changes it)
+from lib.clients.azure_auth import azure_credential
 from tests.emulators.platform import Platform
 from tests.faults.leak_audit import LeakAudit
 from tests.pushgateway import Pushgateway, PushgatewayUnavailable
@@ -164,3 +166,14 @@ def run_job(name: str, *args: str, env: dict[str, str], timeout: float = 180) ->
     leaked = LEAKS.count(proc.stdout + proc.stderr)
     assert leaked == 0, f"{name} printed {leaked} secret value(s) the emulators issued (not shown here)"
     return proc
+
+
+@pytest.fixture
+def vaults(platform: Platform) -> Iterator[tuple[SecretClient, SecretClient]]:
+    """SDK clients of the seed (source) and cluster (target) Key Vault emulators, as the workload identity."""
+    credential = azure_credential(os.environ)
+    source = SecretClient(platform.kv_source.url, credential, verify_challenge_resource=False)
+    target = SecretClient(platform.kv_target.url, credential, verify_challenge_resource=False)
+    yield source, target
+    source.close()
+    target.close()

@@ -8,10 +8,8 @@ seeded value appears in any of it (item 10).
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,9 +18,7 @@ import pytest
 from azure.keyvault.secrets import SecretClient
 
 from jobs.keyvault_sync.plan import OWNER_TAG, OWNER_VALUE, SOURCE_UPDATED_TAG, SOURCE_VERSION_TAG
-from lib.clients.azure_auth import azure_credential
 from tests.conftest import Control, run_job
-from tests.emulators.platform import Platform
 from tests.pushgateway import Pushgateway
 
 pytestmark = pytest.mark.e2e
@@ -37,16 +33,6 @@ def new_value(label: str) -> str:
     value = f"{label}-{secrets.token_urlsafe(18)}"
     SEEDED.append(value)
     return value
-
-
-@pytest.fixture
-def vaults(platform: Platform) -> Iterator[tuple[SecretClient, SecretClient]]:
-    credential = azure_credential(os.environ)
-    source = SecretClient(platform.kv_source.url, credential, verify_challenge_resource=False)
-    target = SecretClient(platform.kv_target.url, credential, verify_challenge_resource=False)
-    yield source, target
-    source.close()
-    target.close()
 
 
 def allowlist(tmp_path: Path, *entries: str | tuple[str, str], name: str = "allowlist.yaml") -> str:

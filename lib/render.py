@@ -24,7 +24,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, list | tuple):
-        return ",".join(str(v) for v in value) or "-"
+        return ",".join(str(v) for v in value) or "(none)"  # an empty list, told apart from an absent value (-)
     return str(value)
 
 

@@ -156,9 +156,14 @@ def _spec_fields(spec: FicSpec) -> dict[str, Any]:
     return {"issuer": spec.issuer, "subject": spec.subject, "audiences": list(spec.audiences)}
 
 
+# The text plan names each urgency tier (plan.py's TIER_*), so a change ticket reads what runs first without the
+# docs; the JSON keeps the number, which sorts.
+PHASE_NAMES = {0: "uncovered", 1: "repair", 2: "prune", 3: "record"}
+
+
 def _columns(phase: int, identity: str, kind: str, fic: str, namespace: str, reason: str) -> dict[str, str]:
     return {
-        "phase": str(phase),
+        "phase": PHASE_NAMES.get(phase, str(phase)),
         "identity": identity,
         "action": kind,
         "fic": fic,

@@ -22,6 +22,7 @@ GUID = re.compile(
 )  # a client id, as role_name spells it
 # the urgency tiers of the binding writes: before any FIC write (plan.py's tiers start at 0, these sort first)
 TIER_BINDING, TIER_ROLE, TIER_ROLE_BINDING = -3, -2, -1
+PHASE_NAMES = {TIER_BINDING: "binding", TIER_ROLE: "role", TIER_ROLE_BINDING: "subjects"}  # the text plan's column
 
 
 @dataclass(frozen=True)
@@ -195,5 +196,5 @@ def _document(phase: int, identity: str, name: str, reason: str) -> dict[str, An
 
 
 def _columns(phase: int, identity: str, kind: str, name: str, namespace: str, reason: str) -> dict[str, str]:
-    return {"phase": str(phase), "identity": identity, "action": kind, "object": name, "namespace": namespace,
-            "reason": reason}  # fmt: skip
+    return {"phase": PHASE_NAMES.get(phase, str(phase)), "identity": identity, "action": kind, "object": name,
+            "namespace": namespace, "reason": reason}  # fmt: skip

@@ -15,6 +15,7 @@ from jobs.fic_reconcile.modes import MIGRATED, plan_mode
 from jobs.fic_reconcile.placement import place_namespaces
 from lib.clients.arm_types import FicSpec, ObservedBinding, ObservedFic
 from lib.clients.rbac_types import ObservedRole, ObservedRoleBinding, Subject
+from lib.render import plan_text
 from tests.unit.fic_reconcile.test_plan import NOW, POLICY, ours, unmanaged
 
 LABELS = (("app.kubernetes.io/managed-by", "fic-reconcile"), ("app.kubernetes.io/part-of", "coder-wi-jobs"))
@@ -225,3 +226,16 @@ def test_failed_reads_write_nothing_on_their_side() -> None:
     assert not any(isinstance(a, DeleteFic) for a in p.actions) and "deletes-suppressed" in {f.rule for f in p.findings}
     unknown = replace(observed, ib=BindingView(), accounts_error="403")
     assert not any(isinstance(a, PutRoleBinding) for a in plan_mode(unknown, POLICY, IB, NOW).actions)
+
+
+def test_the_text_plan_names_each_tier_in_the_order_apply_runs_them() -> None:
+    """The PHASE column of a change ticket says what runs first in words (binding, role, subjects, uncovered, ...),
+    not as the -3..3 the JSON sorts by; an identity with no subjects shows `(none)`, not `-` (absent)."""
+    observed = Observed(spaces("ws-0", "ws-1"), True, identities((), (), ()))
+    text = plan_text("fic-reconcile", plan_mode(observed, POLICY, BOTH, NOW))
+    rows = text.split("\n\n")[0].splitlines()[2:]
+    phases = [row.split()[0] for row in rows]
+    assert list(dict.fromkeys(phases)) == ["binding", "role", "subjects", "uncovered"]
+    empty = [c for c in CLIENTS if c not in {a.client_id for a in plan_mode(observed, POLICY, BOTH, NOW).actions
+                                              if isinstance(a, PutFic)}]  # fmt: skip
+    assert empty and all(f"{IB.role_name(c)}: subjects: - -> (none)" in text for c in empty)

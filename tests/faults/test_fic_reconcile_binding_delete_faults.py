@@ -76,8 +76,8 @@ class Row:
     detail: str = ""  # the ClusterRoleBinding delete's outcome detail, when it says more than "ok"
 
 
-def row(id: str, expect: Converged | Fails, *faults: Any, **kw: Any) -> Row:
-    return Row(case(id, expect, *faults, observing=False), **kw)
+def row(id: str, expect: Converged | Fails, *faults: Any, within: float | None = None, **kw: Any) -> Row:
+    return Row(case(id, expect, *faults, observing=False, within=within), **kw)
 
 
 def kube_delete(match: str, status: int, **args: Any) -> Any:
@@ -135,6 +135,15 @@ ROWS = [
         failed=(RB_GONE,),
         left=("ClusterRoleBinding",),
         attempts=(2, 4),
+    ),
+    row(
+        "crb-delete-503-retry-after-an-hour",  # a server asking for an hour: the run's deadline still holds
+        Fails((RB_GONE, "503", "apiserver is shutting down")),
+        kube_delete(CRB, 503, **{**SHUTTING_DOWN, "retry_after": 3600}, count=None),
+        failed=(RB_GONE,),
+        left=("ClusterRoleBinding",),
+        attempts=(1, 4),
+        within=20,
     ),
     row(
         "crb-and-role-delete-403-no-delete-verb",

@@ -5,7 +5,7 @@ Run: `git archive main | tar -x -C /tmp/cwj-main` then
 `.venv/bin/python -m tests.bench.help_compare /tmp/cwj-main [rounds]`. Prints per job and variant the median
 and fastest wall and the median and least CPU (user + sys) of `rounds` runs (default 11). Variants: the given
 tree, this tree, and this tree with `rich` unimportable (the image does not ship it; structlog.dev imports it
-when present). PYTHONPATH puts the tree ahead of the editable install.
+when present). Each run's working directory and PYTHONPATH are the tree, ahead of the editable install.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.bench.bench_startup import JOBS
 from tests.bench.common import median
@@ -27,9 +28,10 @@ NO_RICH = "sys.modules['rich'] = None; "  # `import rich` then raises ImportErro
 def one_help(tree: Path, job: str, prelude: str) -> tuple[float, float]:
     """(wall, CPU) of one `<job> --help` importing the job from `tree`."""
     code = f"import sys; {prelude}sys.argv = [{job!r}, '--help']; from {MODULES[job]} import main; sys.exit(main())"
-    env = {**os.environ, "PYTHONPATH": str(tree)}
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **_from(tree)
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
@@ -37,7 +39,22 @@ def one_help(tree: Path, job: str, prelude: str) -> tuple[float, float]:
     return wall, usage.ru_utime + usage.ru_stime
 
 
+def _from(tree: Path) -> dict[str, Any]:
+    # `python -c` puts its working directory first on sys.path, ahead of PYTHONPATH: run it in the tree too
+    return {"cwd": tree, "env": {**os.environ, "PYTHONPATH": str(tree)}}
+
+
+def check_source(tree: Path) -> None:
+    where = subprocess.run(
+        [sys.executable, "-c", "import jobs; print(jobs.__file__)"], capture_output=True, text=True, **_from(tree)
+    )
+    if not where.stdout.startswith(f"{tree}/"):
+        raise SystemExit(f"jobs imports from {where.stdout.strip() or where.stderr}, not from {tree}")
+
+
 def main(other: Path, rounds: int) -> None:
+    for tree in (other, HERE):
+        check_source(tree)
     variants = {"given": (other, ""), "this": (HERE, ""), "this-no-rich": (HERE, NO_RICH)}
     runs: dict[tuple[str, str], list[tuple[float, float]]] = {(v, j): [] for v in variants for j in JOBS}
     for tree, prelude in variants.values():

@@ -40,6 +40,9 @@ CONFIG_MAP_KEY_MESSAGE = (
     "'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"
 )
 _NS = r"/api/v1/namespaces/(?P<ns>[^/]+)"
+# Go's base64.CorruptInputError names the first byte it cannot read (here: the first outside the alphabet, else
+# the end, where bad padding is found).
+BASE64_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 
 
 class CoreObjectsApi:
@@ -191,11 +194,14 @@ class CoreObjectsApi:
         data (its keys win) and never stored; data values are base64 (encoding/json's []byte, else 400 as the
         decoder's error). defaults.go SetDefaults_Secret: type Opaque."""
         data = m.string_map(self, obj.get("data") or {}, "data")
-        for key, value in data.items():
+        for value in data.values():
             try:
                 base64.b64decode(value, validate=True)
             except (binascii.Error, ValueError):
-                message = f'Secret in version "v1" cannot be handled as a Secret: illegal base64 data at data[{key}]'
+                at = next((i for i, c in enumerate(value) if c not in BASE64_ALPHABET), len(value))
+                message = (
+                    f'Secret in version "v1" cannot be handled as a Secret: illegal base64 data at input byte {at}'
+                )
                 raise m.bad_request(self, message) from None
         for key, value in m.string_map(self, obj.pop("stringData", None) or {}, "stringData").items():
             data[key] = base64.b64encode(value.encode()).decode()

@@ -170,3 +170,30 @@ def assert_contains(actual: object, expected: object, path: str = "") -> None:
             assert_contains(a, e, f"{path}[{i}]")
     else:
         assert actual == expected, f"{path}: {actual!r} != {expected!r}"
+
+
+def test_kubectl_create_token_clusterrole_and_configmap_send_protobuf_the_emulator_decodes(
+    kubectl: Path, platform: Platform, tmp_path: Path
+) -> None:
+    """The other creates tests/emulators/README.md names: a TokenRequest (authentication.k8s.io/v1), a ClusterRole
+    (rbac.authorization.k8s.io/v1) and a ConfigMap, each body protobuf."""
+    audience = "api://AzureADTokenExchange"
+    script = f"kubectl -n {NS} create token coder-wi-jobs --duration=10m --audience={audience}"
+    token = shell(kubectl, platform, tmp_path, script)
+    assert token.returncode == 0, token.stderr
+    payload = token.stdout.strip().split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["sub"] == f"system:serviceaccount:{NS}:coder-wi-jobs"
+    assert audience in (claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]])
+    assert claims["exp"] - claims["iat"] == 600  # --duration=10m: spec.expirationSeconds decoded as an int64
+    script = (
+        "kubectl create clusterrole kp-read --verb=get,list --resource=namespaces\n"
+        f"kubectl -n {NS} create configmap kp --from-literal=a=b --from-literal=c="
+    )
+    done = shell(kubectl, platform, tmp_path, script)
+    assert done.returncode == 0, done.stderr
+    role = k8s.RbacAuthorizationV1Api(api_client(os.environ)).read_cluster_role("kp-read")
+    assert [(r.verbs, r.resources, r.api_groups) for r in role.rules] == [(["get", "list"], ["namespaces"], [""])]
+    assert core_api(os.environ).read_namespaced_config_map("kp", NS).data == {"a": "b", "c": ""}  # "" kept in maps
+    kube_ops = [e["op"] for e in platform.log.entries("kube") if e["method"] == "POST"]
+    assert kube_ops == ["tokenrequest.create", "rbac.create", "configmaps.create"]

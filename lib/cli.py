@@ -174,7 +174,7 @@ def _display(value: Any, raw: Any) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):
-        return _without_userinfo(value)
+        return _without_userinfo(value) or None  # an unset setting is null in JSON, as an absent value is
     if isinstance(value, timedelta):
         return format_duration(value)
     if isinstance(value, datetime):

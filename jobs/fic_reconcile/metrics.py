@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from jobs.fic_reconcile.identity_binding.model import PutBinding, PutRoleBinding
+from jobs.fic_reconcile.identity_binding.model import bindings_after
 from jobs.fic_reconcile.model import DeleteFic
 from lib.model import Report
 
@@ -116,14 +116,12 @@ def _bindings(report: Report, registry: Any) -> None:
         ["identity"],
         registry=registry,
     )
-    ok = [o.action for o in report.outcomes if o.result == "ok"]
-    created = {a.identity for a in ok if isinstance(a, PutBinding)}
-    written = {a.identity: len(a.subjects) for a in ok if isinstance(a, PutRoleBinding)}
-    for row in report.plan.sections.get("identity_bindings", []):
-        ready.labels(row["identity"]).set(1.0 if row["binding"] == "Succeeded" or row["identity"] in created else 0.0)
-        subjects.labels(row["identity"]).set(float(written.get(row["identity"], int(row["observed_subjects"]))))
+    for row in bindings_after(report.plan.sections.get("identity_bindings", []), report.outcomes):  # dry-run too
+        ready.labels(row["identity"]).set(1.0 if row["binding"] == "Succeeded" else 0.0)
+        subjects.labels(row["identity"]).set(float(row["subjects"]))
     if "fic_migration" not in report.plan.sections:
         return
+    ok = [o.action for o in report.outcomes if o.result == "ok"]
     pruned = Counter(a.identity for a in ok if isinstance(a, DeleteFic))
     for row in report.plan.sections.get("capacity", []):
         remaining.labels(row["identity"]).set(float(int(row["ours"]) - pruned[row["identity"]]))

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from jobs.fic_reconcile import cluster
-from jobs.fic_reconcile.identity_binding.model import BINDING_ACTIONS, BindingAction
+from jobs.fic_reconcile.identity_binding.model import BINDING_ACTIONS, BindingAction, bindings_after
 from jobs.fic_reconcile.model import DeleteFic, FicAction, IdentityState, PutFic, RecordRelocations
 from jobs.fic_reconcile.placement import is_ours
 from jobs.fic_reconcile.probe import Created, spread
@@ -86,6 +86,8 @@ def apply(p: Plan, c: Clients, s: FicSettings) -> Report:
     findings, occupancy = verify(c, s, p, done)
     waited = [m.credential_after_s for m in created if m.credential_after_s is not None]
     sections: dict[str, object] = {"occupancy_after": occupancy, "time_to_credential": time_to_credential(waited)}
+    if "identity_bindings" in p.sections:
+        sections["identity_bindings_after"] = bindings_after(p.sections["identity_bindings"], done)
     findings += deferral_findings(done)
     if s.probe:
         from jobs.fic_reconcile.probe import probe_created

@@ -1,7 +1,8 @@
 """fic-reconcile in `make demo`: 12 workspace namespaces (one whose ServiceAccount names its identity) and a
 FIC someone else owns, then dry-run, apply, apply again (nothing to do), a few namespaces go away (one held
 Terminating by a finalizer), the delete guard refuses a plan that would delete every FIC, and a pool that
-grows 3 -> 4 relocates credentials: create at once, delete the old copies after the grace."""
+grows 3 -> 4 relocates credentials: create at once, delete the old copies after the grace; last, the migration
+to AKS identity bindings (`--mode both`, then `identity-binding`)."""
 
 from __future__ import annotations
 
@@ -86,4 +87,13 @@ def run(demo: Demo) -> None:
     later = (now + timedelta(minutes=61)).isoformat()
     demo.job("fic-reconcile", "--now", later, env=grown, title="61 minutes later: the grace is over, old FICs go")
     demo.job("fic-reconcile", "--now", later, env=grown, title="converged")
+
+    demo.say("moving to AKS identity bindings (docs/identity-bindings.md): `both` adds one binding and its RBAC per")
+    demo.say("identity beside the FICs, while templates add the binding annotation; `identity-binding` then prunes")
+    demo.job("fic-reconcile", "--mode", "both", "--dry-run", "--now", later, env=grown, title="the RBAC diff")
+    demo.job("fic-reconcile", "--mode", "both", "--now", later, env=grown, title="bindings, roles, subjects")
+    demo.job("fic-reconcile", "--mode", "identity-binding", "--dry-run", "--now", later, env=grown,
+             title="the migration: our per-namespace FICs would go, the bindings are in place")  # fmt: skip
+    demo.job("fic-reconcile", "--mode", "identity-binding", "--now", later, env=grown, title="prune our FICs")
+    demo.job("fic-reconcile", "--mode", "identity-binding", "--now", later, env=grown, title="converged")
     demo.job("fic-reconcile", env={"AZURE_CLIENT_IDS_JSON": "[]"}, expect=2, title="bad input: exit 2, one line")

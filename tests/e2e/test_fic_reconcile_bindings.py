@@ -152,6 +152,13 @@ def test_1_identity_binding_mode_binds_3_identities_names_exactly_the_workspace_
         assert binding.properties.provisioning_state == "Succeeded"
         assert list(fics(platform, identity)) == ["aks-identity-binding"]  # AKS's one FIC, no per-namespace FIC
     assert_subjects_are_the_placement(platform, names)
+    # the report says how the run left each identity, not the plan's "planned" (the next run re-reads it)
+    after = {row["identity"]: row for row in report["identity_bindings_after"]}
+    assert {i: (r["binding"], r["rbac"]) for i, r in after.items()} == {
+        i: ("Succeeded", "ok") for i, _ in pool(platform)
+    }
+    assert sum(r["subjects"] for r in after.values()) == len(names)
+    assert [e.message for e in VALIDATOR.iter_errors(report)] == []
     # no credential in what the job prints
     assert Path(env["AZURE_FEDERATED_TOKEN_FILE"]).read_text().strip() not in stderr + json.dumps(report)
     assert platform.kube.token not in stderr + json.dumps(report)
@@ -168,7 +175,7 @@ def test_1_identity_binding_mode_binds_3_identities_names_exactly_the_workspace_
     code, report, stderr = run(env, "--mode", "identity-binding")
     assert code == 0, stderr
     assert_subjects_are_the_placement(platform, [n for n in names if n not in gone])
-    removed = sorted(ns for row in report["rbac_diff"] for ns in row["removed"].split() if ns != "-")
+    removed = sorted(ns for row in report["rbac_diff"] for ns in row["removed"])
     assert removed == sorted(gone)
     assert control.count("kube", "rbac.replace") == len({r["identity"] for r in report["rbac_diff"]})
     assert control.count("arm", "aks.binding.put") == 0
@@ -312,7 +319,7 @@ def test_5_the_dry_run_shows_the_rbac_diff_per_identity_and_writes_nothing(
             assert identity not in by_identity
             continue
         row = by_identity[identity]
-        assert (row["added"].split(), row["removed"].split()) == (added or ["-"], removed or ["-"])
+        assert (row["added"], row["removed"]) == (added, removed)  # typed: lists, [] when none
         assert row["change"] == "update"
     actions = [a for a in plan["actions"] if a["kind"] == "rolebinding-update"]
     assert len(actions) == len(by_identity)

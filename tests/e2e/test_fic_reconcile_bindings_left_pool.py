@@ -54,7 +54,7 @@ def test_an_identity_that_left_the_pool_loses_its_rbac_keeps_its_binding_and_its
     assert sorted(roles) == sorted(bound) == sorted(f"coder-ws-use-mi-{c}" for c in kept)
     assert control.count("kube", "rbac.delete") == 2
     (row,) = [r for r in report["rbac_diff"] if r["change"] == "delete"]
-    assert sorted(row["removed"].split()) == sorted(was_there)
+    assert sorted(row["removed"]) == sorted(was_there)
     # the ARM binding stays, reported with the command to delete it
     orphan = "coderws" + departed.replace("-", "")
     assert orphan in bindings(platform) and control.count("arm", "aks.binding.delete") == 0

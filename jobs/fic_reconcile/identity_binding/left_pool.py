@@ -20,7 +20,7 @@ from lib.model import Finding
 class LeftPool:
     actions: tuple[DeleteRbac, ...] = ()
     findings: tuple[Finding, ...] = ()
-    diff: tuple[dict[str, str], ...] = ()
+    diff: tuple[dict[str, object], ...] = ()
     removed: int = 0  # subjects the deleted ClusterRoleBindings named: they count against the subject guard
     section: dict[str, object] = field(default_factory=dict)
 
@@ -32,7 +32,7 @@ def plan_left_pool(observed: Observed, policy: Policy, ib: BindingPolicy) -> Lef
     person or another tool may still use the binding."""
     pool = {i.client_id.lower() for i in observed.identities}
     actions: list[DeleteRbac] = []
-    diff: list[dict[str, str]] = []
+    diff: list[dict[str, object]] = []
     removed = 0
     if not observed.ib.rbac_error:
         gone = _left_pool(observed.ib.role_bindings, pool, ib) | _left_pool(observed.ib.roles, pool, ib)
@@ -44,8 +44,8 @@ def plan_left_pool(observed: Observed, policy: Policy, ib: BindingPolicy) -> Lef
                 subjects = tuple(sorted(subject_label(s, policy.service_account) for s in rb.subjects))
                 actions.append(DeleteRbac(client, "ClusterRoleBinding", name, rb.version, subjects))
                 removed += len(subjects)
-                diff.append({"identity": client, "clusterrolebinding": name, "change": "delete", "added": "-",
-                             "removed": " ".join(subjects) or "-"})  # fmt: skip
+                diff.append({"identity": client, "clusterrolebinding": name, "change": "delete", "added": [],
+                             "removed": list(subjects)})  # fmt: skip
             if name in roles:
                 actions.append(DeleteRbac(client, "ClusterRole", name, roles[name].version))
     orphans = orphaned_bindings(observed, ib)

@@ -5,11 +5,13 @@ It imports nothing from fic-reconcile, so the job's own model and settings may u
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from lib.clients.arm_types import ObservedBinding
 from lib.clients.rbac_types import ObservedRole, ObservedRoleBinding, Subject
+from lib.model import Outcome
 
 MODES = ("fic", "identity-binding", "both")
 BINDING_FIC = "aks-identity-binding"  # the FIC AKS creates on the identity for every binding that names it
@@ -198,3 +200,35 @@ def _document(phase: int, identity: str, name: str, reason: str) -> dict[str, An
 def _columns(phase: int, identity: str, kind: str, name: str, namespace: str, reason: str) -> dict[str, str]:
     return {"phase": PHASE_NAMES.get(phase, str(phase)), "identity": identity, "action": kind, "object": name,
             "namespace": namespace, "reason": reason}  # fmt: skip
+
+
+def bindings_after(rows: Sequence[Mapping[str, Any]], outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+    """The plan's `identity_bindings` rows as this run leaves them, from what its writes returned: the report
+    and the metrics say "Succeeded" for a binding created just now instead of the plan's "planned". No second
+    read: the next run's observe checks it."""
+    results: dict[str, list[tuple[object, str]]] = {}
+    for o in outcomes:
+        if isinstance(o.action, PutBinding | PutRole | PutRoleBinding):
+            result: str = o.result
+            if isinstance(o.action, PutBinding) and result == "ok":  # ARM's provisioningState when not yet there
+                result = "Succeeded" if not o.detail else o.detail.removeprefix("provisioning ")
+            results.setdefault(o.action.identity, []).append((o.action, result))
+    after: list[dict[str, Any]] = []
+    for row in rows:
+        done = results.get(str(row["identity"]), [])
+        binding = next((r for a, r in done if isinstance(a, PutBinding)), None)
+        rbac = [r for a, r in done if not isinstance(a, PutBinding)]
+        subjects = next((len(a.subjects) for a, r in done if isinstance(a, PutRoleBinding) and r == "ok"), None)
+        after.append({
+            "identity": row["identity"],
+            "client_id": row["client_id"],
+            "binding": row["binding"] if binding is None else binding,
+            "rbac": row["rbac"] if not rbac else ("ok" if set(rbac) == {"ok"} else _worst(rbac)),
+            "subjects": row["observed_subjects"] if subjects is None else subjects,
+            "placed_namespaces": row["placed_namespaces"],
+        })  # fmt: skip
+    return after
+
+
+def _worst(results: Sequence[str]) -> str:
+    return "failed" if "failed" in results else next(r for r in results if r != "ok")

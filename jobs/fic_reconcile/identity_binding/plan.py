@@ -81,8 +81,8 @@ def plan_bindings(observed: Observed, policy: Policy, ib: BindingPolicy) -> Bind
     actions: list[BindingAction] = []
     reserving: set[str] = set()
     in_place: set[str] = set()
-    rows: list[dict[str, str]] = []
-    diff: list[dict[str, str]] = []
+    rows: list[dict[str, object]] = []
+    diff: list[dict[str, object]] = []
     removed_total, subjects_total = 0, 0
     for identity in observed.identities:
         members = tuple(sorted(ns for ns, target in where.targets.items() if target == identity.name))
@@ -104,8 +104,8 @@ def plan_bindings(observed: Observed, policy: Policy, ib: BindingPolicy) -> Bind
         if state == "Succeeded" and ready:
             in_place.update(ns for ns in members if ns in have)
         rows.append({"identity": identity.name, "client_id": identity.client_id, "binding": state,
-                     "rbac": role_state, "observed_subjects": str(len(have)),
-                     "placed_namespaces": str(len(members))})  # fmt: skip
+                     "rbac": role_state, "observed_subjects": len(have),
+                     "placed_namespaces": len(members)})  # fmt: skip
     left = plan_left_pool(observed, policy, ib)
     actions += left.actions
     findings += left.findings
@@ -229,11 +229,12 @@ def _namespaces(binding: ObservedRoleBinding, service_account: str) -> set[str]:
     return {s.namespace for s in binding.subjects if s.kind == "ServiceAccount" and s.name == service_account}
 
 
-def _diff_row(identity: IdentityState, action: PutRoleBinding) -> dict[str, str]:
+def _diff_row(identity: IdentityState, action: PutRoleBinding) -> dict[str, object]:
+    """Namespaces as lists (typed JSON, issue 22 point 6); the text table joins them."""
     return {
         "identity": identity.name,
         "clusterrolebinding": action.name,
         "change": "create" if not action.update else "update",
-        "added": " ".join(action.added) or "-",
-        "removed": " ".join(action.removed) or "-",
+        "added": list(action.added),
+        "removed": list(action.removed),
     }

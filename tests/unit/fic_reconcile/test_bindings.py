@@ -8,13 +8,21 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from jobs.fic_reconcile.identity_binding.model import BindingPolicy, BindingView, PutBinding, PutRole, PutRoleBinding
+from jobs.fic_reconcile.identity_binding.model import (
+    BindingPolicy,
+    BindingView,
+    PutBinding,
+    PutRole,
+    PutRoleBinding,
+    bindings_after,
+)
 from jobs.fic_reconcile.identity_binding.plan import wanted_rules
 from jobs.fic_reconcile.model import DeleteFic, IdentityState, Namespace, Observed, PutFic
 from jobs.fic_reconcile.modes import MIGRATED, plan_mode
 from jobs.fic_reconcile.placement import place_namespaces
 from lib.clients.arm_types import FicSpec, ObservedBinding, ObservedFic
 from lib.clients.rbac_types import ObservedRole, ObservedRoleBinding, Subject
+from lib.model import Outcome
 from lib.render import plan_text
 from tests.unit.fic_reconcile.test_plan import NOW, POLICY, ours, unmanaged
 
@@ -85,7 +93,7 @@ def test_a_fresh_cluster_gets_one_binding_role_and_role_binding_per_identity_wit
             assert all(s.kind == "ServiceAccount" and s.name == "workspace" for s in a.subjects)
     # the binding writes come before any FIC write, bindings before roles before role bindings
     assert [a.phase for a in p.actions] == sorted(a.phase for a in p.actions)
-    assert p.sections["rbac_diff"][0]["added"].split() == sorted(ns for ns, t in where.items() if t == "id-0")
+    assert p.sections["rbac_diff"][0]["added"] == sorted(ns for ns, t in where.items() if t == "id-0")
 
 
 def test_a_converged_cluster_plans_nothing_and_a_gone_or_terminating_namespace_leaves_the_subjects() -> None:
@@ -239,3 +247,26 @@ def test_the_text_plan_names_each_tier_in_the_order_apply_runs_them() -> None:
     empty = [c for c in CLIENTS if c not in {a.client_id for a in plan_mode(observed, POLICY, BOTH, NOW).actions
                                               if isinstance(a, PutFic)}]  # fmt: skip
     assert empty and all(f"{IB.role_name(c)}: subjects: - -> (none)" in text for c in empty)
+
+
+def test_the_state_after_the_run_comes_from_each_writes_result_not_the_plans_view() -> None:
+    """bindings_after: a binding created now is Succeeded, a failed one says failed, an untouched one keeps what
+    was observed; the subjects are the written ClusterRoleBinding's when that write succeeded."""
+    observed = Observed(spaces(*(f"ws-{i}" for i in range(6))), True, identities((), (), ()))
+    p = plan_mode(observed, POLICY, IB, NOW)
+    results = {"id-0": "ok", "id-1": "failed"}  # id-2's writes were deferred
+    outcomes = [Outcome(a, results.get(a.identity, "deferred")) for a in p.actions]
+    after = {r["identity"]: r for r in bindings_after(p.sections["identity_bindings"], outcomes)}
+    placed = {r["identity"]: r["placed_namespaces"] for r in p.sections["identity_bindings"]}
+    assert {i: (r["binding"], r["rbac"]) for i, r in after.items()} == {
+        "id-0": ("Succeeded", "ok"), "id-1": ("failed", "failed"), "id-2": ("deferred", "deferred")
+    }  # fmt: skip
+    assert after["id-0"]["subjects"] == placed["id-0"] and after["id-1"]["subjects"] == 0
+    # ARM answered the PUT but the binding is still provisioning: not ready yet, whatever the write's result
+    slow = [Outcome(o.action, o.result, "provisioning Creating" if isinstance(o.action, PutBinding) else "")
+            for o in outcomes]  # fmt: skip
+    assert bindings_after(p.sections["identity_bindings"], slow)[0]["binding"] == "Creating"
+    assert bindings_after(p.sections["identity_bindings"], []) == [
+        {**{k: v for k, v in r.items() if k != "observed_subjects"}, "subjects": r["observed_subjects"]}
+        for r in p.sections["identity_bindings"]
+    ]

@@ -40,6 +40,8 @@ VAULT_AUTH = ("auto", "token", "kubernetes")
 # (Azure/azure-workload-identity docs/book/src/topics/mutating-admission-webhook.md, "Environment Variables").
 WORKLOAD_IDENTITY_ENV = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_AUTHORITY_HOST")
 POD_MARKER = "KUBERNETES_SERVICE_HOST"  # the kubelet sets it in every container
+# Where the kubelet mounts a pod's service-account token: the default JWT for Kubernetes auth.
+POD_SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 
 def azure_auth_setting() -> Any:

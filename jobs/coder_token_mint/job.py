@@ -11,33 +11,34 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-
-from prometheus_client import CollectorRegistry, Gauge
+from typing import TYPE_CHECKING
 
 from jobs.coder_token_mint import plan as mint_plan
-from jobs.coder_token_mint.apply import Clients, apply
-from jobs.coder_token_mint.observe import (
-    bootstrap_token,
-    coder_token,
-    inspect_entry,
-    lifetime_cap,
-    target_roles,
-    validate_bootstrap,
-)
 from jobs.coder_token_mint.plan import MintState
 from jobs.coder_token_mint.settings import MintSettings
 from lib import harness
 from lib.auth_choice import connect_vault, vault_auth, vault_login
-from lib.clients import pushgateway
-from lib.clients.coder import CoderClient, token_id
-from lib.clients.vault import VaultClient, VaultError
+from lib.clients.coder_types import token_id
 from lib.logs import get_logger
 from lib.model import Plan, Report
 from lib.redact import register_secret
 from lib.settings import ConfigError, label_of
 
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from jobs.coder_token_mint.apply import Clients
+    from lib.clients.vault import VaultClient
+
+# The Coder, Vault, webhook and Prometheus clients (requests, hvac, prometheus_client) are imported where they
+# are used, not above: `--help`, `--version` and a configuration error (exit 2) then load none of them
+# (BENCHMARKS.md, start-up; tests/unit/test_startup_imports.py).
+
 
 def connect(s: MintSettings) -> Clients:
+    from jobs.coder_token_mint.apply import Clients
+    from lib.clients.coder import CoderClient
+
     try:
         bootstrap = s.bootstrap_token_file.read_text().strip()
     except OSError as exc:
@@ -69,6 +70,15 @@ def preflight(s: MintSettings, environ: Mapping[str, str]) -> None:
 
 
 def observe(clients: Clients, s: MintSettings) -> MintState:
+    from jobs.coder_token_mint.observe import (
+        bootstrap_token,
+        coder_token,
+        inspect_entry,
+        lifetime_cap,
+        target_roles,
+        validate_bootstrap,
+    )
+
     me = validate_bootstrap(clients.coder)
     bootstrap = bootstrap_token(clients.coder, clients.bootstrap_id, me)
     user = clients.coder.user(s.user) if s.user else me
@@ -85,8 +95,16 @@ def plan(state: MintState, s: MintSettings, now: datetime) -> Plan:
     return mint_plan.plan(state, s.policy(), now)
 
 
+def apply(p: Plan, clients: Clients, s: MintSettings) -> Report:
+    from jobs.coder_token_mint import apply as applying
+
+    return applying.apply(p, clients, s)
+
+
 def close(clients: Clients) -> None:
     """Revoke the Vault token this run logged in for; an SRE's own VAULT_TOKEN is left alone."""
+    from lib.clients.vault import VaultError
+
     if clients.vault is not None and clients.vault.owns_token:
         try:
             clients.vault.revoke_self()
@@ -96,6 +114,8 @@ def close(clients: Clients) -> None:
 
 def publish(report: Report, s: MintSettings, code: int) -> None:
     if s.pushgateway_url:
+        from lib.clients import pushgateway
+
         pushgateway.publish(
             s.pushgateway_url,
             SPEC.name,
@@ -109,6 +129,8 @@ def publish(report: Report, s: MintSettings, code: int) -> None:
 def bootstrap_gauge(registry: CollectorRegistry, report: Report) -> None:
     """The bootstrap token's expiry, the same series token-expiry-check pushes per token, so the chart's
     CoderTokenExpiring alert (14 days) covers the root of trust too."""
+    from prometheus_client import Gauge
+
     section = report.plan.sections.get("bootstrap") or {}
     if not section.get("expires_at"):
         return

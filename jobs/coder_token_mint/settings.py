@@ -15,8 +15,7 @@ from urllib.parse import urlparse
 
 from jobs.coder_token_mint.guards import PRIVILEGED_ROLES
 from jobs.coder_token_mint.plan import Policy, human
-from lib.auth_choice import vault_auth_setting
-from lib.clients.vault import POD_SA_TOKEN
+from lib.auth_choice import POD_SA_TOKEN, vault_auth_setting
 from lib.settings import (
     CODER,
     OUTPUT,

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jobs.token_expiry_check.policy import Rules
-from lib.clients.coder import Token
+from lib.clients.coder_types import Token
 from lib.render import rfc3339
 
 ALERT_DAYS = (14, 7, 3, 1)

@@ -9,8 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from jobs.token_expiry_check.policy import Policy, load_policy_file
-from lib.auth_choice import vault_auth_setting
-from lib.clients.vault import POD_SA_TOKEN
+from lib.auth_choice import POD_SA_TOKEN, vault_auth_setting
 from lib.settings import (
     CODER,
     OUTPUT,

@@ -9,7 +9,6 @@ exception text.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,7 +19,7 @@ import requests
 
 from lib import reach
 from lib.clients.coder_scopes import can_whoami
-from lib.clients.coder_types import Malformed, Token, TokenFormatError, TokenList, User, parse_time
+from lib.clients.coder_types import Malformed, Token, TokenFormatError, TokenList, User, parse_time, token_id
 from lib.http import make_session
 from lib.redact import clip, first_line, one_line, register_secret, scrub
 from lib.retry import Backoff, call_with_retry, retry_after_seconds
@@ -61,17 +60,6 @@ class CoderError(Exception):
 
 def to_nanoseconds(duration: timedelta) -> int:
     return int(duration.total_seconds()) * NS_PER_SECOND
-
-
-_KEY_SHAPE = re.compile(r"([0-9A-Za-z]{10})-[0-9A-Za-z]{22}")
-NOT_A_KEY = "(not a Coder API key)"
-
-
-def token_id(key: str) -> str:
-    """The key id is the part before the dash of `<10>-<22>`: the record of a token we hold, and public. Text of
-    any other shape (a wrong value in Vault) has no public part: nothing of it is returned."""
-    match = _KEY_SHAPE.fullmatch(key)
-    return match.group(1) if match else NOT_A_KEY
 
 
 @dataclass(frozen=True)

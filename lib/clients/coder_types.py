@@ -14,10 +14,21 @@ Wire differences between Coder releases (all read in coder/coder):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+_KEY_SHAPE = re.compile(r"([0-9A-Za-z]{10})-[0-9A-Za-z]{22}")
+NOT_A_KEY = "(not a Coder API key)"
+
+
+def token_id(key: str) -> str:
+    """The key id is the part before the dash of `<10>-<22>`: the record of a token we hold, and public. Text of
+    any other shape (a wrong value in Vault) has no public part: nothing of it is returned."""
+    match = _KEY_SHAPE.fullmatch(key)
+    return match.group(1) if match else NOT_A_KEY
 
 
 class TokenFormatError(ValueError):

@@ -51,10 +51,6 @@ _STATUS: dict[type[Exception], int] = {
 }
 
 
-# Where the kubelet mounts a pod's service-account token: the default JWT for Kubernetes auth.
-POD_SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
-
-
 class VaultError(Exception):
     """A Vault call that failed for good: what we tried, where, the status, and Vault's own reason."""
 

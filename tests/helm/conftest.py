@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.helm.chart import FULL, template
-from tests.helm.helm_binary import HelmUnavailable, helm_path
+from tests.helm.helm_binary import HelmUnavailable, helm_path, kubectl_path
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +23,12 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def full(home: Path) -> list[dict[str, Any]]:
     return template(home, "-f", str(FULL))
+
+
+@pytest.fixture(scope="session")
+def kubectl() -> Path:
+    """Real kubectl 1.37.1 (never a skip: what the README tells an SRE to run is rehearsed with it)."""
+    try:
+        return kubectl_path()
+    except HelmUnavailable as exc:
+        pytest.fail(f"kubectl is needed and could not be obtained: {exc}")

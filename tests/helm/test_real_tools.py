@@ -13,7 +13,6 @@ import yaml
 from tests.emulators.platform import Platform
 from tests.helm.chart import FULL, cronjob, kinds, template
 from tests.helm.checkov import CheckovUnavailable, checkov_bin, scan
-from tests.helm.helm_binary import HelmUnavailable, kubectl_path
 
 # The only checks the chart fails on purpose; the reason sits on the resource (checkov.io/skipN annotations).
 EXPECTED_SKIPS = {
@@ -87,14 +86,6 @@ def test_checkov_catches_a_weakened_chart(checkov: Path, home: Path, tmp_path: P
 
 
 # ---- kubectl create job --from=cronjob -------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def kubectl() -> Path:
-    try:
-        return kubectl_path()
-    except HelmUnavailable as exc:
-        pytest.fail(f"kubectl is needed and could not be obtained: {exc}")
 
 
 def run_kubectl(kubectl: Path, platform: Platform, home: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -63,4 +63,4 @@ def _write(action: BindingAction, aks: AksBindings | None, api: Any, budget: Run
         delete = delete_cluster_role_binding if action.resource == "ClusterRoleBinding" else delete_cluster_role
         return Outcome(action, "ok", action.reason if delete(api, action.name, action.version) else "already gone")
     write_cluster_role_binding(api, action.name, action.name, action.subjects, RBAC_LABELS, action.version)
-    return Outcome(action, "ok", action.reason)
+    return Outcome(action, "ok")  # the reason column already says subjects +added -removed

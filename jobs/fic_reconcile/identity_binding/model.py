@@ -209,7 +209,10 @@ def bindings_after(rows: Sequence[Mapping[str, Any]], outcomes: Sequence[Outcome
     results: dict[str, list[tuple[object, str]]] = {}
     for o in outcomes:
         if isinstance(o.action, PutBinding | PutRole | PutRoleBinding):
-            results.setdefault(o.action.identity, []).append((o.action, o.result))
+            result: str = o.result
+            if isinstance(o.action, PutBinding) and result == "ok":  # ARM's provisioningState when not yet there
+                result = "Succeeded" if not o.detail else o.detail.removeprefix("provisioning ")
+            results.setdefault(o.action.identity, []).append((o.action, result))
     after: list[dict[str, Any]] = []
     for row in rows:
         done = results.get(str(row["identity"]), [])
@@ -219,7 +222,7 @@ def bindings_after(rows: Sequence[Mapping[str, Any]], outcomes: Sequence[Outcome
         after.append({
             "identity": row["identity"],
             "client_id": row["client_id"],
-            "binding": row["binding"] if binding is None else ("Succeeded" if binding == "ok" else binding),
+            "binding": row["binding"] if binding is None else binding,
             "rbac": row["rbac"] if not rbac else ("ok" if set(rbac) == {"ok"} else _worst(rbac)),
             "subjects": row["observed_subjects"] if subjects is None else subjects,
             "placed_namespaces": row["placed_namespaces"],

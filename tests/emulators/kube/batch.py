@@ -1,15 +1,19 @@
-"""Kubernetes batch/v1 CronJobs for the emulator: API discovery (`/apis`, `/apis/batch`, `/apis/batch/v1`)
-and namespaced get/list/create of CronJobs, which is what `kubectl create job --from=cronjob/NAME
---dry-run=client` needs (it maps the resource through discovery, then GETs the CronJob and builds the Job
-itself; with --dry-run=client nothing is written).
+"""Kubernetes batch/v1 CronJobs and Jobs for the emulator: API discovery (`/apis`, `/apis/batch`,
+`/apis/batch/v1`) and namespaced get/list (label selectors)/create of both, which is what `kubectl create job
+--from=cronjob/NAME JOB` needs (it maps the resource through discovery, GETs the CronJob, builds the Job itself
+with an ownerReference to it and POSTs it as protobuf, decoded by protobuf.py; with --dry-run=client nothing
+is written) and what `kubectl get jobs` then lists. No controller runs: a Job never gets a Pod or a status
+condition, so `kubectl wait job/...` times out and `kubectl logs job/...` finds no pod; neither can be
+rehearsed here.
 
 Sources: Kubernetes API conventions (Status objects; 404 NotFound, 409 AlreadyExists, 422 Invalid, 415
 UnsupportedMediaType), the APIGroupList/APIGroup/APIResourceList shapes served by kube-apiserver, and
 staging/src/k8s.io/kubectl/pkg/cmd/create/create_job.go (createJobFromCronJob).
-Not modelled: Jobs (kubectl writes them as protobuf, which this emulator does not decode), CronJob update,
-patch, delete and watch (405), field validation and server-side defaulting of the CronJob spec (the object is
-stored as sent, plus uid/resourceVersion/creationTimestamp), the aggregated discovery format (kubectl falls
-back to the plain lists served here), and the OpenAPI documents (404).
+Not modelled: the Job and CronJob controllers (no Pods, no status), update, patch, delete and watch (405),
+field validation and server-side defaulting of the specs (an object is stored as sent, plus
+uid/resourceVersion/creationTimestamp; the Job's selector and controller-uid labels are not added), the
+aggregated discovery format (kubectl falls back to the plain lists served here), Table responses (`kubectl get`
+prints NAME and AGE only), and the OpenAPI documents (404: `kubectl create -f` fails its validation download).
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ if TYPE_CHECKING:
     from tests.emulators.kube.emulator import KubeEmulator
 
 BATCH_V1 = "batch/v1"
-_CRONJOBS = r"/apis/batch/v1/namespaces/(?P<ns>[^/]+)/cronjobs"
+_NS = r"/apis/batch/v1/namespaces/(?P<ns>[^/]+)"
+KINDS = {"cronjobs": "CronJob", "jobs": "Job"}
 
 
 class BatchApi:
@@ -33,15 +38,17 @@ class BatchApi:
     admit_create()."""
 
     cronjobs: dict[tuple[str, str], dict[str, Any]]
+    jobs: dict[tuple[str, str], dict[str, Any]]
 
     def reset_batch(self) -> None:
-        self.cronjobs = {}
+        self.cronjobs, self.jobs = {}, {}
 
     def add_cronjob(self: KubeEmulator, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         """Store a CronJob (e.g. one `helm template` rendered) as the API server would after a create: with
         uid, resourceVersion and creationTimestamp. Raises HttpError like the create endpoint."""
         with self.lock:
-            return self._create_cronjob(deepcopy(obj), namespace or (obj.get("metadata") or {}).get("namespace"))
+            ns = namespace or (obj.get("metadata") or {}).get("namespace")
+            return self._create_batch("cronjobs", deepcopy(obj), ns)
 
     # ---- discovery --------------------------------------------------------------------------------------
 
@@ -65,35 +72,49 @@ class BatchApi:
             "shortNames": ["cj"],
             "categories": ["all"],
         }
-        return Response(200, {"kind": "APIResourceList", "groupVersion": BATCH_V1, "resources": [cronjobs]})
+        jobs = {**cronjobs, "name": "jobs", "singularName": "job", "kind": "Job", "shortNames": []}
+        resources = [cronjobs, jobs]
+        return Response(200, {"kind": "APIResourceList", "groupVersion": BATCH_V1, "resources": resources})
 
     # ---- cronjobs ---------------------------------------------------------------------------------------
 
-    @route("GET", _CRONJOBS, "cronjobs.list")
-    def list_cronjobs(self: KubeEmulator, req: Request) -> Response:
+    @route("GET", _NS + r"/cronjobs", "cronjobs.list")
+    @route("GET", _NS + r"/jobs", "jobs.list")
+    def list_batch(self: KubeEmulator, req: Request) -> Response:
+        resource, terms = req.op.split(".")[0], self.label_terms(req)
         with self.lock:
             self._require_namespace(req.params["ns"])
-            items = [deepcopy(o) for (ns, _), o in sorted(self.cronjobs.items()) if ns == req.params["ns"]]
+            store = self._batch_store(resource)
+            items = [
+                deepcopy(o)
+                for (ns, _), o in sorted(store.items())
+                if ns == req.params["ns"] and self.labels_match(terms, o)
+            ]
             meta = {"resourceVersion": str(self.resource_version)}
-            return Response(200, {"kind": "CronJobList", "apiVersion": BATCH_V1, "metadata": meta, "items": items})
+            kind = KINDS[resource] + "List"
+            return Response(200, {"kind": kind, "apiVersion": BATCH_V1, "metadata": meta, "items": items})
 
-    @route("GET", _CRONJOBS + r"/(?P<name>[^/]+)", "cronjobs.get")
-    def get_cronjob(self: KubeEmulator, req: Request) -> Response:
-        key = (req.params["ns"], req.params["name"])
+    @route("GET", _NS + r"/cronjobs/(?P<name>[^/]+)", "cronjobs.get")
+    @route("GET", _NS + r"/jobs/(?P<name>[^/]+)", "jobs.get")
+    def get_batch(self: KubeEmulator, req: Request) -> Response:
+        resource, key = req.op.split(".")[0], (req.params["ns"], req.params["name"])
         with self.lock:
-            if key not in self.cronjobs:
-                message = f'cronjobs.batch "{key[1]}" not found'
-                details = {"name": key[1], "group": "batch", "kind": "cronjobs"}
+            store = self._batch_store(resource)
+            if key not in store:
+                message = f'{resource}.batch "{key[1]}" not found'
+                details = {"name": key[1], "group": "batch", "kind": resource}
                 raise HttpError(404, self.error(404, "NotFound", message, details).body)
-            return Response(200, deepcopy(self.cronjobs[key]))
+            return Response(200, deepcopy(store[key]))
 
-    @route("POST", _CRONJOBS, "cronjobs.create")
-    def create_cronjob(self: KubeEmulator, req: Request) -> Response:
+    @route("POST", _NS + r"/cronjobs", "cronjobs.create")
+    @route("POST", _NS + r"/jobs", "jobs.create")
+    def create_batch(self: KubeEmulator, req: Request) -> Response:
+        # A protobuf body arrives here already decoded to JSON (KubeEmulator.admit); anything else is refused.
         content_type = (req.headers.get("Content-Type") or "application/json").split(";")[0].strip()
-        if content_type != "application/json":  # kubectl writes protobuf; only JSON clients can create here
+        if content_type != "application/json":
             message = (
                 "the body of the request was in an unknown format - accepted media types include: "
-                f'application/json (got "{content_type}")'
+                f'application/json, application/yaml, application/vnd.kubernetes.protobuf (got "{content_type}")'
             )
             raise HttpError(415, self.error(415, "UnsupportedMediaType", message).body)
         try:
@@ -103,7 +124,7 @@ class BatchApi:
         if not isinstance(body, dict):
             raise HttpError(400, self.error(400, "BadRequest", "the request body must be a JSON object").body)
         with self.lock:
-            return Response(201, self._create_cronjob(body, req.params["ns"]))
+            return Response(201, self._create_batch(req.op.split(".")[0], body, req.params["ns"]))
 
     # ---- helpers ----------------------------------------------------------------------------------------
 
@@ -111,27 +132,32 @@ class BatchApi:
         if not ns or ns not in self.namespaces:
             raise self._missing(ns or "")
 
-    def _create_cronjob(self: KubeEmulator, obj: dict[str, Any], ns: str | None) -> dict[str, Any]:
-        meta = obj.setdefault("metadata", {})
-        if obj.get("apiVersion") != BATCH_V1 or obj.get("kind") != "CronJob":
+    def _batch_store(self: KubeEmulator, resource: str) -> dict[tuple[str, str], dict[str, Any]]:
+        return self.cronjobs if resource == "cronjobs" else self.jobs
+
+    def _create_batch(self: KubeEmulator, resource: str, obj: dict[str, Any], ns: str | None) -> dict[str, Any]:
+        meta, kind = obj.setdefault("metadata", {}), KINDS[resource]
+        if obj.get("apiVersion") != BATCH_V1 or obj.get("kind") != kind:
             found = f"{obj.get('apiVersion')}, Kind={obj.get('kind')}"
-            raise HttpError(400, self.error(400, "BadRequest", f"expected batch/v1, Kind=CronJob, got {found}").body)
+            raise HttpError(400, self.error(400, "BadRequest", f"expected batch/v1, Kind={kind}, got {found}").body)
         if meta.get("namespace") not in (None, ns):
             message = "the namespace of the provided object does not match the namespace sent on the request"
             raise HttpError(400, self.error(400, "BadRequest", message).body)
         name = meta.get("name") or ""
-        if not name or len(name) > 52:  # 52: the Job name the controller derives appends 11 characters
+        # 52: the Job name the CronJob controller derives appends 11 characters; a Job's is a label value (63)
+        if not name or len(name) > (52 if kind == "CronJob" else 63):
             message = (
-                f'CronJob.batch "{name}" is invalid: metadata.name: Invalid value: "{name}": '
-                "must be no more than 52 characters"
+                f'{kind}.batch "{name}" is invalid: metadata.name: Invalid value: "{name}": '
+                f"must be no more than {52 if kind == 'CronJob' else 63} characters"
             )
-            raise HttpError(422, self.error(422, "Invalid", message, {"name": name, "kind": "CronJob"}).body)
+            raise HttpError(422, self.error(422, "Invalid", message, {"name": name, "kind": kind}).body)
         self._require_namespace(ns)
-        self.admit_create("cronjobs.batch", str(ns), name)  # NamespaceLifecycle: 403 while Terminating
-        if (ns, name) in self.cronjobs:
-            details = {"name": name, "group": "batch", "kind": "cronjobs"}
+        self.admit_create(f"{resource}.batch", str(ns), name)  # NamespaceLifecycle: 403 while Terminating
+        store = self._batch_store(resource)
+        if (ns, name) in store:
+            details = {"name": name, "group": "batch", "kind": resource}
             raise HttpError(
-                409, self.error(409, "AlreadyExists", f'cronjobs.batch "{name}" already exists', details).body
+                409, self.error(409, "AlreadyExists", f'{resource}.batch "{name}" already exists', details).body
             )
         self.resource_version += 1
         meta.update(
@@ -142,7 +168,7 @@ class BatchApi:
             creationTimestamp=self.platform.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
         obj.setdefault("status", {})
-        self.cronjobs[(str(ns), name)] = obj
+        store[(str(ns), name)] = obj
         return deepcopy(obj)
 
 

@@ -17,6 +17,7 @@ namespace status conditions the controller writes while it deletes content.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from copy import deepcopy
@@ -25,6 +26,7 @@ from typing import Any
 
 from tests.emulators.core import Emulator, HttpError, Request, Response, route
 from tests.emulators.kube import meta as m
+from tests.emulators.kube import protobuf
 from tests.emulators.kube.authn import AuthnApi
 from tests.emulators.kube.authz import AuthzApi
 from tests.emulators.kube.batch import BatchApi
@@ -183,6 +185,19 @@ class KubeEmulator(CoreObjectsApi, BatchApi, AuthnApi, RbacApi, AuthzApi, Emulat
         req.user = self.bearer_user(token)  # a service account (OpenBao's token reviewer, a job): authn.py
         self.authorize_request(req, req.user)  # RBAC from the ClusterRoles and bindings held here: authz.py
 
+    def admit(self, req: Request) -> None:
+        """A protobuf body (what kubectl sends for built-in kinds) becomes the JSON the handlers read: protobuf.py.
+        After authentication, as kube-apiserver decodes in the handler."""
+        content_type = (req.headers.get("Content-Type") or "").split(";")[0].strip()
+        if content_type != protobuf.MEDIA_TYPE or req.method not in ("POST", "PUT"):
+            return
+        try:
+            obj = protobuf.decode(req.body, protobuf.expected_type(req.path))
+        except protobuf.DecodeError as exc:
+            raise m.bad_request(self, str(exc)) from None
+        req.body = json.dumps(obj).encode()
+        req.headers.replace_header("Content-Type", "application/json")
+
     # ---- state ----------------------------------------------------------------------------------------
 
     def _store(self, name: str, labels: dict[str, str]) -> dict[str, Any]:
@@ -276,6 +291,13 @@ class KubeEmulator(CoreObjectsApi, BatchApi, AuthnApi, RbacApi, AuthzApi, Emulat
                         "kind": "ConfigMap",
                         "verbs": ["create", "delete", "get", "list", "patch", "update"],
                         "shortNames": ["cm"],
+                    },
+                    {
+                        "name": "secrets",
+                        "singularName": "secret",
+                        "namespaced": True,
+                        "kind": "Secret",
+                        "verbs": ["create", "delete", "get", "list", "patch", "update"],
                     },
                     {
                         "name": "serviceaccounts/token",

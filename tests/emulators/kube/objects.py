@@ -1,4 +1,4 @@
-"""core/v1 ServiceAccounts and ConfigMaps for the Kubernetes emulator: create, get, list (one namespace, and
+"""core/v1 ServiceAccounts, ConfigMaps and Secrets for the Kubernetes emulator: create, get, list (one namespace, and
 ServiceAccounts cluster-wide) with label and field selectors and `limit`/`continue` paging, PUT replace with
 optimistic concurrency, merge / strategic-merge PATCH, delete.
 
@@ -32,7 +32,7 @@ from tests.emulators.kube import meta as m
 if TYPE_CHECKING:
     from tests.emulators.kube.emulator import KubeEmulator
 
-KINDS = {"serviceaccounts": "ServiceAccount", "configmaps": "ConfigMap"}
+KINDS = {"serviceaccounts": "ServiceAccount", "configmaps": "ConfigMap", "secrets": "Secret"}
 MAX_CONFIG_MAP_BYTES = 1024 * 1024  # core.MaxSecretSize
 CONFIG_MAP_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 CONFIG_MAP_KEY_MESSAGE = (
@@ -40,6 +40,9 @@ CONFIG_MAP_KEY_MESSAGE = (
     "'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"
 )
 _NS = r"/api/v1/namespaces/(?P<ns>[^/]+)"
+# Go's base64.CorruptInputError names the first byte it cannot read (here: the first outside the alphabet, else
+# the end, where bad padding is found).
+BASE64_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 
 
 class CoreObjectsApi:
@@ -58,6 +61,7 @@ class CoreObjectsApi:
 
     @route("GET", _NS + r"/serviceaccounts", "serviceaccounts.list")
     @route("GET", _NS + r"/configmaps", "configmaps.list")
+    @route("GET", _NS + r"/secrets", "secrets.list")
     def list_namespaced(self: KubeEmulator, req: Request) -> Response:
         return self._list(req, req.op.split(".")[0], req.params["ns"])
 
@@ -80,6 +84,7 @@ class CoreObjectsApi:
 
     @route("POST", _NS + r"/serviceaccounts", "serviceaccounts.create")
     @route("POST", _NS + r"/configmaps", "configmaps.create")
+    @route("POST", _NS + r"/secrets", "secrets.create")
     def create_namespaced(self: KubeEmulator, req: Request) -> Response:
         resource, ns = req.op.split(".")[0], req.params["ns"]
         body = m.json_body(self, req)
@@ -108,6 +113,7 @@ class CoreObjectsApi:
 
     @route("GET", _NS + r"/serviceaccounts/(?P<name>[^/]+)", "serviceaccounts.get")
     @route("GET", _NS + r"/configmaps/(?P<name>[^/]+)", "configmaps.get")
+    @route("GET", _NS + r"/secrets/(?P<name>[^/]+)", "secrets.get")
     def get_namespaced(self: KubeEmulator, req: Request) -> Response:
         resource = req.op.split(".")[0]
         with self.lock:
@@ -115,6 +121,7 @@ class CoreObjectsApi:
 
     @route("PUT", _NS + r"/serviceaccounts/(?P<name>[^/]+)", "serviceaccounts.replace")
     @route("PUT", _NS + r"/configmaps/(?P<name>[^/]+)", "configmaps.replace")
+    @route("PUT", _NS + r"/secrets/(?P<name>[^/]+)", "secrets.replace")
     def replace_namespaced(self: KubeEmulator, req: Request) -> Response:
         resource = req.op.split(".")[0]
         body = m.json_body(self, req)
@@ -124,6 +131,7 @@ class CoreObjectsApi:
 
     @route("PATCH", _NS + r"/serviceaccounts/(?P<name>[^/]+)", "serviceaccounts.patch")
     @route("PATCH", _NS + r"/configmaps/(?P<name>[^/]+)", "configmaps.patch")
+    @route("PATCH", _NS + r"/secrets/(?P<name>[^/]+)", "secrets.patch")
     def patch_namespaced(self: KubeEmulator, req: Request) -> Response:
         resource = req.op.split(".")[0]
         with self.lock:
@@ -134,6 +142,7 @@ class CoreObjectsApi:
 
     @route("DELETE", _NS + r"/serviceaccounts/(?P<name>[^/]+)", "serviceaccounts.delete")
     @route("DELETE", _NS + r"/configmaps/(?P<name>[^/]+)", "configmaps.delete")
+    @route("DELETE", _NS + r"/secrets/(?P<name>[^/]+)", "secrets.delete")
     def delete_namespaced(self: KubeEmulator, req: Request) -> Response:
         resource = req.op.split(".")[0]
         with self.lock:
@@ -176,11 +185,37 @@ class CoreObjectsApi:
                     obj.pop(field, None)
                 else:
                     obj[field] = m.string_map(self, obj[field], field)
+        if resource == "secrets":
+            self._merge_string_data(obj)
         return obj
 
+    def _merge_string_data(self: KubeEmulator, obj: dict[str, Any]) -> None:
+        """pkg/apis/core/v1/conversion.go Convert_v1_Secret_To_core_Secret: stringData is write-only, merged into
+        data (its keys win) and never stored; data values are base64 (encoding/json's []byte, else 400 as the
+        decoder's error). defaults.go SetDefaults_Secret: type Opaque."""
+        data = m.string_map(self, obj.get("data") or {}, "data")
+        for value in data.values():
+            try:
+                base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                at = next((i for i, c in enumerate(value) if c not in BASE64_ALPHABET), len(value))
+                message = (
+                    f'Secret in version "v1" cannot be handled as a Secret: illegal base64 data at input byte {at}'
+                )
+                raise m.bad_request(self, message) from None
+        for key, value in m.string_map(self, obj.pop("stringData", None) or {}, "stringData").items():
+            data[key] = base64.b64encode(value.encode()).decode()
+        if data:
+            obj["data"] = data
+        else:
+            obj.pop("data", None)
+        obj["type"] = obj.get("type") or "Opaque"
+
     def _validate(self: KubeEmulator, resource: str, obj: dict[str, Any]) -> None:
+        if resource == "secrets":
+            return self._validate_secret(obj)
         if resource != "configmaps":
-            return
+            return None
         causes: list[tuple[str, str, str]] = []
         total = 0
         data, binary = obj.get("data") or {}, obj.get("binaryData") or {}
@@ -205,6 +240,24 @@ class CoreObjectsApi:
         if causes:
             raise m.invalid(self, "ConfigMap", obj["metadata"].get("name") or "", causes)
 
+    def _validate_secret(self: KubeEmulator, obj: dict[str, Any]) -> None:
+        """pkg/apis/core/validation/validation.go ValidateSecret: keys as ConfigMap keys, values at most
+        core.MaxSecretSize in all (field.TooLong on `data`)."""
+        causes: list[tuple[str, str, str]] = []
+        total = 0
+        for key, value in sorted((obj.get("data") or {}).items()):
+            path = f"data[{key}]"
+            causes += [
+                ("FieldValueInvalid", path, f'{path}: Invalid value: "{key}": {why}') for why in config_map_key(key)
+            ]
+            total += len(base64.b64decode(value))
+        if total > MAX_CONFIG_MAP_BYTES:
+            causes.append(
+                ("FieldValueTooLong", "data", f"data: Too long: must have at most {MAX_CONFIG_MAP_BYTES} bytes")
+            )
+        if causes:
+            raise m.invalid(self, "Secret", obj["metadata"].get("name") or "", causes)
+
     def admit_create(self: KubeEmulator, resource: str, ns: str, name: str) -> None:
         """The NamespaceLifecycle admission plugin on a create in namespace `ns`."""
         namespace = self.namespaces.get(ns)
@@ -228,8 +281,9 @@ class CoreObjectsApi:
         for store in self.objects.values():
             for key in [k for k in store if k[0] == ns]:
                 del store[key]
-        for key in [k for k in self.cronjobs if k[0] == ns]:
-            del self.cronjobs[key]
+        for batch in (self.cronjobs, self.jobs):
+            for key in [k for k in batch if k[0] == ns]:
+                del batch[key]
 
 
 def config_map_key(key: str) -> list[str]:

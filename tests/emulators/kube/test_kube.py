@@ -161,7 +161,7 @@ def batch(platform: Platform) -> client.BatchV1Api:
     return client.BatchV1Api(config.new_client_from_config(config_file=platform.env()["KUBECONFIG"]))
 
 
-def test_discovery_lists_batch_v1_cronjobs(platform: Platform) -> None:
+def test_discovery_lists_batch_v1_cronjobs_and_jobs(platform: Platform) -> None:
     api = config.new_client_from_config(config_file=platform.env()["KUBECONFIG"])
     groups = client.ApisApi(api).get_api_versions()
     assert [(g.name, g.preferred_version.group_version) for g in groups.groups] == [
@@ -172,9 +172,11 @@ def test_discovery_lists_batch_v1_cronjobs(platform: Platform) -> None:
     group = client.BatchApi(api).get_api_group()
     assert group.name == "batch" and [v.group_version for v in group.versions] == ["batch/v1"]
     resources = client.BatchV1Api(api).get_api_resources()
-    (cronjobs,) = resources.resources
+    cronjobs, jobs = resources.resources
     assert (cronjobs.name, cronjobs.kind, cronjobs.namespaced) == ("cronjobs", "CronJob", True)
-    assert "create" in cronjobs.verbs and "delete" not in cronjobs.verbs  # no verb advertised that answers 405
+    assert (jobs.name, jobs.kind, jobs.namespaced) == ("jobs", "Job", True)
+    for resource in (cronjobs, jobs):  # no verb advertised that answers 405
+        assert "create" in resource.verbs and "delete" not in resource.verbs
 
 
 def test_cronjob_create_get_list_through_the_python_client(batch: client.BatchV1Api, platform: Platform) -> None:
@@ -205,7 +207,9 @@ def test_cronjob_errors_are_kubernetes_statuses(batch: client.BatchV1Api, platfo
         assert (info.value.status, json.loads(info.value.body)["reason"]) == (status, reason)
 
 
-def test_cronjob_create_refuses_protobuf_and_unsupported_verbs(platform: Platform) -> None:
+def test_cronjob_create_refuses_an_empty_protobuf_body_other_media_types_and_unsupported_verbs(
+    platform: Platform,
+) -> None:
     url = f"{platform.kube.url}/apis/batch/v1/namespaces/{platform.baseline.jobs_namespace}/cronjobs"
     auth = {"Authorization": f"Bearer {platform.kube.token}"}
     r = requests.post(
@@ -215,6 +219,12 @@ def test_cronjob_create_refuses_protobuf_and_unsupported_verbs(platform: Platfor
         verify=str(platform.ca_path),
         timeout=10,
     )
+    # protobuf.go Serializer.Decode: the magic alone is "empty body"; rest.go transformDecodeError wraps it
+    assert (r.status_code, r.json()["reason"]) == (400, "BadRequest")
+    assert r.json()["message"] == (
+        "the object provided is unrecognized (must be of type CronJob): empty body (6b387300)"
+    )
+    r = requests.post(url, data=b"x", headers={**auth, "Content-Type": "text/plain"}, verify=str(platform.ca_path))
     assert r.status_code == 415 and r.json()["reason"] == "UnsupportedMediaType"
     r = requests.delete(f"{url}/rel-fic-reconcile", headers=auth, verify=str(platform.ca_path), timeout=10)
     assert r.status_code == 405 and r.json()["kind"] == "Status"

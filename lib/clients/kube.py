@@ -54,14 +54,26 @@ def api_client(environ: Mapping[str, str], context: str | None = None) -> Any:
     """An ApiClient (server, credentials, TLS) for the pod's own cluster, or the KUBECONFIG file's `context` (else
     its current context). A named context always means the kubeconfig, even in a pod: an SRE in a Coder
     workspace names the cluster they mean, not the one the workspace runs in."""
+    configuration = client.Configuration()
+    configuration.retries = transport_retries()
     try:
         if in_cluster(environ) and not context:
-            configuration = client.Configuration()
             config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             return client.ApiClient(configuration)
-        return config.new_client_from_config(config_file=environ.get("KUBECONFIG") or None, context=context)  # type: ignore[no-untyped-call]
+        kubeconfig = environ.get("KUBECONFIG") or None
+        return config.new_client_from_config(
+            config_file=kubeconfig, context=context, client_configuration=configuration
+        )  # type: ignore[no-untyped-call]
     except config.ConfigException as exc:
         raise KubeError(f"no usable Kubernetes configuration: {exc}") from None
+
+
+def transport_retries() -> urllib3.Retry:
+    """urllib3's retries under the client: connection and read errors only. Its default (Retry(3)) also answers
+    a 429/503's Retry-After by sleeping, up to Retry.DEFAULT_RETRY_AFTER_MAX (6 hours) a time, outside
+    --retry-deadline and --max-run-seconds: an API server asking for an hour held the run for hours. Status
+    retries are lib/retry's alone (`retrying`, `_paged`), which cap the wait and honour the deadline."""
+    return urllib3.Retry(total=3, respect_retry_after_header=False)
 
 
 def kubeconfig_contexts(environ: Mapping[str, str]) -> list[str]:

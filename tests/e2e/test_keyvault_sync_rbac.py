@@ -12,7 +12,6 @@ vault's first ForbiddenByRbac stops the run's writes. The seed vault's read gran
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from azure.keyvault.secrets import SecretClient
 from jobs.keyvault_sync.allowlist import load_allowlist
 from jobs.keyvault_sync.plan import OWNER_TAG, OWNER_VALUE
 from jobs.keyvault_sync.role_assignments import seed_assignments
-from lib.clients.azure_auth import azure_credential
 from tests.conftest import Control
 from tests.e2e.test_keyvault_sync import allowlist, new_value, report, results, settle, sync
 from tests.emulators.keyvault.rbac import DATA_ACTIONS, ROLES
@@ -96,18 +94,10 @@ def data_actions_used(control: Control, service: str) -> set[str]:
     return {DATA_ACTIONS[e["op"]] for e in control.requests(service)["log"] if e["op"] in DATA_ACTIONS}
 
 
-def clients(platform: Platform) -> tuple[SecretClient, SecretClient]:
-    credential = azure_credential(os.environ)
-    return (
-        SecretClient(platform.kv_source.url, credential, verify_challenge_resource=False),
-        SecretClient(platform.kv_target.url, credential, verify_challenge_resource=False),
-    )
-
-
 def test_the_readme_roles_are_exactly_what_every_path_of_the_job_needs(
-    tmp_path: Path, env: dict[str, str], platform: Platform, control: Control
+    tmp_path: Path, env: dict[str, str], platform: Platform, control: Control, vaults: tuple[SecretClient, SecretClient]
 ) -> None:
-    source, target = clients(platform)
+    source, target = vaults
     for name in ("copied", "recovered", "adopted", "changed"):
         source.set_secret(name, new_value(name))
     equal = new_value("adopted-equal")
@@ -163,8 +153,9 @@ def test_a_missing_data_action_exits_1_naming_it_with_nothing_half_written(
     roles: dict[str, str],
     vault: str,
     action: str,
+    vaults: tuple[SecretClient, SecretClient],
 ) -> None:
-    source, target = clients(platform)
+    source, target = vaults
     names = [f"app-{i}" for i in range(5)]
     for name in names:
         source.set_secret(name, new_value(name))

@@ -22,7 +22,6 @@ from azure.keyvault.secrets import SecretClient
 from kubernetes import client as k8s
 
 from lib.auth_choice import WORKLOAD_IDENTITY_ENV
-from lib.clients.azure_auth import azure_credential
 from lib.clients.kube import core_api
 from tests.conftest import Control, config_error_lines, run_job
 from tests.e2e.az_cli import AzCli, install
@@ -87,11 +86,15 @@ def test_fic_reconcile_dry_run_on_a_laptop_uses_the_cli_for_the_arm_audience(
 
 
 def test_keyvault_sync_dry_run_on_a_laptop_uses_the_cli_with_the_challenges_tenant(
-    laptop: dict[str, str], az: AzCli, platform: Platform, control: Control, tmp_path: Path
+    laptop: dict[str, str],
+    az: AzCli,
+    platform: Platform,
+    control: Control,
+    tmp_path: Path,
+    vaults: tuple[SecretClient, SecretClient],
 ) -> None:
-    seed = SecretClient(platform.kv_source.url, azure_credential(os.environ), verify_challenge_resource=False)
+    seed, _ = vaults
     seed.set_secret("github-app-private-key", f"pem-{uuid.uuid4().hex}")
-    seed.close()
     allowlist = tmp_path / "allowlist.yaml"
     allowlist.write_text("- github-app-private-key\n")
     control.clear_requests()

@@ -43,7 +43,7 @@ class ControlEmulator(Emulator):
     @route("POST", r"/_emulator/faults", "faults.add")
     def add_fault(self, req: Request) -> Response:
         body = self._body(req)
-        known = {f.name for f in dataclasses.fields(Fault)}
+        known = {f.name for f in dataclasses.fields(Fault)} - {"before"}  # a callable: in-process faults only
         unknown = set(body) - known
         if unknown or "service" not in body:
             raise HttpError(
@@ -72,7 +72,7 @@ class ControlEmulator(Emulator):
             body["retry_after"] = str(body["retry_after"])
         fault = Fault(**body)  # type: ignore[arg-type]
         self.platform.faults.add(fault)
-        return Response(201, dataclasses.asdict(fault))
+        return Response(201, {k: v for k, v in dataclasses.asdict(fault).items() if k != "before"})
 
     @route("DELETE", r"/_emulator/faults", "faults.clear")
     def clear_faults(self, req: Request) -> Response:

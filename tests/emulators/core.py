@@ -97,6 +97,11 @@ class Fault:
     skip: int = 0  # let the first `skip` matching requests through ("the second page fails")
     body: str | None = None  # answer this raw text as JSON (malformed JSON); status defaults to 200
     drop: str | None = None  # close the connection unanswered: "request" (before the handler) or "response" (after)
+    # In-process only (not over the control API: a callable): another client's request that lands first, run
+    # after the delay and before this request's handler, e.g. someone deletes the object this DELETE names, so
+    # the handler gives the server's own answer to the race (404, a 409 precondition). Needs a count: the
+    # callable's own requests to the same service must not match the rule again.
+    before: Callable[[], None] | None = field(default=None, compare=False)
 
     def applies(self, service: str, op: str, path: str) -> bool:
         if self.service != service or (self.match and self.match.lower() not in unquote(path).lower()):
@@ -112,6 +117,8 @@ class Faults:
         self._rules: list[Fault] = []
 
     def add(self, fault: Fault) -> None:
+        if fault.before is not None and fault.count is None:
+            raise ValueError("a fault with `before` needs a count: its own requests would match it again")
         with self._lock:
             self._rules.append(fault)
 
@@ -324,6 +331,8 @@ def answer_with_fault(
     runs it, as on a slow server or one whose answer is lost after it acted."""
     if fault.delay:
         time.sleep(fault.delay)
+    if fault.before is not None:
+        fault.before()
     if fault.drop == "request":
         raise DropConnection
     if fault.body is not None:  # a garbled answer: the handler does not run

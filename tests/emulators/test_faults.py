@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 import requests
 
 from lib.clients.azure_auth import azure_credential
 from tests.conftest import Control
+from tests.emulators.core import Fault
 from tests.emulators.platform import Platform
 
 
@@ -91,3 +93,29 @@ def test_drop_closes_the_connection_before_or_after_the_handler_ran(platform: Pl
         pass
     assert _kube(platform, "/dropped-after").status_code == 200  # it acted; only the answer was lost
     assert [e["status"] for e in control.requests("kube", "namespaces.create")["log"]] == [0, 0]
+
+
+def test_before_lands_another_clients_request_first_so_the_handler_answers_the_race(
+    platform: Platform, control: Control
+) -> None:
+    # someone deletes the ClusterRole while our DELETE is in flight: the handler's own 404, not an injected one
+    roles = f"{platform.kube.url}/apis/rbac.authorization.k8s.io/v1/clusterroles"
+    auth = {"headers": {"Authorization": f"Bearer {platform.kube.token}"}, "verify": str(platform.ca_path)}
+    body = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "raced"}}
+    assert requests.post(roles, json=body, timeout=10, **auth).status_code == 201  # type: ignore[arg-type]
+
+    def someone_deletes_it() -> None:
+        requests.delete(f"{roles}/raced", timeout=10, **auth)  # type: ignore[arg-type]
+
+    platform.faults.add(Fault("kube", "rbac.delete", match="/raced", before=someone_deletes_it))
+    ours = requests.delete(f"{roles}/raced", timeout=10, **auth)  # type: ignore[arg-type]
+    assert ours.status_code == 404, ours.text
+    assert ours.json()["message"] == 'clusterroles.rbac.authorization.k8s.io "raced" not found'
+    assert [e["status"] for e in control.requests("kube", "rbac.delete")["log"]] == [200, 404]  # theirs, then ours
+
+
+def test_before_needs_a_count_and_is_not_offered_over_the_control_api(platform: Platform, control: Control) -> None:
+    with pytest.raises(ValueError, match="needs a count"):
+        platform.faults.add(Fault("kube", "namespaces.delete", count=None, before=lambda: None))
+    r = control.session.post(f"{control.url}/faults", json={"service": "kube", "before": "anything"})
+    assert r.status_code == 400 and "unknown ['before']" in r.json()["error"]["message"]

@@ -9,7 +9,6 @@ job observed deletes nothing; and no case ever purges (the job has no purge call
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import replace
 from pathlib import Path
@@ -18,9 +17,7 @@ import pytest
 from azure.keyvault.secrets import SecretClient
 
 from jobs.keyvault_sync.plan import OWNER_TAG, OWNER_VALUE
-from lib.clients.azure_auth import azure_credential
 from tests.conftest import Control
-from tests.emulators.platform import Platform
 from tests.faults.common import (
     DELAY_PAST_TIMEOUT,
     Case,
@@ -142,12 +139,8 @@ CASES = [
 ]
 
 
-def _client(url: str) -> SecretClient:
-    return SecretClient(url, azure_credential(os.environ), verify_challenge_resource=False)
-
-
-def _seed(platform: Platform, control: Control, fillers: str | None) -> dict[str, str]:
-    seed, target = _client(platform.kv_source.url), _client(platform.kv_target.url)
+def _seed(vaults: tuple[SecretClient, SecretClient], control: Control, fillers: str | None) -> dict[str, str]:
+    seed, target = vaults
     values = {name: f"{name}-{secrets.token_urlsafe(16)}" for name in ("alpha", "bravo")}
     for name, value in values.items():
         seed.set_secret(name, value)
@@ -162,10 +155,10 @@ def _seed(platform: Platform, control: Control, fillers: str | None) -> dict[str
 
 @pytest.mark.parametrize("c", CASES, ids=lambda c: c.id)
 def test_keyvault_sync_under_fault(
-    c: Case, platform: Platform, control: Control, env: dict[str, str], tmp_path: Path
+    c: Case, control: Control, env: dict[str, str], tmp_path: Path, vaults: tuple[SecretClient, SecretClient]
 ) -> None:
     paged = c.faults[0].service if c.id.endswith("page-2-fails") else None
-    values = _seed(platform, control, paged)
+    values = _seed(vaults, control, paged)
     allowlist = tmp_path / "allowlist.yaml"
     allowlist.write_text("- alpha\n- bravo\n")
     proc = run_case(
@@ -177,7 +170,7 @@ def test_keyvault_sync_under_fault(
         again = run_case("keyvault-sync", replace(c, faults=()), control, case_env(c, env), "--allowlist-file",
                          str(allowlist), "--prune")  # fmt: skip
         assert again.returncode == 0, again.stderr[-3000:]
-    target = _client(platform.kv_target.url)
+    _, target = vaults
     present = {p.name for p in target.list_properties_of_secrets()}
     assert control.count(TARGET, "deleted.purge") == 0, "keyvault-sync purged a secret"
     if isinstance(c.expect, Converged | Deferred):

@@ -55,11 +55,11 @@ def test_clean_output_and_a_coder_keys_secret_half() -> None:
     assert audit.check(report([("Captured stderr call", "secret part " + "k" * 22)])) == 1
 
 
-def test_the_suites_audit_knows_every_kind_of_secret_the_platform_issues(platform: Platform) -> None:
+def test_the_suites_audit_knows_every_kind_of_secret_the_platform_issues(
+    platform: Platform, vaults: tuple[SecretClient, SecretClient]
+) -> None:
     value = f"kv-{secrets.token_urlsafe(16)}"
-    SecretClient(platform.kv_source.url, azure_credential(os.environ), verify_challenge_resource=False).set_secret(
-        "audited", value
-    )
+    vaults[0].set_secret("audited", value)
     issued = {
         "Key Vault secret value": value,
         "Entra access token": azure_credential(os.environ).get_token("https://vault.azure.net/.default").token,

@@ -20,7 +20,6 @@ the value, each escaped, encoded or collapsed form, and any 12-character fragmen
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 from pathlib import Path
@@ -29,7 +28,6 @@ import hvac
 import pytest
 from azure.keyvault.secrets import SecretClient
 
-from lib.clients.azure_auth import azure_credential
 from tests.conftest import Control, run_job
 from tests.emulators.platform import Platform
 from tests.faults.common import BOUNDED
@@ -73,9 +71,9 @@ def outputs(proc: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 def test_keyvault_sync_never_shows_a_value_the_cluster_vault_echoes(
-    platform: Platform, control: Control, env: dict[str, str], tmp_path: Path
+    control: Control, env: dict[str, str], tmp_path: Path, vaults: tuple[SecretClient, SecretClient]
 ) -> None:
-    source = SecretClient(platform.kv_source.url, azure_credential(os.environ), verify_challenge_resource=False)
+    source, _ = vaults
     names = {name: f"shape-{i}" for i, name in enumerate(SHAPES)}
     for name, value in SHAPES.items():
         source.set_secret(names[name], value)

@@ -20,6 +20,7 @@ from azure.keyvault.secrets import SecretClient
 from hypothesis import settings
 
 import tests.machine_env  # noqa: F401  (first: it copies the environment before any fixture changes it)
+from lib import limits, runinfo
 from lib.clients.azure_auth import azure_credential
 from tests.emulators.platform import Platform
 from tests.faults.leak_audit import LeakAudit
@@ -35,10 +36,14 @@ settings.load_profile("default")
 @pytest.fixture(autouse=True)
 def _logging_of_this_test_only() -> Iterator[None]:
     """A test that runs the harness in-process configures structlog onto its captured stderr, which pytest closes
-    afterwards; a later test whose client logs a retry must not write there."""
+    afterwards; a later test whose client logs a retry must not write there. It also sets the run in progress
+    (lib/runinfo.py: a dry-run pushes no success group) and the request limits (lib/limits.py): a later test in
+    the same worker must see the defaults, whichever file pytest-xdist ran before it."""
     yield
     structlog.reset_defaults()
     logging.getLogger().handlers.clear()
+    runinfo.set_current(runinfo.RunInfo())
+    limits.set_limits(limits.Limits())
 
 
 @pytest.fixture(scope="session")

@@ -60,8 +60,9 @@ def finding_rules() -> dict[tuple[str, str], set[str]]:
                 if re.search(rf"\bfrom lib(?:\.{module} import| import [\w, ]*\b{module}\b)", text):
                     for rule, severities in rules.items():
                         found.setdefault((job, rule), set()).update(severities)
-            if 'f"{error.call}-unreadable"' in text:  # read errors name the call that failed
-                for call in re.findall(r'read_error\("(\w+)"', (source.parent / "job.py").read_text()):
+            if 'f"{error.call}-unreadable"' in text:  # read errors name the call that failed, in any of its modules
+                package_text = "".join(f.read_text() for f in sorted(source.parent.glob("*.py")))
+                for call in re.findall(r'read_error\("(\w+)"', package_text):
                     found[(job, f"{call}-unreadable")] = {"error"}
     return found
 

@@ -223,7 +223,7 @@ def bindings_after(rows: Sequence[Mapping[str, Any]], outcomes: Sequence[Outcome
             "identity": row["identity"],
             "client_id": row["client_id"],
             "binding": row["binding"] if binding is None else binding,
-            "rbac": row["rbac"] if not rbac else ("ok" if set(rbac) == {"ok"} else _worst(rbac)),
+            "rbac": _worst(rbac) if rbac else row["rbac"],
             "subjects": row["observed_subjects"] if subjects is None else subjects,
             "placed_namespaces": row["placed_namespaces"],
         })  # fmt: skip
@@ -231,4 +231,5 @@ def bindings_after(rows: Sequence[Mapping[str, Any]], outcomes: Sequence[Outcome
 
 
 def _worst(results: Sequence[str]) -> str:
-    return "failed" if "failed" in results else next(r for r in results if r != "ok")
+    """Of one identity's RBAC writes: failed over deferred (or skipped) over ok."""
+    return "failed" if "failed" in results else next((r for r in results if r != "ok"), "ok")
